@@ -1,0 +1,24 @@
+"""de Vaucouleurs profile: a Sérsic profile with n fixed at 4, GALFIT component ``devauc``."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile
+from .registry import register
+from .sersic import R_E, Sersic, sersic_derived
+
+
+@register
+class DeVaucouleurs(EllipticalProfile):
+    name = "devauc"
+    description = "de Vaucouleurs (Sérsic n = 4) profile"
+    parameters = (POSITION_X, POSITION_Y, MAGNITUDE, R_E, AXIS_RATIO, POSITION_ANGLE)
+
+    @staticmethod
+    def prepare(params):
+        n = torch.full_like(params["r_e"], 4.0)
+        return sersic_derived(params["r_e"], n, params["q"])
+
+    surface_brightness = Sersic.surface_brightness
+    enclosed_fraction = Sersic.enclosed_fraction

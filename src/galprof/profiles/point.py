@@ -1,0 +1,17 @@
+"""Point source: the PSF scaled to a total magnitude and shifted to (x, y); GALFIT ``psf``.
+
+Needs a PSF image; it is placed by interpolating the PSF to the sub-pixel position.
+"""
+
+from __future__ import annotations
+
+from .base import MAGNITUDE, POSITION_X, POSITION_Y, Profile
+from .registry import register
+
+
+@register
+class PointSource(Profile):
+    name = "psf"
+    kind = "point"
+    description = "point source (scaled PSF)"
+    parameters = (POSITION_X, POSITION_Y, MAGNITUDE)

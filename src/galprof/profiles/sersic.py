@@ -1,0 +1,49 @@
+"""Sérsic profile: I(r) = I_0 exp(-b_n (r / R_e)^(1/n)), GALFIT component ``sersic``.
+
+b_n is the exact root of P(2n, b_n) = 1/2 (see :func:`galprof.special.sersic_b`), so R_e
+(along the major axis, pixels) encloses half of the total flux.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..special import gammainc_lower_regularized, sersic_b
+from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec
+from .registry import register
+
+R_E = ParameterSpec("r_e", "pix", "effective (half-light) radius along the major axis", (0.05, 1e4), "log")
+SERSIC_N = ParameterSpec("n", "", "Sérsic index", (0.2, 10.0), "log")
+
+
+def sersic_derived(r_e: torch.Tensor, n: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
+    """b_n and log I_0 for unit total flux: I_0 = b^(2n) / (2 pi q R_e^2 n Gamma(2n))."""
+    b = sersic_b(n)
+    log_i0 = 2.0 * n * torch.log(b) - torch.log(2.0 * math.pi * q * r_e**2 * n) - torch.lgamma(2.0 * n)
+    return {"b": b, "log_i0": log_i0, "r_e": r_e, "n": n}
+
+
+def sersic_scaled_radius(rho: torch.Tensor, d: dict[str, torch.Tensor]) -> torch.Tensor:
+    """b (rho / R_e)^(1/n), computed as exp(log(.)/n) with rho floored away from 0."""
+    return d["b"] * torch.exp(torch.log(rho / d["r_e"]) / d["n"])
+
+
+@register
+class Sersic(EllipticalProfile):
+    name = "sersic"
+    description = "Sérsic profile, total magnitude and half-light radius"
+    parameters = (POSITION_X, POSITION_Y, MAGNITUDE, R_E, SERSIC_N, AXIS_RATIO, POSITION_ANGLE)
+
+    @staticmethod
+    def prepare(params):
+        return sersic_derived(params["r_e"], params["n"], params["q"])
+
+    @staticmethod
+    def surface_brightness(rho, derived):
+        return torch.exp(derived["log_i0"] - sersic_scaled_radius(rho, derived))
+
+    @staticmethod
+    def enclosed_fraction(rho, derived):
+        return gammainc_lower_regularized(2.0 * derived["n"], sersic_scaled_radius(rho, derived)).to(rho.dtype)
