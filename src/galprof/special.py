@@ -15,38 +15,46 @@ import torch
 
 __all__ = ["gammainc_lower_regularized", "sersic_b", "sersic_b_initial_guess"]
 
-_SERIES_TERMS = 220
-_X_MAX = 100.0  # 1 - P(25, 100) < 1e-20: P == 1 to double precision beyond
+_SERIES_TERMS = 48  # x < a + 1: terms fall at least like exp(-k^2 / 2a); 48 suffice for a <= 25
+_FRACTION_DEPTH = 40  # x >= a + 1: depth of the continued fraction for Q(a, x)
+
+
+def _p_series(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """P(a, x) from its power series; float64 tensors, accurate for 0 <= x <= a + 1."""
+    xs = x.clamp(min=1e-300)
+    k = torch.arange(1, _SERIES_TERMS + 1, dtype=torch.float64, device=x.device)
+    ratios = xs.unsqueeze(-1) / (a.unsqueeze(-1) + k)
+    series = 1.0 + torch.cumprod(ratios, dim=-1).sum(-1)
+    return torch.exp(a * torch.log(xs) - xs - torch.lgamma(a + 1.0)) * series
 
 
 def gammainc_lower_regularized(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Regularised lower incomplete gamma function P(a, x) = gamma(a, x) / Gamma(a).
 
-    Valid (relative error < 1e-12 in float64) for 0.1 <= a <= 25 and any x >= 0.
-    Differentiable in both ``a`` and ``x``. Computed in float64 whatever the input
-    dtype; the result has the broadcast dtype of the inputs.
+    For x < a + 1 the power series x^a e^-x / Gamma(a+1) * sum_k x^k / ((a+1)...(a+k)) is
+    summed; for x >= a + 1 the continued fraction of Q = 1 - P is evaluated bottom-up to a
+    fixed depth (both with a fixed number of terms, so there is no data-dependent control
+    flow). Relative error < 1e-9 for 0.1 <= a <= 25 and any x >= 0 (float64 inside).
+    Differentiable in both ``a`` and ``x``; both branches are computed on safe inputs
+    so that no NaN reaches the gradient through the branch not taken.
 
     Shape:
-        a, x: broadcastable tensors; the result has their broadcast shape.
+        a, x: broadcastable tensors; the result has their broadcast shape and dtype.
     """
     out_dtype = torch.promote_types(a.dtype, x.dtype)
-    a64 = a.to(torch.float64)
-    x64 = x.to(torch.float64)
-    a64, x64 = torch.broadcast_tensors(a64, x64)
-    # Clamp x into the range where the series is summed; beyond _X_MAX, P == 1.
-    x_safe = x64.clamp(min=1e-280, max=_X_MAX)
-    k = torch.arange(1, _SERIES_TERMS + 1, dtype=torch.float64, device=x64.device)
-    log_x = torch.log(x_safe)
-    # log of x^k / ((a+1)...(a+k)), k = 1..K
-    log_ratios = log_x.unsqueeze(-1) - torch.log(a64.unsqueeze(-1) + k)
-    log_terms = torch.cumsum(log_ratios, dim=-1)
-    zeros = torch.zeros_like(log_x).unsqueeze(-1)
-    log_sum = torch.logsumexp(torch.cat([zeros, log_terms], dim=-1), dim=-1)
-    log_p = a64 * log_x - x_safe - torch.lgamma(a64 + 1.0) + log_sum
-    p = torch.exp(log_p.clamp(max=0.0))
-    p = torch.where(x64 >= _X_MAX, torch.ones_like(p), p)
+    a64, x64 = torch.broadcast_tensors(a.to(torch.float64), x.to(torch.float64))
+    use_series = x64 < a64 + 1.0
+    p_series = _p_series(a64, torch.where(use_series, x64, a64 + 1.0))
+    # continued-fraction branch on x clamped into its range
+    xf = torch.where(use_series, a64 + 1.0, x64).clamp(max=1e6)
+    tail = torch.zeros_like(xf)
+    for i in range(_FRACTION_DEPTH, 0, -1):
+        tail = i * (i - a64) / (xf + 2 * i + 1 - a64 - tail)
+    log_prefix_fraction = a64 * torch.log(xf) - xf - torch.lgamma(a64)
+    q_fraction = torch.exp(log_prefix_fraction) / (xf + 1.0 - a64 - tail)
+    p = torch.where(use_series, p_series, 1.0 - q_fraction)
     p = torch.where(x64 <= 0.0, torch.zeros_like(p), p)
-    return p.to(out_dtype)
+    return p.clamp(0.0, 1.0).to(out_dtype)
 
 
 def sersic_b_initial_guess(n: torch.Tensor) -> torch.Tensor:
@@ -59,13 +67,14 @@ def sersic_b_initial_guess(n: torch.Tensor) -> torch.Tensor:
     return torch.where(n >= 0.36, large, small.clamp(min=1e-3))
 
 
-def sersic_b(n: torch.Tensor, iterations: int = 12) -> torch.Tensor:
+def sersic_b(n: torch.Tensor, iterations: int = 8) -> torch.Tensor:
     """Exact Sérsic b_n: the root of P(2n, b_n) = 1/2, so that R_e encloses half the light.
 
     Newton iterations on log(b) run without gradient tracking; one final Newton step is
     taken with gradients from the converged (detached) root, which gives the exact
-    derivative db/dn = -(dP/dn)/(dP/db) of the implicit function. Accurate to ~1e-12
-    relative for 0.2 <= n <= 10 (float64 internally).
+    derivative db/dn = -(dP/dn)/(dP/db) of the implicit function. Accurate to ~1e-14
+    relative for 0.2 <= n <= 10 (float64 internally). Since b_n < 2n < 2n + 1, only the
+    power series of P is needed.
 
     Shape:
         n: any shape; the result has the same shape and dtype.
@@ -77,13 +86,13 @@ def sersic_b(n: torch.Tensor, iterations: int = 12) -> torch.Tensor:
         a_d = a.detach()
         for _ in range(iterations):
             b = torch.exp(log_b)
-            f = gammainc_lower_regularized(a_d, b) - 0.5
+            f = _p_series(a_d, b) - 0.5
             log_density = (a_d - 1.0) * log_b - b - torch.lgamma(a_d)
             df_dlogb = torch.exp(log_density + log_b)
             step = (f / df_dlogb).clamp(-2.0, 2.0)
             log_b = log_b - step
         b_root = torch.exp(log_b)
-    f = gammainc_lower_regularized(a, b_root) - 0.5
+    f = _p_series(a, b_root) - 0.5
     density = torch.exp((a - 1.0) * torch.log(b_root) - b_root - torch.lgamma(a))
     b = b_root - f / density
     return b.to(n.dtype)

@@ -13,13 +13,17 @@ class RenderConfig:
         legacy_pixel_integration: integrate the galaxy over each pixel and then convolve
             with the PSF, as GALFIT and imfit do. An empirical PSF already contains the
             pixel response, so this widens the PSF by a pixel; off by default.
-        gl_order: Gauss-Legendre nodes per axis for the per-pixel integrals.
+        gl_order: Gauss-Legendre nodes per axis per cell near the centre (a patch of
+            ``fine_box + 4`` pixels) and in the fine cells.
+        outer_gl_order: Gauss-Legendre nodes per axis per pixel elsewhere.
         fine_factor: odd sub-sampling factor of the fine grid centred on each component.
         fine_box: odd size [pix] of the fine box centred on each component.
         window_inner, window_outer: radii [pix] between which the smooth window that
             hands light from the fine box to the pixel grid falls from 1 to 0.
         exact_box: odd size [pix] of the box of pixels around the centre whose integrals
             are computed exactly (Green's theorem on the enclosed flux) without a PSF.
+        exact_core: odd number of fine cells (per axis) around the centre whose
+            integrals are computed exactly with a PSF.
         edge_nodes: quadrature nodes on each cell edge for the exact integrals.
         psf_interpolation_order: order a of the Lanczos kernel interpolating the ePSF to
             sub-pixel offsets.
@@ -27,23 +31,25 @@ class RenderConfig:
 
     legacy_pixel_integration: bool = False
     gl_order: int = 4
+    outer_gl_order: int = 2
     fine_factor: int = 5
     fine_box: int = 7
     window_inner: float = 1.2
     window_outer: float = 3.3
     exact_box: int = 3
+    exact_core: int = 3
     edge_nodes: int = 24
     psf_interpolation_order: int = 8
 
     def __post_init__(self):
-        for name in ("fine_factor", "fine_box", "exact_box"):
+        for name in ("fine_factor", "fine_box", "exact_box", "exact_core"):
             value = getattr(self, name)
             if value < 1 or value % 2 == 0:
                 raise ValueError(f"RenderConfig.{name} must be a positive odd integer, got {value}")
         if not 0 < self.window_inner < self.window_outer <= self.fine_box / 2:
             raise ValueError("RenderConfig needs 0 < window_inner < window_outer <= fine_box / 2")
-        if self.gl_order < 1 or self.edge_nodes < 2:
-            raise ValueError("RenderConfig.gl_order >= 1 and edge_nodes >= 2 are required")
+        if self.gl_order < 1 or self.outer_gl_order < 1 or self.edge_nodes < 2:
+            raise ValueError("RenderConfig needs gl_order, outer_gl_order >= 1 and edge_nodes >= 2")
 
     def with_(self, **changes) -> "RenderConfig":
         """A copy with some settings changed."""

@@ -3,28 +3,33 @@
 Pixel values and coordinates follow :mod:`galprof.conventions` (1-based pixel centres).
 
 **Without a PSF** a pixel holds the profile integrated over that pixel: Gauss-Legendre
-quadrature in every pixel, and exact integrals (Green's theorem) in a small box of
-pixels around each centre, where the profile may have a cusp.
+quadrature (few nodes far from the centre, more in a patch around it) and exact
+integrals (Green's theorem on the enclosed flux) in a small box of pixels around each
+centre, where the profile may have a cusp.
 
 **With a PSF** (an empirical PSF, pixel response included) the model is the galaxy
 convolved with the ePSF and *sampled* at pixel centres; the galaxy is not integrated
-over the pixel a second time. The light of each elliptical component is split by a
-smooth radial window into
+over the pixel a second time. A smooth radial window centred on each component splits
+its light into
 
-* an inner part, integrated exactly over the cells of a fine grid (``fine_factor``
-  cells per pixel over a ``fine_box`` pixel box) centred on the component's centre, and
-* an outer part, integrated over the pixels (Gauss-Legendre).
+* an outer part, integrated over the pixels and turned back into samples of the light
+  distribution by a 5-tap inverse-pixel filter, so that it is convolved with the ePSF
+  at integer offsets only, where the ePSF is known exactly; and
+* an inner part, represented by quadrature points on a fine grid centred on the
+  component (``fine_factor`` cells per pixel, Gauss-Legendre nodes in each, and exact
+  cell integrals around the cusp), each point spread onto the pixel grid with Lanczos
+  weights. Convolving that with the ePSF equals evaluating the Lanczos-interpolated ePSF
+  at every point's sub-pixel offset.
 
-Each part is convolved, by zero-padded FFT (a true convolution), with the ePSF at its
-grid's offsets and deconvolved by its cell's box, so that cell integrals stand for a
-continuous light distribution. The outer part lies on the pixel grid and needs the ePSF
-only at integer offsets, where it is known exactly; only the inner part uses the ePSF
-interpolated to sub-pixel offsets. The window and the fine grid move with the centre,
-so the model is smooth in the centre position. The canvas extends beyond the fit region by the PSF
-half-size so that light from outside the frame is scattered in.
+All convolved components are summed on one canvas and convolved once, by FFT (a true
+convolution, the kernel centred at the PSF centre), on a canvas that extends beyond the
+fit region by at least the PSF half-size so that light from outside the frame is
+scattered in and the circular wrap-around only reaches cropped margin pixels. The
+window and the fine grid move with the centre, so the model is smooth in the centre
+position; the centre enters the inner part only through the interpolation weights.
 
 ``legacy_pixel_integration`` reproduces GALFIT/imfit: pixel integrals, then a discrete
-convolution with the ePSF.
+convolution with the ePSF (which widens the effective PSF by one pixel).
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ import torch
 from ..conventions import flux_from_mag
 from ..profiles.base import EllipticalProfile, Profile
 from .config import RenderConfig
-from .psf import PreparedPSF, interpolate_psf
-from .quadrature import cell_integrals_exact, cell_integrals_gauss
+from ..conventions import elliptical_coordinates
+from ..profiles.base import safe_radius
+from .psf import PreparedPSF, interpolation_matrix
+from .quadrature import cell_integrals_exact, cell_integrals_gauss, gauss_legendre_unit, smooth_window
 
 
 class RenderError(ValueError):
@@ -86,30 +93,6 @@ def _fft_size(n: int) -> int:
         best += 1
 
 
-def _sinc(f: torch.Tensor) -> torch.Tensor:
-    return torch.sinc(f)
-
-
-def _convolve(image: torch.Tensor, kernel: torch.Tensor, deconvolve_cell: bool) -> torch.Tensor:
-    """'Full' linear convolution of (B, Hi, Wi) with (B, Hk, Wk) by zero-padded FFT.
-
-    With ``deconvolve_cell`` the result is divided, frequency by frequency, by the
-    transform of a one-sample box, sinc(f_x) sinc(f_y).
-
-    Returns (B, Hi + Hk - 1, Wi + Wk - 1).
-    """
-    hi, wi = image.shape[-2:]
-    hk, wk = kernel.shape[-2:]
-    out_h, out_w = hi + hk - 1, wi + wk - 1
-    ly, lx = _fft_size(out_h), _fft_size(out_w)
-    spectrum = torch.fft.rfft2(image, s=(ly, lx)) * torch.fft.rfft2(kernel, s=(ly, lx))
-    if deconvolve_cell:
-        fy = torch.fft.fftfreq(ly, dtype=image.dtype, device=image.device)
-        fx = torch.fft.rfftfreq(lx, dtype=image.dtype, device=image.device)
-        spectrum = spectrum / (_sinc(fy)[:, None] * _sinc(fx)[None, :])
-    return torch.fft.irfft2(spectrum, s=(ly, lx))[..., :out_h, :out_w]
-
-
 def _add_patches(canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor) -> torch.Tensor:
     """canvas[b, row0[b] + i, col0[b] + j] += patch[b, i, j]; out of place, differentiable.
 
@@ -138,108 +121,163 @@ def _geometry(params: dict[str, torch.Tensor]):
     return params["pa"][:, None, None], params["q"][:, None, None]
 
 
-def _pixel_integrated(profile, params, derived, frame: Frame, margin: int, config: RenderConfig):
-    """Unit-flux profile integrated over the pixels of the frame extended by ``margin``.
+# 5-tap separable filter whose response matches 1 / sinc(f) to fourth order in f: it turns
+# pixel integrals into the samples of a function whose pixel integrals they are.
+_PIXEL_DECONVOLUTION = (3.0 / 640.0, -29.0 / 480.0, 1.0 + 29.0 / 240.0 - 3.0 / 320.0, -29.0 / 480.0, 3.0 / 640.0)
 
-    Returns (B, H + 2 margin, W + 2 margin).
+
+def _deconvolve_pixel(image: torch.Tensor) -> torch.Tensor:
+    """Apply the separable 5-tap inverse-pixel filter to (B, H, W) (zero padding at the edges)."""
+    for dim in (-1, -2):
+        pad = [0, 0, 0, 0]
+        pad[0 if dim == -1 else 2] = 2
+        pad[1 if dim == -1 else 3] = 2
+        padded = torch.nn.functional.pad(image, pad)
+        n = image.shape[dim]
+        image = sum(c * padded.narrow(dim, k, n) for k, c in enumerate(_PIXEL_DECONVOLUTION))
+    return image
+
+
+def _canvas(frame: Frame, margin: int, like: torch.Tensor, fft_friendly: bool):
+    """Pixel-centre coordinates (xs, ys) of the canvas: the frame plus ``margin`` pixels."""
+    width, height = frame.width + 2 * margin, frame.height + 2 * margin
+    if fft_friendly:
+        width, height = _fft_size(width), _fft_size(height)
+    return _axis(frame.x_min - margin, width, like), _axis(frame.y_min - margin, height, like)
+
+
+def _nearest_pixel(x0: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Integer pixel nearest to x0, kept in [low, high]; no gradient (a placement index)."""
+    return torch.round(x0.detach()).clamp(low, high)
+
+
+def _pixel_integrals(profile, params, derived, xs, ys, config: RenderConfig, complement_window: bool):
+    """Unit-flux profile integrated over the pixels at centres xs (W,), ys (H,) -> (B, H, W).
+
+    Gauss-Legendre with ``outer_gl_order`` nodes everywhere, ``gl_order`` nodes in a
+    patch around the centre. With ``complement_window`` the profile is multiplied by
+    1 - window (the light the fine grid does not take) and no exact box is used;
+    otherwise the pixels of a small box around the centre are integrated exactly.
     """
     x0, y0 = params["x"], params["y"]
     pa, q = _geometry(params)
-    xs = _axis(frame.x_min - margin, frame.width + 2 * margin, x0)
-    ys = _axis(frame.y_min - margin, frame.height + 2 * margin, x0)
     dx = xs[None, None, :] - x0[:, None, None]
     dy = ys[None, :, None] - y0[:, None, None]
-    image = cell_integrals_gauss(profile, derived, dx, dy, pa, q, 1.0, config.gl_order)
-    # exact integrals in a box of pixels around the centre (cusps)
-    half = config.exact_box // 2
-    cx = torch.round(x0.detach()).clamp(frame.x_min - margin + half, frame.x_min + frame.width - 1 + margin - half)
-    cy = torch.round(y0.detach()).clamp(frame.y_min - margin + half, frame.y_min + frame.height - 1 + margin - half)
-    k = torch.arange(-half, half + 2, dtype=x0.dtype, device=x0.device) - 0.5
-    x_edges = (cx - x0)[:, None, None] + k[None, None, :]
-    y_edges = (cy - y0)[:, None, None] + k[None, :, None]
-    box = cell_integrals_exact(profile, derived, x_edges, y_edges, pa, q, config.edge_nodes)
-    col0 = (cx - (frame.x_min - margin) - half).long()
-    row0 = (cy - (frame.y_min - margin) - half).long()
-    return _set_patches(image, box, row0, col0)
+    image = cell_integrals_gauss(profile, derived, dx, dy, pa, q, 1.0, config.outer_gl_order)
+    half = config.fine_box // 2 + 2
+    cx = _nearest_pixel(x0, xs[0].item() + half, xs[-1].item() - half)
+    cy = _nearest_pixel(y0, ys[0].item() + half, ys[-1].item() - half)
+    k = torch.arange(-half, half + 1, dtype=x0.dtype, device=x0.device)
+    pdx = (cx - x0)[:, None, None] + k[None, None, :]
+    pdy = (cy - y0)[:, None, None] + k[None, :, None]
+    window = (config.window_inner, config.window_outer, True) if complement_window else None
+    patch = cell_integrals_gauss(profile, derived, pdx, pdy, pa, q, 1.0, config.gl_order, window=window)
+    if not complement_window:
+        e = config.exact_box // 2
+        edges = torch.arange(-e, e + 2, dtype=x0.dtype, device=x0.device) - 0.5
+        box = cell_integrals_exact(profile, derived, (cx - x0)[:, None, None] + edges[None, None, :],
+                                   (cy - y0)[:, None, None] + edges[None, :, None], pa, q, config.edge_nodes)
+        patch = _set_patches(patch, box, torch.full_like(cx, half - e).long(), torch.full_like(cx, half - e).long())
+    row0 = (cy - ys[0] - half).long()
+    col0 = (cx - xs[0] - half).long()
+    return _set_patches(image, patch, row0, col0)
 
 
-def _windowed_psf_convolved(profile, params, derived, frame: Frame, psf: PreparedPSF, margin: int,
-                            config: RenderConfig) -> torch.Tensor:
-    """Unit-flux component convolved with the ePSF, sampled at the canvas pixel centres.
+def _splat_points(canvas, xs, ys, cx, cy, u, v, weights, order):
+    """Add point sources to the canvas, spread over pixels with Lanczos weights.
 
-    Returns (B, H + 2 margin, W + 2 margin).
+    The points lie on a tensor grid: x offsets ``u`` (B, Nu) and y offsets ``v`` (B, Nv)
+    from the integer pixel (cx, cy), carrying ``weights`` (B, Nv, Nu) of flux. Splatting
+    with the (flux-normalised) interpolation weights and convolving with the ePSF on the
+    pixel grid equals evaluating the Lanczos-interpolated ePSF at each point's offset.
+    """
+    reach = order + int(math.ceil(max(u.detach().abs().max().item(), v.detach().abs().max().item())))
+    n = 2 * reach + 1
+    wx = interpolation_matrix(u, n, order)  # (B, Nu, n)
+    wy = interpolation_matrix(v, n, order)  # (B, Nv, n)
+    patch = wy.transpose(1, 2) @ weights @ wx  # (B, n, n)
+    row0 = (cy - ys[0] - reach).long()
+    col0 = (cx - xs[0] - reach).long()
+    return _add_patches(canvas, patch, row0, col0)
+
+
+def _fine_light(profile, params, derived, canvas, xs, ys, config: RenderConfig):
+    """Add the windowed inner light of an elliptical component to the canvas (unit flux).
+
+    The inner light is represented by quadrature points: Gauss-Legendre nodes in the
+    cells of a fine grid centred on the component, and the centres of the exact cells
+    around the cusp (whose flux is the exact integral).
     """
     x0, y0 = params["x"], params["y"]
     pa, q = _geometry(params)
     dtype, device = x0.dtype, x0.device
     s = config.fine_factor
-    hp = psf.half_size
-    kernel_image = psf.image.to(dtype=dtype, device=device)
-    cx, cy = torch.round(x0.detach()), torch.round(y0.detach())
-    fx, fy = x0 - cx, y0 - cy  # sub-pixel offsets in [-1/2, 1/2]
-
-    # outer light integrated over the pixels themselves: the ePSF is needed only at
-    # integer offsets, where it is known exactly (no interpolation)
-    canvas_w, canvas_h = frame.width + 2 * margin, frame.height + 2 * margin
-    xs = _axis(frame.x_min - margin, canvas_w, x0)
-    ys = _axis(frame.y_min - margin, canvas_h, x0)
-    dx = xs[None, None, :] - x0[:, None, None]
-    dy = ys[None, :, None] - y0[:, None, None]
-    window = (config.window_inner, config.window_outer)
-    outer = cell_integrals_gauss(profile, derived, dx, dy, pa, q, 1.0, config.gl_order, window=(*window, True))
-    full = _convolve(outer, kernel_image[None], deconvolve_cell=True)
-    ky, kx = kernel_image.shape[0] // 2, kernel_image.shape[1] // 2
-    model = full[:, ky:ky + canvas_h, kx:kx + canvas_w]
-
-    # inner light on fine cells centred on the component
     n_fine = config.fine_box * s
-    a_half = (n_fine - 1) // 2
-    offsets = (torch.arange(n_fine, dtype=dtype, device=device) - a_half) / s
-    inner = cell_integrals_gauss(profile, derived, offsets[None, None, :], offsets[None, :, None], pa, q,
-                                 1.0 / s, config.gl_order, window=(*window, False))
-    # the cells around the cusp, where the window is 1: exact integrals
-    core_half = int(math.floor(config.window_inner / math.sqrt(2.0) * s - 0.5))
+    cell_offsets = (torch.arange(n_fine, dtype=dtype, device=device) - (n_fine - 1) / 2) / s
+    nodes, gl_weights = gauss_legendre_unit(config.gl_order, dtype, device)
+    node_offsets = (cell_offsets[:, None] + nodes[None, :] / s).reshape(-1)  # (n_fine * order,)
+    node_weights = (gl_weights[None, :].expand(n_fine, -1) / s).reshape(-1)
+    # cells of the exact core get no quadrature nodes
+    core_half = config.exact_core // 2
+    centre = (n_fine - 1) // 2
+    in_core = ((torch.arange(n_fine, device=device) - centre).abs() <= core_half).repeat_interleave(config.gl_order)
+    u, w = elliptical_coordinates(node_offsets[None, None, :], node_offsets[None, :, None], pa, q)
+    value = profile.surface_brightness(safe_radius(u * u + w * w), derived)
+    radius = torch.sqrt(node_offsets[None, :] ** 2 + node_offsets[:, None] ** 2)
+    window = smooth_window(radius, config.window_inner, config.window_outer)
+    core_mask = in_core[:, None] & in_core[None, :]
+    node_w = torch.where(core_mask, torch.zeros_like(window), window * node_weights[:, None] * node_weights[None, :])
+    weights = value * node_w
+    cx = _nearest_pixel(x0, xs[0].item(), xs[-1].item())
+    cy = _nearest_pixel(y0, ys[0].item(), ys[-1].item())
+    fx, fy = (x0 - cx)[:, None], (y0 - cy)[:, None]
+    canvas = _splat_points(canvas, xs, ys, cx, cy, fx + node_offsets, fy + node_offsets, weights,
+                           config.psf_interpolation_order)
+    # the exact core: its cells' integrals as points at the cell centres
     n_core = 2 * core_half + 1
     edges = (torch.arange(n_core + 1, dtype=dtype, device=device) - n_core / 2.0) / s
     bsz = x0.shape[0]
     core = cell_integrals_exact(profile, derived, edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1),
                                 pa, q, config.edge_nodes)
-    lo = a_half - core_half
-    pad = (lo, n_fine - lo - n_core, lo, n_fine - lo - n_core)
-    core_mask = torch.nn.functional.pad(torch.ones(n_core, n_core, dtype=torch.bool, device=device), pad)
-    inner = torch.where(core_mask, torch.nn.functional.pad(core, pad), inner)
-
-    j_half = (hp + 1) * s
-    fine_taps = torch.arange(-j_half, j_half + 1, dtype=dtype, device=device) / s
-    fine_kernel = interpolate_psf(kernel_image, fine_taps[None, :] - fx[:, None], fine_taps[None, :] - fy[:, None],
-                                  config.psf_interpolation_order)
-    fine_full = _convolve(inner, fine_kernel, deconvolve_cell=True)
-    p_half = config.fine_box // 2 + hp + 1
-    start = a_half + j_half - s * p_half
-    patch = fine_full[:, start::s, start::s][:, : 2 * p_half + 1, : 2 * p_half + 1]
-    row0 = (cy - (frame.y_min - margin) - p_half).long()
-    col0 = (cx - (frame.x_min - margin) - p_half).long()
-    return _add_patches(model, patch, row0, col0)
+    core_centres = (torch.arange(n_core, dtype=dtype, device=device) - core_half) / s
+    return _splat_points(canvas, xs, ys, cx, cy, fx + core_centres, fy + core_centres, core,
+                         config.psf_interpolation_order)
 
 
-def _point_source(params, frame: Frame, psf: PreparedPSF | None, margin: int, config: RenderConfig) -> torch.Tensor:
-    """Unit-flux point source: the ePSF interpolated to the sub-pixel position."""
-    if psf is None:
-        raise RenderError("a point source ('psf' component) needs a PSF image")
+def _component_light(profile, params, xs, ys, psf, config: RenderConfig, canvas):
+    """``canvas`` plus one non-sky component of unit flux, as light to be convolved with the ePSF."""
     x0, y0 = params["x"], params["y"]
-    dtype, device = x0.dtype, x0.device
-    hp = psf.half_size
-    cx, cy = torch.round(x0.detach()), torch.round(y0.detach())
-    taps = torch.arange(-(hp + 1), hp + 2, dtype=dtype, device=device)
-    patch = interpolate_psf(psf.image.to(dtype=dtype, device=device), taps[None, :] - (x0 - cx)[:, None],
-                            taps[None, :] - (y0 - cy)[:, None], config.psf_interpolation_order)
-    canvas = x0.new_zeros(x0.shape[0], frame.height + 2 * margin, frame.width + 2 * margin)
-    row0 = (cy - (frame.y_min - margin) - (hp + 1)).long()
-    col0 = (cx - (frame.x_min - margin) - (hp + 1)).long()
-    return _add_patches(canvas, patch, row0, col0)
+    if profile.kind == "point":
+        cx = _nearest_pixel(x0, xs[0].item(), xs[-1].item())
+        cy = _nearest_pixel(y0, ys[0].item(), ys[-1].item())
+        one = x0.new_ones(x0.shape[0], 1, 1)
+        return _splat_points(canvas, xs, ys, cx, cy, (x0 - cx)[:, None], (y0 - cy)[:, None], one,
+                             config.psf_interpolation_order)
+    derived = profile.prepare({k: v[:, None, None] for k, v in params.items()})
+    if config.legacy_pixel_integration:
+        return canvas + _pixel_integrals(profile, params, derived, xs, ys, config, complement_window=False)
+    outer = _pixel_integrals(profile, params, derived, xs, ys, config, complement_window=True)
+    canvas = canvas + _deconvolve_pixel(outer)
+    return _fine_light(profile, params, derived, canvas, xs, ys, config)
+
+
+def _convolve_canvas(light: torch.Tensor, psf: PreparedPSF) -> torch.Tensor:
+    """Circular FFT convolution of (B, Hc, Wc) with the ePSF centred at (0, 0).
+
+    The canvas is larger than the frame by at least the PSF half-size on every side, so
+    the wrap-around only reaches margin pixels that are cropped away.
+    """
+    hc, wc = light.shape[-2:]
+    kernel = psf.image.to(dtype=light.dtype, device=light.device)
+    ky, kx = kernel.shape[0] // 2, kernel.shape[1] // 2
+    padded = torch.nn.functional.pad(kernel, (0, wc - kernel.shape[1], 0, hc - kernel.shape[0]))
+    padded = torch.roll(padded, shifts=(-ky, -kx), dims=(0, 1))
+    spectrum = torch.fft.rfft2(light) * torch.fft.rfft2(padded)
+    return torch.fft.irfft2(spectrum, s=(hc, wc))
 
 
 def _sky(params, frame: Frame, like: torch.Tensor) -> torch.Tensor:
+    """Tilted plane over the frame: sky + dsdx (x - x_c) + dsdy (y - y_c), (B, H, W) [ADU]."""
     xc, yc = frame.centre
     xs = _axis(frame.x_min, frame.width, like) - xc
     ys = _axis(frame.y_min, frame.height, like) - yc
@@ -249,58 +287,54 @@ def _sky(params, frame: Frame, like: torch.Tensor) -> torch.Tensor:
 
 def canvas_margin(psf: PreparedPSF | None, config: RenderConfig) -> int:
     """Pixels by which the rendering canvas extends beyond the fit region on each side."""
+    inner = config.fine_box // 2 + 3
     if psf is None:
-        return config.exact_box // 2 + 1
-    return psf.half_size + config.fine_box // 2 + 2
-
-
-def render_component(profile: type[Profile], params: dict[str, torch.Tensor], frame: Frame,
-                     psf: PreparedPSF | None, config: RenderConfig = RenderConfig()) -> torch.Tensor:
-    """Image (B, H, W) of one component over the fit region.
-
-    Args:
-        profile: a registered profile class.
-        params: parameter name -> (B,) tensor in user units (1-based pixels, degrees,
-            magnitudes; see :mod:`galprof.conventions`).
-        frame: the fit region, zeropoint and exposure time.
-        psf: prepared ePSF or None.
-        config: numerical settings.
-    """
-    first = next(iter(params.values()))
-    if profile.kind == "sky":
-        return _sky(params, frame, first)
-    margin = canvas_margin(psf, config)
-    if profile.kind == "point":
-        canvas = _point_source(params, frame, psf, margin, config)
-    elif issubclass(profile, EllipticalProfile):
-        shape_params = {k: v[:, None, None] for k, v in params.items()}
-        derived = profile.prepare(shape_params)
-        if psf is None:
-            canvas = _pixel_integrated(profile, params, derived, frame, margin, config)
-        elif config.legacy_pixel_integration:
-            pixels = _pixel_integrated(profile, params, derived, frame, margin, config)
-            kernel = psf.image.to(dtype=first.dtype, device=first.device).expand(first.shape[0], -1, -1)
-            ky, kx = psf.image.shape[0] // 2, psf.image.shape[1] // 2
-            full = _convolve(pixels, kernel, deconvolve_cell=False)
-            canvas = full[:, ky:ky + pixels.shape[1], kx:kx + pixels.shape[2]]
-        else:
-            canvas = _windowed_psf_convolved(profile, params, derived, frame, psf, margin, config)
-    else:
-        raise RenderError(f"profile {profile.name!r} has an unknown kind {profile.kind!r}")
-    flux = flux_from_mag(params["mag"], frame.zeropoint, frame.exptime)
-    image = canvas[:, margin:margin + frame.height, margin:margin + frame.width]
-    return flux[:, None, None] * image
+        return inner
+    return max(psf.half_size, inner + config.psf_interpolation_order)
 
 
 def render_model(components, frame: Frame, psf: PreparedPSF | None = None,
                  config: RenderConfig = RenderConfig()) -> torch.Tensor:
-    """Sum of the components' images, (B, H, W).
+    """Sum of the components' images over the frame, (B, H, W).
 
     Args:
-        components: sequence of (profile class, {name: (B,) tensor}) pairs.
+        components: sequence of (profile class, {name: (B,) tensor}) pairs, parameters
+            in user units (1-based pixels, degrees, magnitudes; see
+            :mod:`galprof.conventions`).
+        frame: the fit region, zeropoint and exposure time.
+        psf: prepared ePSF, or None for pixel-integrated models without convolution.
+        config: numerical settings.
+
+    All components that are convolved share one FFT convolution; the sky is added after.
     """
-    total = None
+    first = next(iter(components[0][1].values()))
+    margin = canvas_margin(psf, config)
+    xs, ys = _canvas(frame, margin, first, fft_friendly=psf is not None)
+    image = first.new_zeros(first.shape[0], ys.shape[0], xs.shape[0])
+    sky = None
     for profile, params in components:
-        image = render_component(profile, params, frame, psf, config)
-        total = image if total is None else total + image
-    return total
+        if profile.kind == "sky":
+            term = _sky(params, frame, first)
+            sky = term if sky is None else sky + term
+            continue
+        if profile.kind not in ("point", "elliptical") or (profile.kind == "elliptical"
+                                                           and not issubclass(profile, EllipticalProfile)):
+            raise RenderError(f"profile {profile.name!r} has an unknown kind {profile.kind!r}")
+        flux = flux_from_mag(params["mag"], frame.zeropoint, frame.exptime)[:, None, None]
+        if psf is None:
+            if profile.kind == "point":
+                raise RenderError("a point source ('psf' component) needs a PSF image")
+            derived = profile.prepare({k: v[:, None, None] for k, v in params.items()})
+            image = image + flux * _pixel_integrals(profile, params, derived, xs, ys, config, False)
+        else:
+            image = image + flux * _component_light(profile, params, xs, ys, psf, config, torch.zeros_like(image))
+    if psf is not None:
+        image = _convolve_canvas(image, psf)
+    image = image[:, margin:margin + frame.height, margin:margin + frame.width]
+    return image if sky is None else image + sky
+
+
+def render_component(profile: type[Profile], params: dict[str, torch.Tensor], frame: Frame,
+                     psf: PreparedPSF | None, config: RenderConfig = RenderConfig()) -> torch.Tensor:
+    """Image (B, H, W) of one component over the fit region (see :func:`render_model`)."""
+    return render_model([(profile, params)], frame, psf, config)

@@ -1,0 +1,111 @@
+"""Benchmark: fit a batch of simulated 128x128 galaxies (single Sersic + sky, 25x25 PSF).
+
+Prints galaxies per second (end to end: rendering the truth excluded), median LM
+iterations, peak memory and the success rate from offset starts. Not a test: no
+assertions. Run: python bench/bench_fit.py [--batch 64] [--device cpu|cuda] [--dtype float32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import numpy as np
+import torch
+
+from galprof import Component, Model, RenderConfig, fit
+from galprof.profiles import get_profile
+from galprof.render.psf import prepare_psf
+from galprof.render.scene import Frame, render_model
+
+
+def moffat_psf(size=25, fwhm=2.8, beta=3.5, oversample=9):
+    """A Moffat ePSF stamp (pixel-integrated by oversampling), centre at index size // 2."""
+    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    sub = (np.arange(size * oversample) - (size * oversample - 1) / 2) / oversample
+    r2 = sub[:, None] ** 2 + sub[None, :] ** 2
+    fine = (1 + r2 / alpha**2) ** (-beta)
+    stamp = fine.reshape(size, oversample, size, oversample).sum((1, 3))
+    return stamp / stamp.sum()
+
+
+def simulate(batch, size, rng, psf, noise_sigma=None):
+    """Truth table and images rendered by galprof in float64 (the benchmark measures speed)."""
+    truth = dict(
+        x=size / 2 + 0.5 + rng.uniform(-2, 2, batch), y=size / 2 + 0.5 + rng.uniform(-2, 2, batch),
+        mag=rng.uniform(17, 19, batch), r_e=rng.uniform(2, 12, batch), n=rng.uniform(0.6, 5, batch),
+        q=rng.uniform(0.3, 1.0, batch), pa=rng.uniform(-89, 89, batch),
+    )
+    sky = rng.uniform(-1, 1, batch)
+    comps = [(get_profile("sersic"), {k: torch.tensor(v) for k, v in truth.items()}),
+             (get_profile("sky"), {"sky": torch.tensor(sky), "dsdx": torch.zeros(batch, dtype=torch.float64),
+                                   "dsdy": torch.zeros(batch, dtype=torch.float64)})]
+    frame = Frame(1, 1, size, size, zeropoint=25.0)
+    images = render_model(comps, frame, prepare_psf(psf)).numpy()
+    if noise_sigma is not None:
+        images = images + rng.normal(0, noise_sigma, images.shape)
+    return truth, sky, images
+
+
+def offset_start(truth, rng):
+    b = len(truth["x"])
+    return dict(
+        x=truth["x"] + rng.uniform(-2, 2, b), y=truth["y"] + rng.uniform(-2, 2, b),
+        mag=truth["mag"] + rng.uniform(-1, 1, b), r_e=truth["r_e"] * np.exp(rng.uniform(np.log(0.4), np.log(2.5), b)),
+        n=rng.uniform(0.5, 6, b), q=np.clip(truth["q"] + rng.uniform(-0.3, 0.3, b), 0.05, 1.0),
+        pa=truth["pa"] + rng.uniform(-45, 45, b),
+    )
+
+
+def success(result, truth):
+    ok = np.ones(len(truth["x"]), dtype=bool)
+    ok &= np.abs(result.value(1, "n") / truth["n"] - 1) < 0.01
+    ok &= np.abs(result.value(1, "r_e") / truth["r_e"] - 1) < 0.01
+    ok &= np.abs(result.value(1, "mag") - truth["mag"]) < 0.01
+    return ok
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--starts", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    psf = moffat_psf()
+    truth, sky, images = simulate(args.batch, args.size, rng, psf, noise_sigma=None)
+    start = offset_start(truth, rng)
+    model = Model([Component("sersic", start),
+                   Component("sky", dict(sky=np.zeros(args.batch), dsdx=0.0, dsdy=0.0), fixed={"dsdx", "dsdy"})])
+    sigma = np.full(images.shape, 0.1)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    result = fit(model, images, sigma=sigma, psf=psf, zeropoint=25.0, dtype=getattr(torch, args.dtype),
+                 device=args.device, n_starts=args.starts)
+    if args.device.startswith("cuda"):
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - t0
+    ok = success(result, truth)
+    print(f"device={args.device} dtype={args.dtype} batch={args.batch} size={args.size} starts={args.starts} "
+          f"threads={torch.get_num_threads()}")
+    print(f"galaxies/s = {args.batch / elapsed:.2f}  (wall {elapsed:.1f} s)")
+    print(f"median LM iterations = {np.median(result.iterations):.0f}")
+    print(f"success rate from offset starts = {ok.mean():.3f} ({ok.sum()}/{len(ok)})")
+    print(f"converged = {result.converged.mean():.3f}")
+    if args.device.startswith("cuda"):
+        print(f"peak GPU memory = {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
+    print(f"peak host RSS = {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    bad = np.flatnonzero(~ok)
+    for b in bad[:10]:
+        print("  failed:", {k: round(float(v[b]), 3) for k, v in truth.items()},
+              "fit n=%.3f re=%.3f" % (result.value(1, "n")[b], result.value(1, "r_e")[b]))
+
+
+if __name__ == "__main__":
+    main()

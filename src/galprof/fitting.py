@@ -1,0 +1,274 @@
+"""Fit a model to one galaxy or a batch of galaxies: the Python entry point of the engine.
+
+>>> from galprof import Component, Model, fit
+>>> model = Model([Component("sersic", dict(x=32, y=32, mag=18, r_e=4, n=2, q=0.8, pa=10)),
+...                Component("sky", dict(sky=0, dsdx=0, dsdy=0), fixed={"dsdx", "dsdy"})])
+>>> result = fit(model, image, sigma=sigma, psf=psf, zeropoint=25)   # doctest: +SKIP
+
+Coordinates are 1-based pixel centres of the *full* image; ``origin`` gives the
+coordinates of the first pixel of the arrays passed in (GALFIT's fit region corner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from .likelihood import prepare_data
+from .model import Model, ModelError
+from .optimise.adam import AdamSettings, adam_fit
+from .optimise.lm import LMSettings, levenberg_marquardt
+from .optimise.problem import BatchProblem
+from .optimise.result import FitResult
+from .params import ParameterLayout
+from .profiles.base import EllipticalProfile
+from .render.config import RenderConfig
+from .render.psf import prepare_psf
+from .render.scene import Frame, render_model
+from .uncertainty.covariance import covariance_from_jacobian
+
+_START_N = (None, 1.0, 4.0, 2.0, 0.6, 6.0)
+_START_SIZE = (1.0, 0.6, 1.7, 1.0, 1.3, 0.8)
+
+
+def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int) -> np.ndarray:
+    """(B * n_starts, P) starting points: the given start first, then variants of n and size."""
+    starts = [values]
+    for k in range(1, n_starts):
+        v = values.copy()
+        for ci, comp in enumerate(layout.model.components):
+            if not issubclass(comp.profile_class, EllipticalProfile):
+                continue
+            for name, factor in (("r_e", _START_SIZE), ("r_s", _START_SIZE), ("fwhm", _START_SIZE)):
+                if (ci, name) in layout.names and name not in comp.fixed:
+                    v[:, layout.index(ci, name)] *= factor[k % len(factor)]
+            if (ci, "n") in layout.names and "n" not in comp.fixed:
+                n_value = _START_N[k % len(_START_N)]
+                if n_value is not None:
+                    v[:, layout.index(ci, "n")] = n_value
+        for i, e in enumerate(layout.entries):
+            if e.free and np.isfinite(e.low) and np.isfinite(e.high):
+                span = e.high - e.low
+                v[:, i] = np.clip(v[:, i], e.low + 1e-6 * span, e.high - 1e-6 * span)
+        starts.append(v)
+    return np.concatenate(starts, axis=0)
+
+
+def _renderer(layout: ParameterLayout, fixed_values: torch.Tensor, frame: Frame, psf, config: RenderConfig,
+              internal: bool):
+    """render(theta or free user values (b, F), index (b,)) -> (b, H, W)."""
+    free_cols = torch.tensor(layout.free_index, dtype=torch.long, device=fixed_values.device)
+
+    def render(free, index):
+        base = fixed_values[index].to(free.dtype)
+        if internal:
+            values = layout.to_user(free, base)
+        else:
+            values = base.index_copy(1, free_cols, free) if layout.n_free else base
+        return render_model(layout.components(values), frame, psf, config)
+
+    return render
+
+
+def _without_free_index(model: Model) -> Model | None:
+    """The model with every free Sersic index held fixed, or None if none is free."""
+    comps, changed = [], False
+    for comp in model.components:
+        if "n" in comp.profile_class.parameter_names() and "n" not in comp.fixed:
+            comps.append(replace(comp, fixed=comp.fixed | {"n"}))
+            changed = True
+        else:
+            comps.append(comp)
+    return Model(tuple(comps)) if changed else None
+
+
+def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, config, data, method, n_starts, retries,
+              lm_settings, adam_settings, dtype, progress):
+    """Run the optimiser from ``initial`` (B, P) values; keep the best attempt per galaxy.
+
+    Returns (theta (B, F), values (B, P) holding the fixed parameters, chi2 (B,),
+    iterations (B,), converged (B,)).
+    """
+    bsz = initial.shape[0]
+    device_ = data.data.device
+
+    def run(start_values: np.ndarray, galaxy: torch.Tensor):
+        """Optimise from (b, P) starting values for the galaxies ``galaxy`` (b,)."""
+        fixed = torch.as_tensor(start_values, dtype=torch.float64, device=device_)
+        problem = BatchProblem(_renderer(layout, fixed, frame, psf, config, internal=True),
+                               data.data[galaxy], data.weight[galaxy])
+        theta0 = layout.to_internal(fixed)
+        if method == "lm":
+            out = levenberg_marquardt(problem, theta0, lm_settings, dtype, progress)
+        elif method == "adam":
+            out = adam_fit(problem, theta0, adam_settings, dtype, progress)
+        else:
+            raise ValueError(f"unknown method {method!r}; use 'lm' or 'adam'")
+        return fixed, out
+
+    galaxy_all = torch.arange(bsz, device=device_).repeat(n_starts)
+    fixed_all, outcome = run(_start_variants(layout, initial, n_starts), galaxy_all)
+    best_chi2 = torch.full((bsz,), float("inf"), dtype=torch.float64, device=device_)
+    best_theta = torch.zeros(bsz, layout.n_free, dtype=torch.float64, device=device_)
+    best_fixed = torch.as_tensor(initial, dtype=torch.float64, device=device_).clone()
+    iterations = torch.zeros(bsz, dtype=torch.long, device=device_)
+    converged_best = torch.zeros(bsz, dtype=torch.bool, device=device_)
+
+    def merge(galaxy, fixed, out):
+        """Keep, per galaxy, the attempt with the lowest finite chi^2 (vectorised)."""
+        chi = torch.where(torch.isfinite(out.chi2), out.chi2, torch.full_like(out.chi2, float("inf")))
+        lowest = torch.full_like(best_chi2, float("inf")).scatter_reduce(0, galaxy, chi, "amin")
+        rows = torch.nonzero((chi == lowest[galaxy]) & (chi < best_chi2[galaxy])).squeeze(-1)
+        target = galaxy[rows]
+        best_chi2[target] = chi[rows]
+        best_theta[target] = out.theta[rows]
+        best_fixed[target] = fixed[rows]
+        converged_best[target] = out.converged[rows]
+        iterations.index_add_(0, galaxy, out.iterations)
+
+    merge(galaxy_all, fixed_all, outcome)
+    # galaxies whose shape parameters ended on a bound get further starts (LM from a poor
+    # start can run off to n -> 10 or R_e -> huge); the lowest chi^2 wins
+    for attempt in range(1, retries + 1):
+        shape_cols = [k for k, i in enumerate(layout.free_index)
+                      if layout.entries[i].name in ("n", "r_e", "r_s", "fwhm", "q")]
+        if not shape_cols:
+            break
+        stuck = layout.at_bound(best_theta)[:, shape_cols].any(-1)
+        redo = torch.nonzero(stuck).squeeze(-1)
+        if redo.numel() == 0:
+            break
+        variants = _start_variants(layout, initial[redo.cpu().numpy()], n_starts + 2 * attempt)[
+            redo.numel() * (n_starts + 2 * (attempt - 1)):]
+        galaxy_redo = redo.repeat(variants.shape[0] // redo.numel())
+        fixed_r, out_r = run(variants, galaxy_redo)
+        merge(galaxy_redo, fixed_r, out_r)
+    return best_theta, best_fixed, best_chi2, iterations, converged_best
+
+
+def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
+        origin: tuple[int, int] = (1, 1), zeropoint: float = 0.0, exptime: float = 1.0,
+        method: str = "lm", n_starts: int = 1, retries: int = 2, staged: bool = True, stage_iterations: int = 8,
+        config: RenderConfig = RenderConfig(),
+        lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
+        dtype: torch.dtype = torch.float32, device=None, names=None, progress=None) -> FitResult:
+    """Fit ``model`` to an image or a batch of images.
+
+    Args:
+        model: components with initial values (scalars, or arrays of shape (B,)).
+        image: (H, W) or (B, H, W) data [ADU].
+        sigma: same shape, 1-sigma noise [ADU]; None for unit weights (the CLI builds
+            GALFIT's sigma image from the header when the feedme says ``none``).
+        mask: same shape, non-zero = bad pixel; NaN/inf data or sigma and sigma <= 0 are
+            masked too (with a warning).
+        psf: 2-D empirical PSF (pixel response included) or None for no convolution.
+        psf_oversampling: the PSF is sampled this many times finer than the data.
+        origin: 1-based (x, y) coordinates of the first pixel of ``image``.
+        zeropoint, exptime: mag = zeropoint - 2.5 log10(flux / exptime).
+        method: ``lm`` (batched Levenberg-Marquardt, default) or ``adam``.
+        n_starts: starts per galaxy (the given one, then variants of n and size); the
+            start with the lowest chi^2 wins.
+        retries: rounds of further starts (two more each round) for galaxies whose shape
+            parameters (n, sizes, q) ended on a bound.
+        staged: with LM, first fit with every free Sersic index held fixed for at most
+            ``stage_iterations`` iterations, then release it (robust to far starts).
+        config: rendering settings (e.g. ``legacy_pixel_integration``).
+        dtype: dtype of the rendering (float32 or float64); linear algebra is float64.
+        device: torch device (e.g. "cuda").
+        names: per-galaxy labels for messages.
+        progress: optional callable(iteration, n_running).
+
+    Returns:
+        a :class:`FitResult`.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 2:
+        img = img[None]
+    bsz, height, width = img.shape
+    model_batch = model.batch_size()
+    if model_batch is not None and model_batch != bsz:
+        raise ModelError(f"the model has parameters for {model_batch} galaxies but {bsz} images were given")
+    frame = Frame(int(origin[0]), int(origin[1]), width, height, float(zeropoint), float(exptime))
+    prepared_psf = None
+    if psf is not None:
+        prepared_psf = prepare_psf(psf, oversampling=psf_oversampling, max_shape=(2 * height + 1, 2 * width + 1),
+                                   dtype=dtype, device=device)
+    data = prepare_data(img, sigma, mask, dtype=dtype, device=device, names=names)
+    x_lo, y_lo = frame.x_min - 0.5, frame.y_min - 0.5
+    layout_bounds = ((x_lo, x_lo + width), (y_lo, y_lo + height))
+    layout = ParameterLayout(model, layout_bounds)
+    initial = layout.initial_values(bsz)
+    layout.check_inside_bounds(initial)
+
+    n_starts = max(1, int(n_starts))
+    optimise = dict(frame=frame, psf=prepared_psf, config=config, data=data, method=method, n_starts=n_starts,
+                    retries=retries, lm_settings=lm_settings, adam_settings=adam_settings, dtype=dtype,
+                    progress=progress)
+    start = initial
+    staged_model = _without_free_index(model) if staged and method == "lm" else None
+    extra_iterations = 0
+    if staged_model is not None:
+        # stage 1: everything but the Sersic indices, briefly. It brings size, flux and
+        # shape near the valley before n is released; from far starts LM otherwise tends
+        # to run along the n-R_e degeneracy to a bound.
+        stage_layout = ParameterLayout(staged_model, layout_bounds)
+        stage_settings = replace(lm_settings, max_iterations=stage_iterations, ftol=1e-4)
+        theta1, fixed1, _, extra_iterations, _ = _optimise(
+            stage_layout, start, **{**optimise, "retries": 0, "n_starts": 1, "lm_settings": stage_settings})
+        start = stage_layout.to_user(theta1, fixed1).cpu().numpy()
+    theta, best_fixed, _, iterations, converged_best = _optimise(layout, start, **optimise)
+    iterations = iterations + extra_iterations
+    at_bound_free = layout.at_bound(theta)
+    user = layout.to_user(theta, best_fixed).cpu().numpy()
+    values = layout.canonicalise(user)
+
+    # covariance at the reported (canonical) values, in user units
+    values_t = torch.as_tensor(values, dtype=torch.float64, device=data.data.device)
+    index = torch.arange(bsz, device=data.data.device)
+    user_problem = BatchProblem(_renderer(layout, values_t, frame, prepared_psf, config, internal=False),
+                                data.data, data.weight)
+    free_cols = list(layout.free_index)
+    with torch.no_grad():
+        free_values = values_t[:, free_cols].to(dtype)
+    if layout.n_free:
+        _, jac = user_problem.residuals_and_jacobian(free_values, index)
+        cov, undefined = covariance_from_jacobian(jac)
+    else:
+        cov = torch.zeros(bsz, 0, 0, dtype=torch.float64)
+        undefined = torch.zeros(bsz, 0, dtype=torch.bool)
+    with torch.no_grad():
+        model_images = user_problem.render(free_values, index)
+    errors = np.zeros_like(values)
+    if layout.n_free:
+        errors[:, free_cols] = np.sqrt(np.diagonal(cov.cpu().numpy(), axis1=1, axis2=2))
+    at_bound = np.zeros(values.shape, dtype=bool)
+    at_bound[:, free_cols] = at_bound_free.cpu().numpy() | undefined.cpu().numpy()
+
+    model_np = model_images.detach().to(torch.float64).cpu().numpy()
+    good = data.weight.cpu().numpy() > 0
+    chi2 = (((img - model_np) * data.weight.cpu().numpy()) ** 2 * good).reshape(bsz, -1).sum(-1)
+    ndof = data.n_pixels.cpu().numpy() - layout.n_free
+    chi2_nu = chi2 / np.maximum(ndof, 1)
+    iterations = iterations.cpu().numpy()
+    converged = converged_best.cpu().numpy() & np.isfinite(chi2)
+    free = np.zeros(layout.n_params, dtype=bool)
+    free[free_cols] = True
+    return FitResult(
+        model=model,
+        names=tuple((c + 1, n) for c, n in layout.names),
+        values=values,
+        errors=errors,
+        free=free,
+        covariance=cov.cpu().numpy(),
+        at_bound=at_bound,
+        chi2=chi2,
+        ndof=ndof,
+        chi2_nu=chi2_nu,
+        iterations=iterations,
+        converged=converged,
+        model_images=model_np,
+        residual_images=img - model_np,
+        initial_values=initial,
+    )

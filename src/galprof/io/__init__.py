@@ -1,0 +1,52 @@
+"""GALFIT-compatible input and output (pure I/O; no fitting happens here).
+
+* :mod:`galprof.io.feedme`: read and write GALFIT feedme / ``galfit.NN`` files.
+* :mod:`galprof.io.fits_io`: read images and bad-pixel masks; GALFIT's default sigma
+  image built from the data and header.
+* :mod:`galprof.io.galfit_output`: the image block, model image and ``fit.log``.
+
+GALFIT's labels (numbered lines, header keywords) are mapped to galprof's internal
+parameter names (``x, y, mag, r_e, n, q, pa, r_s, fwhm, beta, sky, dsdx, dsdy``) only
+inside this package. Pixel coordinates are 1-based as in GALFIT.
+"""
+
+from .feedme import (
+    Feedme,
+    FeedmeComponent,
+    FeedmeError,
+    format_feedme,
+    next_restart_path,
+    parse_feedme,
+    read_feedme,
+)
+from .fits_io import InputError, exposure_time, read_image, read_mask, sigma_from_header, sky_statistics
+from .galfit_output import (
+    ComponentReport,
+    append_fit_log,
+    format_parameter,
+    galfit_header_cards,
+    write_imgblock,
+    write_model_image,
+)
+
+__all__ = [
+    "ComponentReport",
+    "Feedme",
+    "FeedmeComponent",
+    "FeedmeError",
+    "InputError",
+    "append_fit_log",
+    "exposure_time",
+    "format_feedme",
+    "format_parameter",
+    "galfit_header_cards",
+    "next_restart_path",
+    "parse_feedme",
+    "read_feedme",
+    "read_image",
+    "read_mask",
+    "sigma_from_header",
+    "sky_statistics",
+    "write_imgblock",
+    "write_model_image",
+]

@@ -1,0 +1,746 @@
+"""Reading and writing GALFIT 3 parameter files ("feedme" files and ``galfit.NN`` restarts).
+
+A feedme file has two parts. Control lines ``A)`` ... ``P)`` name the input and output
+files, the fit region and the photometric zeropoint; then come components, each opened
+by a ``0) type`` line and followed by numbered parameter lines
+``N) value [value] flag [flag]  # comment`` (flag 1 = free, 0 = fixed) and an optional
+``Z) 0|1`` line (1 = leave this component in the residual image).
+
+Everything here uses galprof's internal parameter names (``x, y, mag, r_e, n, q, pa``,
+``r_s``, ``fwhm``, ``beta``, ``sky, dsdx, dsdy``); GALFIT's numbered lines are mapped to
+them only in this module. Pixel coordinates are GALFIT's: 1-based, the centre of the
+first pixel at (1, 1), x along NAXIS1 (see :mod:`galprof.conventions`). File paths are
+kept exactly as written; resolving them against a directory is the caller's job.
+
+Every problem is reported as a :class:`FeedmeError` whose message starts with
+``path:line:`` so that editors can jump to it.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "FeedmeError",
+    "FeedmeComponent",
+    "Feedme",
+    "PROFILE_LINES",
+    "SUPPORTED_PROFILES",
+    "read_feedme",
+    "parse_feedme",
+    "format_feedme",
+    "next_restart_path",
+]
+
+
+class FeedmeError(ValueError):
+    """A feedme file cannot be read. The message is ``"path:line: what is wrong"``.
+
+    Attributes
+    ----------
+    path : str
+        The file, as given to :func:`read_feedme`.
+    line : int or None
+        1-based line number, or None for a problem with the file as a whole (a missing
+        required line); the message is then ``"path: what is wrong"``.
+    reason : str
+        What is wrong, without the location.
+    """
+
+    def __init__(self, path, line: int | None, reason: str):
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+# ----------------------------------------------------------------------------------------
+# The GALFIT <-> galprof vocabulary (the only place where GALFIT line numbers appear).
+# ----------------------------------------------------------------------------------------
+
+#: For each supported component type: GALFIT parameter line -> internal name(s). Line 1
+#: carries two values (x, y) and two flags. Order of the internal names is the profile's.
+PROFILE_LINES: dict[str, dict[str, tuple[str, ...]]] = {
+    "sersic": {"1": ("x", "y"), "3": ("mag",), "4": ("r_e",), "5": ("n",), "9": ("q",), "10": ("pa",)},
+    "devauc": {"1": ("x", "y"), "3": ("mag",), "4": ("r_e",), "9": ("q",), "10": ("pa",)},
+    "expdisk": {"1": ("x", "y"), "3": ("mag",), "4": ("r_s",), "9": ("q",), "10": ("pa",)},
+    "gaussian": {"1": ("x", "y"), "3": ("mag",), "4": ("fwhm",), "9": ("q",), "10": ("pa",)},
+    "moffat": {"1": ("x", "y"), "3": ("mag",), "4": ("fwhm",), "5": ("beta",), "9": ("q",), "10": ("pa",)},
+    "psf": {"1": ("x", "y"), "3": ("mag",)},
+    "sky": {"1": ("sky",), "2": ("dsdx",), "3": ("dsdy",)},
+}
+
+SUPPORTED_PROFILES: tuple[str, ...] = tuple(PROFILE_LINES)
+
+#: GALFIT component types galprof knows of but cannot fit yet.
+_UNSUPPORTED_PROFILES = ("edgedisk", "ferrer", "king", "nuker")
+
+#: Comments written by :func:`format_feedme` after each parameter line.
+_LINE_COMMENTS: dict[str, dict[str, str]] = {
+    "sersic": {
+        "1": "Position x, y  [pixel, 1-based]",
+        "3": "Integrated magnitude",
+        "4": "R_e (effective radius)  [pix]",
+        "5": "Sersic index n (de Vaucouleurs n=4)",
+        "9": "Axis ratio (b/a)",
+        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
+    },
+    "devauc": {
+        "1": "Position x, y  [pixel, 1-based]",
+        "3": "Integrated magnitude",
+        "4": "R_e (effective radius)  [pix]",
+        "9": "Axis ratio (b/a)",
+        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
+    },
+    "expdisk": {
+        "1": "Position x, y  [pixel, 1-based]",
+        "3": "Integrated magnitude",
+        "4": "R_s (disk scale length)  [pix]",
+        "9": "Axis ratio (b/a)",
+        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
+    },
+    "gaussian": {
+        "1": "Position x, y  [pixel, 1-based]",
+        "3": "Integrated magnitude",
+        "4": "FWHM  [pix]",
+        "9": "Axis ratio (b/a)",
+        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
+    },
+    "moffat": {
+        "1": "Position x, y  [pixel, 1-based]",
+        "3": "Integrated magnitude",
+        "4": "FWHM  [pix]",
+        "5": "Moffat power-law index",
+        "9": "Axis ratio (b/a)",
+        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
+    },
+    "psf": {"1": "Position x, y  [pixel, 1-based]", "3": "Integrated magnitude"},
+    "sky": {
+        "1": "Sky background at the centre of the fit region  [ADU]",
+        "2": "dsky/dx (sky gradient in x)  [ADU/pix]",
+        "3": "dsky/dy (sky gradient in y)  [ADU/pix]",
+    },
+}
+
+#: Sky gradients may be left out of a feedme; they are then 0 and fixed.
+_OPTIONAL_DEFAULTS: dict[str, dict[str, float]] = {"sky": {"dsdx": 0.0, "dsdy": 0.0}}
+
+#: Control keys galprof reads, and the ones it accepts and ignores.
+_CONTROL_KEYS = frozenset("ABCDEFGHIJKOP")
+_IGNORED_CONTROL_KEYS = frozenset("S")  # S) interactive modification of objects
+_REQUIRED_CONTROL = {"A": "input image", "B": "output image block", "H": "fit region", "J": "magnitude zeropoint"}
+
+_KEY_LINE = re.compile(r"^\s*([A-Za-z0-9]+)\)(.*)$")
+_RULE_LINE = re.compile(r"^\s*=+\s*$")
+_HIDDEN_KEY = re.compile(r"^(C0|[FBR]\d+|T[oi0-9]\d*)$", re.IGNORECASE)
+_EXTENSION = re.compile(r"^(?P<name>.+?)\[(?P<ext>[^\[\]]*)\]$")
+
+
+# ----------------------------------------------------------------------------------------
+# Data classes
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedmeComponent:
+    """One component of a feedme file.
+
+    Attributes
+    ----------
+    number : int
+        1-based position of the component in the file.
+    profile : str
+        GALFIT / galprof component name: ``sersic``, ``devauc``, ``expdisk``,
+        ``gaussian``, ``moffat``, ``psf`` or ``sky``.
+    values : dict[str, float]
+        Initial values by internal name. Positions are 1-based pixels, sizes are pixels
+        along the major axis, PA in degrees counter-clockwise from +y, magnitudes with
+        the feedme's zeropoint, sky in ADU (gradients in ADU per pixel).
+    free : dict[str, bool]
+        True where the parameter is free (flag 1), False where fixed (flag 0).
+    skip_in_residual : bool
+        GALFIT's ``Z) 1``: the component is fitted but not subtracted in the residual.
+    line_numbers : dict[str, int]
+        Internal name -> line of the file that set it (for error messages); key
+        ``"profile"`` holds the line of the ``0)`` line. Parameters given defaults
+        (sky gradients left out) point at the ``0)`` line. Not used in comparisons.
+    """
+
+    number: int
+    profile: str
+    values: dict[str, float]
+    free: dict[str, bool]
+    skip_in_residual: bool = False
+    line_numbers: dict[str, int] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Feedme:
+    """The content of a GALFIT feedme file.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file that was read.
+    input_image : str
+        ``A)`` input image file name, without any ``[N]`` extension suffix.
+    input_extension : int or None
+        The N of ``A) image.fits[N]``; None when no extension is given.
+    output_image : str
+        ``B)`` output image block.
+    sigma_image : str or None
+        ``C)``; None for ``none`` or blank (the sigma image is then made from the data).
+    psf_image : str or None
+        ``D)`` first token; None for ``none`` or blank.
+    psf_diffusion_kernel : str or None
+        ``D)`` optional second token (a charge-diffusion kernel).
+    psf_oversampling : int
+        ``E)`` PSF fine-sampling factor relative to the data, default 1.
+    mask : str or None
+        ``F)`` bad-pixel mask (FITS image or ASCII list of 1-based ``x y``).
+    constraint_file : str or None
+        ``G)`` constraint file.
+    fit_region : tuple[int, int, int, int]
+        ``H)`` (xmin, xmax, ymin, ymax), 1-based and inclusive.
+    convolution_box : tuple[int, int] or None
+        ``I)`` (nx, ny) in pixels; None when absent.
+    zeropoint : float
+        ``J)`` magnitude zeropoint [mag]: mag = J - 2.5 log10(flux [ADU] / EXPTIME).
+    plate_scale : tuple[float, float]
+        ``K)`` (dx, dy) in arcsec per pixel, default (1, 1).
+    display_type : str
+        ``O)`` (regular, curses, both); has no effect in galprof.
+    mode : int
+        ``P)``: 0 optimise, 1 model only, 2 image block without fitting, 3 image block
+        and one image per component.
+    components : tuple[FeedmeComponent, ...]
+        In file order.
+    line_numbers : dict[str, int]
+        Control key (``"A"``, ``"B"``, ...) -> line number. Not used in comparisons,
+        so a feedme equals its :func:`format_feedme` round trip apart from ``path``.
+    """
+
+    path: pathlib.Path
+    input_image: str
+    input_extension: int | None
+    output_image: str
+    sigma_image: str | None
+    psf_image: str | None
+    psf_diffusion_kernel: str | None
+    psf_oversampling: int
+    mask: str | None
+    constraint_file: str | None
+    fit_region: tuple[int, int, int, int]
+    convolution_box: tuple[int, int] | None
+    zeropoint: float
+    plate_scale: tuple[float, float]
+    display_type: str
+    mode: int
+    components: tuple[FeedmeComponent, ...]
+    line_numbers: dict[str, int] = field(default_factory=dict, compare=False)
+
+    @property
+    def input_spec(self) -> str:
+        """``A)`` as written back: ``image.fits`` or ``image.fits[N]``."""
+        if self.input_extension is None:
+            return self.input_image
+        return f"{self.input_image}[{self.input_extension}]"
+
+
+# ----------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------
+
+
+def read_feedme(path) -> Feedme:
+    """Read a GALFIT feedme (or ``galfit.NN`` restart) file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file. Paths written inside it are returned unchanged (not resolved).
+
+    Returns
+    -------
+    Feedme
+
+    Raises
+    ------
+    FeedmeError
+        For an unreadable file, a malformed or unsupported line (message
+        ``"path:line: ..."``) or a missing required line (``A``, ``B``, ``H``, ``J``, at
+        least one component).
+    """
+    p = pathlib.Path(path)
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise FeedmeError(path, None, f"cannot read the feedme file: {err.strerror or err}") from None
+    return parse_feedme(text, path)
+
+
+def parse_feedme(text: str, path="<feedme>") -> Feedme:
+    """Parse the text of a feedme file; ``path`` is used in messages and ``Feedme.path``.
+
+    See :func:`read_feedme`.
+    """
+    parser = _Parser(str(path))
+    for number, raw in enumerate(text.splitlines(), start=1):
+        parser.feed(number, raw)
+    return parser.finish(pathlib.Path(path))
+
+
+class _Parser:
+    """Line-by-line state machine behind :func:`parse_feedme`."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.control: dict[str, tuple[list[str], int]] = {}
+        self.components: list[dict] = []
+        self.current: dict | None = None
+
+    def error(self, line: int | None, reason: str) -> FeedmeError:
+        return FeedmeError(self.path, line, reason)
+
+    # -- one line ---------------------------------------------------------------------
+    def feed(self, number: int, raw: str) -> None:
+        body = raw.split("#", 1)[0].strip()
+        if not body or _RULE_LINE.match(body):
+            return
+        match = _KEY_LINE.match(body)
+        if match is None:
+            raise self.error(number, f"cannot parse {raw.strip()!r}: expected 'KEY) values' (e.g. 'J) 26.5')")
+        key = match.group(1)
+        tokens = match.group(2).split()
+        ukey = key.upper()
+        if len(key) == 1 and key.isalpha() and ukey != "Z":
+            self.control_line(number, ukey, tokens)
+        elif key == "0":
+            self.start_component(number, tokens)
+        elif self.current is None:
+            if key[0].isalpha() and ukey != "Z" and not _HIDDEN_KEY.match(key):
+                raise self.error(number, f"galprof does not support the control line '{key})' yet")
+            raise self.error(number, f"parameter line '{key})' appears before any '0) type' component line")
+        else:
+            self.component_line(number, key, tokens)
+
+    def control_line(self, number: int, key: str, tokens: list[str]) -> None:
+        if key in _IGNORED_CONTROL_KEYS:
+            return
+        if key not in _CONTROL_KEYS:
+            raise self.error(number, f"galprof does not support the control line '{key})' yet")
+        if key in self.control:
+            raise self.error(number, f"control line '{key})' given twice (first at line {self.control[key][1]})")
+        self.control[key] = (tokens, number)
+
+    def start_component(self, number: int, tokens: list[str]) -> None:
+        if len(tokens) != 1:
+            raise self.error(number, f"'0)' needs exactly one component type, got {len(tokens)} tokens")
+        profile = tokens[0].lower()
+        if profile in _UNSUPPORTED_PROFILES:
+            raise self.error(number, f"galprof does not support the GALFIT component type {profile!r} yet "
+                                     f"(supported: {', '.join(SUPPORTED_PROFILES)})")
+        if profile not in PROFILE_LINES:
+            raise self.error(number, f"unknown component type {tokens[0]!r} "
+                                     f"(supported: {', '.join(SUPPORTED_PROFILES)})")
+        self.current = {"profile": profile, "line": number, "values": {}, "free": {}, "lines": {},
+                        "seen": {}, "skip": False}
+        self.components.append(self.current)
+
+    def component_line(self, number: int, key: str, tokens: list[str]) -> None:
+        comp = self.current
+        profile = comp["profile"]
+        ukey = key.upper()
+        if ukey in comp["seen"]:
+            raise self.error(number, f"line '{key})' given twice in component {len(self.components)} "
+                                     f"(first at line {comp['seen'][ukey]})")
+        comp["seen"][ukey] = number
+        if ukey == "Z":
+            if len(tokens) != 1 or tokens[0] not in ("0", "1"):
+                raise self.error(number, f"'Z)' takes one flag, 0 or 1; got {' '.join(tokens) or 'nothing'!r}")
+            comp["skip"] = tokens[0] == "1"
+            return
+        if _HIDDEN_KEY.match(key):
+            raise self.error(number, f"galprof does not support GALFIT's hidden parameter line '{key})' "
+                                     "(boxiness C0, Fourier F, bending B, rotation R or truncation T modes) yet")
+        if not key.isdigit():
+            raise self.error(number, f"unknown parameter line '{key})' in a {profile} component")
+        names = PROFILE_LINES[profile].get(key)
+        if names is None:
+            if profile != "sky" and key in ("2", "5", "6", "7", "8"):
+                # GALFIT writes unused lines (e.g. 6-8 of a sersic) as "value 0": accept and ignore.
+                values, flags = self.values_and_flags(number, key, tokens, 1)
+                if flags[0]:
+                    raise self.error(number, f"line '{key})' is not a parameter of a {profile} component "
+                                             "and cannot be free (flag 1)")
+                return
+            raise self.error(number, f"line '{key})' is not a parameter of a {profile} component "
+                                     f"(it uses lines {', '.join(PROFILE_LINES[profile])})")
+        values, flags = self.values_and_flags(number, key, tokens, len(names))
+        for name, value, flag in zip(names, values, flags):
+            comp["values"][name] = value
+            comp["free"][name] = flag
+            comp["lines"][name] = number
+
+    def values_and_flags(self, number: int, key: str, tokens: list[str], count: int):
+        if len(tokens) != 2 * count:
+            shape = " ".join(["value"] * count + ["flag"] * count)
+            raise self.error(number, f"line '{key})' needs {2 * count} tokens ({shape}), got {len(tokens)}")
+        values = [self.number(number, key, t) for t in tokens[:count]]
+        flags = []
+        for t in tokens[count:]:
+            if t not in ("0", "1"):
+                raise self.error(number, f"line '{key})': fit flag must be 0 (fixed) or 1 (free), got {t!r}")
+            flags.append(t == "1")
+        return values, flags
+
+    def number(self, number: int, key: str, token: str) -> float:
+        try:
+            value = float(token)
+        except ValueError:
+            raise self.error(number, f"line '{key})': {token!r} is not a number") from None
+        if not math.isfinite(value):
+            raise self.error(number, f"line '{key})': {token!r} is not a finite number")
+        return value
+
+    def integer(self, number: int, key: str, token: str) -> int:
+        value = self.number(number, key, token)
+        if value != int(value):
+            raise self.error(number, f"line '{key})': {token!r} is not an integer")
+        return int(value)
+
+    # -- end of file ------------------------------------------------------------------
+    def finish(self, path: pathlib.Path) -> Feedme:
+        for key, what in _REQUIRED_CONTROL.items():
+            if key not in self.control or (key in "ABJ" and not self.control[key][0]):
+                if key in self.control:
+                    raise self.error(self.control[key][1], f"'{key})' ({what}) is empty")
+                raise self.error(None, f"missing required line '{key})' ({what})")
+        if not self.components:
+            raise self.error(None, "no components: at least one '0) type' block is required")
+
+        def one_file(key: str, allow_none: bool) -> str | None:
+            tokens, line = self.control.get(key, ([], None))
+            if not tokens:
+                return None
+            if len(tokens) != 1:
+                raise self.error(line, f"'{key})' takes one file name, got {len(tokens)} tokens")
+            if allow_none and tokens[0].lower() == "none":
+                return None
+            return tokens[0]
+
+        input_image, input_extension = self.input_image()
+        output_image = one_file("B", allow_none=False)
+        sigma_image = self.sigma_image()
+        psf_image, psf_kernel = self.psf()
+        mask = one_file("F", allow_none=True)
+        constraint_file = one_file("G", allow_none=True)
+
+        oversampling = 1
+        if "E" in self.control and self.control["E"][0]:
+            tokens, line = self.control["E"]
+            if len(tokens) != 1:
+                raise self.error(line, f"'E)' takes one integer, got {len(tokens)} tokens")
+            oversampling = self.integer(line, "E", tokens[0])
+            if oversampling < 1:
+                raise self.error(line, "'E)': the PSF fine-sampling factor must be a positive integer, "
+                                       f"got {oversampling}")
+
+        tokens, line = self.control["H"]
+        if len(tokens) != 4:
+            raise self.error(line, f"'H)' needs 4 integers (xmin xmax ymin ymax), got {len(tokens)} tokens")
+        xmin, xmax, ymin, ymax = (self.integer(line, "H", t) for t in tokens)
+        if xmin > xmax or ymin > ymax:
+            raise self.error(line, f"'H)': empty fit region, need xmin <= xmax and ymin <= ymax, got "
+                                   f"x {xmin}..{xmax}, y {ymin}..{ymax}")
+        if xmin < 1 or ymin < 1:
+            raise self.error(line, f"'H)': pixel coordinates are 1-based, got xmin={xmin}, ymin={ymin}")
+
+        convolution_box = None
+        if "I" in self.control and self.control["I"][0]:
+            tokens, line = self.control["I"]
+            if len(tokens) != 2:
+                raise self.error(line, f"'I)' needs 2 integers (nx ny), got {len(tokens)} tokens")
+            convolution_box = tuple(self.integer(line, "I", t) for t in tokens)
+            if min(convolution_box) < 1:
+                raise self.error(line, f"'I)': convolution box sizes must be positive, got {convolution_box}")
+
+        tokens, line = self.control["J"]
+        if len(tokens) != 1:
+            raise self.error(line, f"'J)' takes one number (the zeropoint), got {len(tokens)} tokens")
+        zeropoint = self.number(line, "J", tokens[0])
+
+        plate_scale = (1.0, 1.0)
+        if "K" in self.control and self.control["K"][0]:
+            tokens, line = self.control["K"]
+            if len(tokens) not in (1, 2):
+                raise self.error(line, f"'K)' needs 2 numbers (dx dy), got {len(tokens)} tokens")
+            scale = [self.number(line, "K", t) for t in tokens]
+            plate_scale = (scale[0], scale[-1])
+
+        display_type = "regular"
+        if "O" in self.control and self.control["O"][0]:
+            display_type = self.control["O"][0][0]
+
+        mode = 0
+        if "P" in self.control and self.control["P"][0]:
+            tokens, line = self.control["P"]
+            if len(tokens) != 1:
+                raise self.error(line, f"'P)' takes one integer (0-3), got {len(tokens)} tokens")
+            mode = self.integer(line, "P", tokens[0])
+            if mode not in (0, 1, 2, 3):
+                raise self.error(line, f"'P)' must be 0 (optimise), 1 (model), 2 (image block) or 3 "
+                                       f"(image block + components), got {mode}")
+
+        return Feedme(
+            path=path,
+            input_image=input_image,
+            input_extension=input_extension,
+            output_image=output_image,
+            sigma_image=sigma_image,
+            psf_image=psf_image,
+            psf_diffusion_kernel=psf_kernel,
+            psf_oversampling=oversampling,
+            mask=mask,
+            constraint_file=constraint_file,
+            fit_region=(xmin, xmax, ymin, ymax),
+            convolution_box=convolution_box,
+            zeropoint=zeropoint,
+            plate_scale=plate_scale,
+            display_type=display_type,
+            mode=mode,
+            components=tuple(self.build_component(i, c) for i, c in enumerate(self.components, start=1)),
+            line_numbers={k: line for k, (_, line) in self.control.items()},
+        )
+
+    def input_image(self) -> tuple[str, int | None]:
+        tokens, line = self.control["A"]
+        if len(tokens) != 1:
+            raise self.error(line, f"'A)' takes one file name, got {len(tokens)} tokens "
+                                   "(multi-band GALFITM input is not supported)")
+        spec = tokens[0]
+        match = _EXTENSION.match(spec)
+        if match is None:
+            if "[" in spec or "]" in spec:
+                raise self.error(line, f"'A)': cannot read the extension in {spec!r}; use 'image.fits[N]'")
+            return spec, None
+        ext = match.group("ext").strip()
+        if not ext.isdigit():
+            raise self.error(line, f"'A)': galprof does not support the extension syntax [{ext}] yet; "
+                                   "give the HDU number, e.g. 'image.fits[1]'")
+        return match.group("name"), int(ext)
+
+    def sigma_image(self) -> str | None:
+        tokens, line = self.control.get("C", ([], None))
+        if not tokens:
+            return None
+        if len(tokens) > 2:
+            raise self.error(line, f"'C)' takes one file name, got {len(tokens)} tokens")
+        if len(tokens) == 2:
+            # GALFITM allows a minimum-sigma factor as a second number.
+            floor = self.number(line, "C", tokens[1])
+            if floor != 0.0:
+                raise self.error(line, "galprof does not support a minimum-sigma factor on 'C)' yet")
+        return None if tokens[0].lower() == "none" else tokens[0]
+
+    def psf(self) -> tuple[str | None, str | None]:
+        tokens, line = self.control.get("D", ([], None))
+        if not tokens:
+            return None, None
+        if len(tokens) > 2:
+            raise self.error(line, f"'D)' takes a PSF image and an optional diffusion kernel, got {len(tokens)} tokens")
+        psf = None if tokens[0].lower() == "none" else tokens[0]
+        kernel = None
+        if len(tokens) == 2 and tokens[1].lower() != "none":
+            kernel = tokens[1]
+        if psf is None and kernel is not None:
+            raise self.error(line, "'D)': a diffusion kernel needs a PSF image")
+        return psf, kernel
+
+    def build_component(self, index: int, comp: dict) -> FeedmeComponent:
+        profile = comp["profile"]
+        defaults = _OPTIONAL_DEFAULTS.get(profile, {})
+        values, free, lines = dict(comp["values"]), dict(comp["free"]), dict(comp["lines"])
+        for key, names in PROFILE_LINES[profile].items():
+            for name in names:
+                if name in values:
+                    continue
+                if name in defaults:
+                    values[name], free[name], lines[name] = defaults[name], False, comp["line"]
+                    continue
+                raise self.error(comp["line"], f"component {index} ({profile}) is missing line '{key})' ({name})")
+        order = [n for names in PROFILE_LINES[profile].values() for n in names]
+        lines["profile"] = comp["line"]
+        return FeedmeComponent(
+            number=index,
+            profile=profile,
+            values={n: values[n] for n in order},
+            free={n: free[n] for n in order},
+            skip_in_residual=comp["skip"],
+            line_numbers=lines,
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------------------------
+
+
+def _fmt_number(value: float, decimals: int = 4) -> str:
+    """Shortest fixed-point text with at least ``decimals`` decimals that reads back exactly.
+
+    Falls back to Python's shortest round-trip representation, so that
+    ``float(_fmt_number(v)) == v`` always holds.
+    """
+    value = float(value)
+    if value == 0.0:
+        return f"{0.0:.{decimals}f}"
+    if 1e-4 <= abs(value) < 1e12:
+        for d in range(decimals, 11):
+            text = f"{value:.{d}f}"
+            if float(text) == value:
+                return text
+    return repr(value)
+
+
+def _fmt_flag(free: bool) -> str:
+    return "1" if free else "0"
+
+
+def _file_or_none(name: str | None) -> str:
+    return "none" if name is None else name
+
+
+def format_feedme(
+    feedme: Feedme,
+    values: list[dict[str, float]] | None = None,
+    *,
+    chi2: float | None = None,
+    ndof: int | None = None,
+    chi2nu: float | None = None,
+) -> str:
+    """GALFIT-3-style feedme text, e.g. for a ``galfit.NN`` restart file.
+
+    Parameters
+    ----------
+    feedme : Feedme
+        The control lines and components to write.
+    values : list of dict, optional
+        New parameter values, one dict per component in the order of
+        ``feedme.components`` (internal names; a dict may hold only some parameters).
+        Free/fixed flags and ``Z)`` are kept.
+    chi2, ndof, chi2nu : optional
+        When given, written in the ``#  Chi^2/nu = ...`` comment line at the top, as
+        GALFIT does in its restart files.
+
+    Returns
+    -------
+    str
+        Text that :func:`read_feedme` reads back to the same settings and values
+        (numbers are written with at least 4 decimals and as many more as needed to
+        round-trip exactly).
+
+    Raises
+    ------
+    ValueError
+        If ``values`` does not have one dict per component or names unknown parameters.
+    """
+    comps = list(feedme.components)
+    if values is not None:
+        if len(values) != len(comps):
+            raise ValueError(f"values has {len(values)} entries for {len(comps)} components")
+        for comp, new in zip(comps, values):
+            unknown = set(new) - set(comp.values)
+            if unknown:
+                raise ValueError(f"component {comp.number} ({comp.profile}) has no parameter(s) {sorted(unknown)}")
+    out: list[str] = [""]
+    out.append(f"#  Input menu file: {feedme.path}")
+    out.append("")
+    if chi2 is not None or chi2nu is not None or ndof is not None:
+        parts = []
+        if chi2nu is not None:
+            parts.append(f"Chi^2/nu = {chi2nu:.3f}")
+        if chi2 is not None:
+            parts.append(f"Chi^2 = {chi2:.3f}")
+        if ndof is not None:
+            parts.append(f"Ndof = {int(ndof)}")
+        out.append("#  " + ",  ".join(parts))
+        out.append("")
+    out.append("=" * 80)
+    out.append("# IMAGE and GALFIT CONTROL PARAMETERS (written by galprof)")
+
+    def control(key: str, value: str, comment: str) -> None:
+        out.append(f"{key}) {value:<18s}  # {comment}")
+
+    xmin, xmax, ymin, ymax = feedme.fit_region
+    control("A", feedme.input_spec, "Input data image (FITS file)")
+    control("B", feedme.output_image, "Output data image block")
+    control("C", _file_or_none(feedme.sigma_image), 'Sigma image name (made from data if blank or "none")')
+    psf = _file_or_none(feedme.psf_image)
+    if feedme.psf_diffusion_kernel is not None:
+        psf = f"{psf} {feedme.psf_diffusion_kernel}"
+    control("D", psf, "Input PSF image and (optional) diffusion kernel")
+    control("E", str(feedme.psf_oversampling), "PSF fine sampling factor relative to data")
+    control("F", _file_or_none(feedme.mask), "Bad pixel mask (FITS image or ASCII coord list)")
+    control("G", _file_or_none(feedme.constraint_file), "File with parameter constraints (ASCII file)")
+    control("H", f"{xmin} {xmax} {ymin} {ymax}", "Image region to fit (xmin xmax ymin ymax)")
+    if feedme.convolution_box is not None:
+        control("I", f"{feedme.convolution_box[0]} {feedme.convolution_box[1]}", "Size of the convolution box (x y)")
+    control("J", _fmt_number(feedme.zeropoint, 3), "Magnitude photometric zeropoint")
+    control("K", f"{_fmt_number(feedme.plate_scale[0])} {_fmt_number(feedme.plate_scale[1])}",
+            "Plate scale (dx dy)  [arcsec per pixel]")
+    control("O", feedme.display_type, "Display type (regular, curses, both)")
+    control("P", str(feedme.mode), "Choose: 0=optimize, 1=model, 2=imgblock, 3=subcomps")
+    out.append("")
+    out.append("# INITIAL FITTING PARAMETERS")
+    out.append("#   par)    par value(s)    fit toggle(s)    # parameter description")
+
+    for i, comp in enumerate(comps):
+        vals = dict(comp.values)
+        if values is not None:
+            vals.update({k: float(v) for k, v in values[i].items()})
+        out.append("")
+        out.append(f"# Component number: {comp.number}")
+        out.append(f" 0) {comp.profile:<22s} #  Component type")
+        comments = _LINE_COMMENTS[comp.profile]
+        for key, names in PROFILE_LINES[comp.profile].items():
+            nums = " ".join(_fmt_number(vals[n]) for n in names)
+            flags = " ".join(_fmt_flag(comp.free[n]) for n in names)
+            out.append(f"{key:>2s}) {nums + '  ' + flags:<23s}#  {comments[key]}")
+        out.append(f" Z) {int(comp.skip_in_residual):<23d}#  Skip this model in output image?  (yes=1, no=0)")
+    out.append("")
+    out.append("=" * 80)
+    out.append("")
+    return "\n".join(out)
+
+
+_RESTART = re.compile(r"^galfit\.(\d{2,})$")
+
+
+def next_restart_path(directory) -> pathlib.Path:
+    """The next restart file name in ``directory``: ``galfit.01``, ``galfit.02``, ...
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        Where the restart file will be written.
+
+    Returns
+    -------
+    pathlib.Path
+        ``directory / galfit.NN`` with NN one more than the highest existing number
+        (so numbers keep increasing even when an earlier file was deleted), at least 01
+        and written with at least two digits.
+    """
+    d = pathlib.Path(directory)
+    highest = 0
+    if d.is_dir():
+        for entry in d.iterdir():
+            match = _RESTART.match(entry.name)
+            if match:
+                highest = max(highest, int(match.group(1)))
+    return d / f"galfit.{highest + 1:02d}"

@@ -1,0 +1,390 @@
+"""FITS input for GALFIT-style fits: images, bad-pixel masks and the default sigma image.
+
+Arrays are numpy arrays indexed ``[j, i]`` with j along NAXIS2 (y) and i along NAXIS1
+(x); the pixel ``[j, i]`` is GALFIT's 1-based pixel (x, y) = (i + 1, j + 1) (see
+:mod:`galprof.conventions`). Coordinates in ASCII masks are 1-based, as in GALFIT.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import warnings
+
+import numpy as np
+from astropy.io import fits
+
+__all__ = [
+    "InputError",
+    "read_image",
+    "read_mask",
+    "sigma_from_header",
+    "exposure_time",
+    "sky_statistics",
+    "DEFAULT_GAIN",
+    "DEFAULT_NCOMBINE",
+]
+
+#: Gain [e-/ADU] assumed when neither GAIN nor ATODGAIN is in the header. GALFIT's
+#: documentation (advisory page) states its defaults as EXPTIME=1, GAIN=7, NCOMBINE=1.
+DEFAULT_GAIN = 7.0
+#: Number of combined exposures assumed when NCOMBINE is absent.
+DEFAULT_NCOMBINE = 1.0
+
+_FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fz", ".fits.fz")
+
+
+class InputError(ValueError):
+    """An input file (image, mask, sigma image, PSF) cannot be used; the message names it."""
+
+
+# ----------------------------------------------------------------------------------------
+# Images
+# ----------------------------------------------------------------------------------------
+
+
+def _describe(path, extension) -> str:
+    return f"{path}[{extension}]" if extension is not None else str(path)
+
+
+def read_image(path: str, extension: int | None = None) -> tuple[np.ndarray, fits.Header]:
+    """Read a 2-D FITS image as float64.
+
+    Parameters
+    ----------
+    path : str
+        FITS file.
+    extension : int, optional
+        HDU number (0 = primary). When None, the primary HDU is used if it holds data,
+        otherwise the first image extension that does.
+
+    Returns
+    -------
+    data : numpy.ndarray, shape (NAXIS2, NAXIS1), float64
+        Pixel values with BSCALE/BZERO applied; ``data[j, i]`` is the 1-based pixel
+        (x, y) = (i + 1, j + 1).
+    header : astropy.io.fits.Header
+        A copy of that HDU's header.
+
+    Raises
+    ------
+    InputError
+        The file is missing or not FITS, the extension does not exist or holds no
+        image, or the data are not 2-D.
+    """
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: file not found")
+    if p.is_dir():
+        raise InputError(f"{path}: is a directory, not a FITS file")
+    try:
+        with fits.open(p, memmap=False) as hdul:
+            if extension is not None:
+                if not 0 <= extension < len(hdul):
+                    raise InputError(f"{_describe(path, extension)}: no such extension "
+                                     f"(the file has HDUs 0..{len(hdul) - 1})")
+                hdu = hdul[extension]
+                if not hdu.is_image:
+                    raise InputError(f"{_describe(path, extension)}: extension {extension} is a "
+                                     f"{type(hdu).__name__}, not an image")
+                if hdu.data is None:
+                    raise InputError(f"{_describe(path, extension)}: extension {extension} holds no data")
+                chosen = extension
+            else:
+                chosen = None
+                for index, hdu in enumerate(hdul):
+                    if hdu.is_image and hdu.data is not None:
+                        chosen = index
+                        break
+                if chosen is None:
+                    raise InputError(f"{path}: no HDU holds image data")
+                hdu = hdul[chosen]
+            data = np.asarray(hdu.data)
+            header = hdu.header.copy()
+    except InputError:
+        raise
+    except (OSError, ValueError, TypeError) as err:
+        raise InputError(f"{_describe(path, extension)}: cannot read as FITS: {err}") from None
+    if data.ndim != 2:
+        raise InputError(f"{_describe(path, chosen)}: expected a 2-D image, got data of shape {data.shape}")
+    if not np.issubdtype(data.dtype, np.number):
+        raise InputError(f"{_describe(path, chosen)}: image data are not numeric ({data.dtype})")
+    return np.array(data, dtype=np.float64), header
+
+
+# ----------------------------------------------------------------------------------------
+# Masks
+# ----------------------------------------------------------------------------------------
+
+
+def _looks_like_fits(path: pathlib.Path) -> bool:
+    name = path.name.lower()
+    if name.endswith(_FITS_SUFFIXES):
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return False
+    return head.startswith(b"SIMPLE  =") or head.startswith(b"\x1f\x8b")
+
+
+def read_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
+    """Read a GALFIT bad-pixel mask.
+
+    Parameters
+    ----------
+    path : str
+        Either a FITS image of the same shape as the data, where every non-zero (or
+        NaN) pixel is bad, or an ASCII file with one bad pixel per line given as
+        ``x y`` in 1-based pixel coordinates (blank lines and ``#`` comments allowed).
+        A file is taken as FITS when its name ends in a FITS suffix or its content
+        starts with the FITS signature.
+    shape : tuple of int
+        (NAXIS2, NAXIS1) of the data image.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape ``shape``
+        True where a pixel is bad (excluded from the fit).
+
+    Raises
+    ------
+    InputError
+        Missing file, FITS mask of another shape (both shapes are named), or an ASCII
+        line that is not two integers or points outside the image (``path:line:``).
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: mask file not found")
+    if _looks_like_fits(p):
+        data, _ = read_image(path)
+        if data.shape != shape:
+            raise InputError(f"{path}: mask has shape {data.shape} (NAXIS2, NAXIS1) but the image has shape {shape}")
+        return (data != 0) | ~np.isfinite(data)
+    mask = np.zeros(shape, dtype=bool)
+    ny, nx = shape
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise InputError(f"{path}: cannot read the mask: {err.strerror or err}") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        body = raw.split("#", 1)[0].strip()
+        if not body:
+            continue
+        tokens = body.replace(",", " ").split()
+        if len(tokens) != 2:
+            raise InputError(f"{path}:{number}: expected 'x y' (two 1-based pixel coordinates), got {body!r}")
+        coords = []
+        for token in tokens:
+            try:
+                value = float(token)
+            except ValueError:
+                raise InputError(f"{path}:{number}: {token!r} is not a pixel coordinate") from None
+            if not math.isfinite(value) or value != int(value):
+                raise InputError(f"{path}:{number}: pixel coordinates must be integers, got {token!r}")
+            coords.append(int(value))
+        x, y = coords
+        if not (1 <= x <= nx and 1 <= y <= ny):
+            raise InputError(f"{path}:{number}: pixel ({x}, {y}) is outside the image "
+                             f"(x 1..{nx}, y 1..{ny}; coordinates are 1-based)")
+        mask[y - 1, x - 1] = True
+    return mask
+
+
+# ----------------------------------------------------------------------------------------
+# Header quantities and the default sigma image
+# ----------------------------------------------------------------------------------------
+
+
+def _header_float(header, keys, *, positive: bool = True) -> tuple[float | None, str | None]:
+    """First usable numeric value among ``keys``: (value, key) or (None, None)."""
+    if header is None:
+        return None, None
+    for key in keys:
+        if key not in header:
+            continue
+        try:
+            value = float(header[key])
+        except (TypeError, ValueError):
+            continue
+        if not math.isfinite(value):
+            continue
+        if positive and value <= 0:
+            continue
+        if not positive and value < 0:
+            continue
+        return value, key
+    return None, None
+
+
+def exposure_time(header) -> float:
+    """EXPTIME [s] from a FITS header; 1.0 when absent, not a number or not positive.
+
+    This is the EXPTIME of the magnitude convention
+    mag = zeropoint - 2.5 log10(flux [ADU] / EXPTIME) (GALFIT's default is also 1).
+    """
+    value, _ = _header_float(header, ("EXPTIME",))
+    return 1.0 if value is None else value
+
+
+def sky_statistics(data: np.ndarray, mask: np.ndarray | None = None, *, nsigma: float = 3.0,
+                   max_iterations: int = 20) -> tuple[float, float, int]:
+    """Background level and RMS by iterative sigma clipping.
+
+    Pixels more than ``nsigma`` standard deviations from the median are rejected until
+    no more are; the level is the median and the RMS the (population) standard
+    deviation of the kept pixels.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Image [ADU]; non-finite pixels are ignored.
+    mask : numpy.ndarray of bool, optional
+        True for pixels to ignore.
+
+    Returns
+    -------
+    level : float
+        Median of the kept pixels [ADU] (NaN when no pixel is usable).
+    rms : float
+        Their standard deviation [ADU] (NaN when fewer than 2).
+    n : int
+        Number of pixels kept.
+    """
+    values = np.asarray(data, dtype=np.float64)
+    good = np.isfinite(values)
+    if mask is not None:
+        good &= ~np.asarray(mask, dtype=bool)
+    kept = values[good]
+    if kept.size == 0:
+        return float("nan"), float("nan"), 0
+    for _ in range(max_iterations):
+        if kept.size < 2:
+            break
+        level = np.median(kept)
+        rms = kept.std()
+        if rms == 0:
+            break
+        keep = np.abs(kept - level) <= nsigma * rms
+        if keep.all():
+            break
+        kept = kept[keep]
+    rms = float(kept.std()) if kept.size >= 2 else float("nan")
+    return float(np.median(kept)), rms, int(kept.size)
+
+
+def _looks_like_rate(header) -> str | None:
+    if header is None or "BUNIT" not in header:
+        return None
+    unit = str(header["BUNIT"]).strip()
+    compact = unit.lower().replace(" ", "")
+    if compact.endswith(("/s", "/sec", "/second", "s-1", "s**-1", "s^-1")):
+        return unit
+    return None
+
+
+def sigma_from_header(data: np.ndarray, header, *, mask: np.ndarray | None = None,
+                      min_sky_pixels: int = 10) -> tuple[np.ndarray, str]:
+    """GALFIT-style sigma image [ADU] for when no sigma image is given (``C) none``).
+
+    The data must be in counts (ADU), not counts per second: GALFIT's documentation
+    asks for that, and so does this recipe; EXPTIME is therefore not used here (only in
+    magnitudes). Header keywords and defaults, as GALFIT documents them:
+
+    * ``GAIN`` (or ``ATODGAIN``) [e-/ADU], default 7 (:data:`DEFAULT_GAIN`);
+    * ``NCOMBINE``, the number of exposures averaged into the image, default 1;
+    * ``RDNOISE`` [e-], default 0, used only in the fallback below.
+
+    With g = GAIN x NCOMBINE (so that ADU x g is electrons):
+
+    1. GALFIT 3 measures the background noise from the image itself (its documentation
+       says RDNOISE is "automatically estimated along with the background noise").
+       We follow that: the sky level and RMS are found by iterative 3-sigma clipping of
+       the (unmasked, finite) pixels, :func:`sky_statistics`, and
+
+           sigma^2 = max(data - sky, 0) / g + sky_rms^2          [ADU^2]
+
+       i.e. the measured background noise (sky photon noise and read noise together)
+       plus the Poisson noise of the source light above the sky. This works whether or
+       not the sky has been subtracted from the image.
+    2. When no background RMS can be measured (fewer than ``min_sky_pixels`` usable
+       pixels, or an RMS of 0 as in a noiseless simulation), the CCD equation from the
+       header alone is used:
+
+           sigma^2 = max(data, 0) / g + NCOMBINE * RDNOISE^2 / g^2   [ADU^2]
+
+    Pixels where this gives sigma <= 0, or whose data are not finite, get sigma = 0;
+    the likelihood masks such pixels (with a warning). When BUNIT looks like a rate
+    (``.../s``) a warning is issued: the Poisson term is then underestimated by EXPTIME.
+
+    Parameters
+    ----------
+    data : numpy.ndarray, shape (ny, nx)
+        Image [ADU]. Pass the whole input image (or at least an area with plenty of
+        sky) so that the background statistics are not dominated by the galaxy; cut
+        the result to the fit region afterwards.
+    header : astropy.io.fits.Header or mapping
+        Header of the image (may be None: all defaults).
+    mask : numpy.ndarray of bool, optional
+        Bad pixels (True) to leave out of the background statistics.
+    min_sky_pixels : int
+        Fewest usable pixels needed to measure the background.
+
+    Returns
+    -------
+    sigma : numpy.ndarray, shape (ny, nx), float64
+        1-sigma uncertainty of each pixel [ADU]; 0 where undefined.
+    description : str
+        The formula and the keyword values (and measured background) that were used,
+        suitable for a log.
+    """
+    values = np.asarray(data, dtype=np.float64)
+    gain, gain_key = _header_float(header, ("GAIN", "ATODGAIN"))
+    ncombine, ncombine_key = _header_float(header, ("NCOMBINE",))
+    rdnoise, rdnoise_key = _header_float(header, ("RDNOISE",), positive=False)
+    if gain is None:
+        gain, gain_text = DEFAULT_GAIN, f"GAIN={DEFAULT_GAIN:g} (absent: GALFIT's default)"
+    else:
+        gain_text = f"{gain_key}={gain:g}"
+    if ncombine is None:
+        ncombine, ncombine_text = DEFAULT_NCOMBINE, f"NCOMBINE={DEFAULT_NCOMBINE:g} (absent: default)"
+    else:
+        ncombine_text = f"NCOMBINE={ncombine:g}"
+    if rdnoise is None:
+        rdnoise, rdnoise_text = 0.0, "RDNOISE=0 (absent: default)"
+    else:
+        rdnoise_text = f"{rdnoise_key}={rdnoise:g}"
+    g = gain * ncombine
+    finite = np.isfinite(values)
+
+    level, rms, n_sky = sky_statistics(values, mask)
+    with np.errstate(invalid="ignore"):
+        if n_sky >= min_sky_pixels and math.isfinite(rms) and rms > 0:
+            variance = np.maximum(values - level, 0.0) / g + rms**2
+            description = (
+                "sigma^2 = max(data - sky, 0)/(GAIN*NCOMBINE) + sky_rms^2 [ADU^2], with "
+                f"{gain_text}, {ncombine_text}, sky={level:.6g} ADU and sky_rms={rms:.6g} ADU measured by "
+                f"3-sigma clipping over {n_sky} pixels (read noise is part of sky_rms, as in GALFIT 3)"
+            )
+        else:
+            variance = np.maximum(values, 0.0) / g + ncombine * rdnoise**2 / g**2
+            reason = "no usable background pixels" if n_sky < min_sky_pixels else "background RMS is 0"
+            description = (
+                "sigma^2 = max(data, 0)/(GAIN*NCOMBINE) + NCOMBINE*RDNOISE^2/(GAIN*NCOMBINE)^2 [ADU^2], with "
+                f"{gain_text}, {ncombine_text}, {rdnoise_text} (background RMS not measurable: {reason})"
+            )
+    good = finite & (variance > 0)
+    sigma = np.zeros_like(values)
+    sigma[good] = np.sqrt(variance[good])
+    rate_unit = _looks_like_rate(header)
+    if rate_unit is not None:
+        note = (f"BUNIT={rate_unit!r} looks like a count rate; the sigma recipe expects counts, so the "
+                "source Poisson term is too small by a factor EXPTIME; give a sigma image (C)) instead")
+        warnings.warn(note, stacklevel=2)
+        description += "; WARNING: " + note
+    n_zero = int(values.size - good.sum())
+    if n_zero:
+        description += f"; {n_zero} pixel(s) have sigma 0 (undefined) and will be masked"
+    return sigma, description

@@ -1,0 +1,93 @@
+"""Model descriptions: a model is a sum of components, each a registered profile.
+
+These objects only *describe* a model (profile names, initial values, which parameters
+are free, bounds). They are immutable and never receive fitted values: fits return a
+:class:`galprof.optimise.result.FitResult`.
+
+Units and conventions are those of :mod:`galprof.conventions`: 1-based pixel centres,
+PA in degrees counter-clockwise from +y, sizes along the major axis in pixels, q = b/a,
+magnitudes with the frame's zeropoint and EXPTIME.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from .profiles import get_profile
+
+
+class ModelError(ValueError):
+    """A model description is inconsistent (unknown profile or parameter, bad bounds...)."""
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component of a model.
+
+    Attributes:
+        profile: registered profile name (GALFIT's component name: ``sersic``, ``devauc``,
+            ``expdisk``, ``gaussian``, ``moffat``, ``psf``, ``sky``).
+        values: initial value of every parameter, a number or an array of shape (B,)
+            (one per galaxy in a batch). Units as in :mod:`galprof.conventions`.
+        fixed: names of parameters held fixed (all others are free).
+        bounds: optional {name: (low, high)} replacing the default bounds.
+        skip_in_residual: GALFIT's ``Z) 1``: fitted, but left in the residual image.
+    """
+
+    profile: str
+    values: Mapping[str, object]
+    fixed: frozenset = field(default_factory=frozenset)
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    skip_in_residual: bool = False
+
+    def __post_init__(self):
+        try:
+            profile = get_profile(self.profile)
+        except KeyError as err:
+            raise ModelError(str(err.args[0])) from None
+        names = profile.parameter_names()
+        missing = [n for n in names if n not in self.values]
+        unknown = [n for n in self.values if n not in names]
+        if missing or unknown:
+            raise ModelError(
+                f"component {self.profile!r}: missing parameters {missing}, unknown parameters {unknown}; "
+                f"expected {list(names)}"
+            )
+        for name in list(self.fixed) + list(self.bounds):
+            if name not in names:
+                raise ModelError(f"component {self.profile!r} has no parameter {name!r}")
+        for name, (low, high) in self.bounds.items():
+            if not low < high:
+                raise ModelError(f"component {self.profile!r}: bounds of {name!r} need low < high, got {(low, high)}")
+        object.__setattr__(self, "fixed", frozenset(self.fixed))
+
+    @property
+    def profile_class(self):
+        return get_profile(self.profile)
+
+    def batch_size(self) -> int | None:
+        sizes = {np.shape(v)[0] for v in self.values.values() if np.ndim(v) == 1}
+        if len(sizes) > 1:
+            raise ModelError(f"component {self.profile!r}: parameter arrays have different lengths {sorted(sizes)}")
+        return sizes.pop() if sizes else None
+
+
+@dataclass(frozen=True)
+class Model:
+    """A sum of components, rendered together and convolved with one PSF."""
+
+    components: tuple[Component, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "components", tuple(self.components))
+        if not self.components:
+            raise ModelError("a model needs at least one component")
+
+    def batch_size(self) -> int | None:
+        sizes = {c.batch_size() for c in self.components} - {None}
+        if len(sizes) > 1:
+            raise ModelError(f"components disagree on the batch size: {sorted(sizes)}")
+        return sizes.pop() if sizes else None

@@ -1,0 +1,129 @@
+"""Batched Levenberg-Marquardt: every galaxy has its own damping, acceptance and stopping.
+
+Each iteration computes, for the galaxies still running, the weighted residuals r and
+the Jacobian J of the model (forward-mode autodiff through the PSF convolution), forms
+J^T J and J^T r in float64 and solves (J^T J + lambda diag(J^T J)) delta = J^T r per
+galaxy. A step is accepted where it lowers chi^2; rejected galaxies retry with larger
+damping without recomputing J. Galaxies that have converged drop out of the batch, so
+they stop costing work. The only host synchronisation per iteration is the one that
+gathers the indices of the galaxies still running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .problem import BatchProblem
+
+
+@dataclass(frozen=True)
+class LMSettings:
+    """Settings of :func:`levenberg_marquardt`.
+
+    Attributes:
+        max_iterations: Jacobian evaluations per galaxy at most.
+        ftol: converged when an accepted step lowers chi^2 by less than ftol * chi^2.
+        xtol: converged when no theta moves by more than xtol * (1 + |theta|).
+        initial_damping: starting lambda (Marquardt scaling by diag(J^T J)).
+        max_trials: damping increases tried per iteration before recomputing J.
+        max_damping: a galaxy whose lambda exceeds this has no downhill step left at the
+            working precision and is declared converged.
+    """
+
+    max_iterations: int = 100
+    ftol: float = 1e-7
+    xtol: float = 1e-8
+    initial_damping: float = 1e-3
+    max_trials: int = 4
+    max_damping: float = 1e10
+
+
+@dataclass(frozen=True)
+class LMOutcome:
+    theta: torch.Tensor  # (B, F) float64
+    chi2: torch.Tensor  # (B,)
+    iterations: torch.Tensor  # (B,) Jacobian evaluations
+    converged: torch.Tensor  # (B,) bool
+
+
+def _solve_damped(jtj: torch.Tensor, jtr: torch.Tensor, damping: torch.Tensor) -> torch.Tensor:
+    diag = torch.diagonal(jtj, dim1=-2, dim2=-1)
+    scale = diag.clamp(min=1e-12 * diag.amax(-1, keepdim=True).clamp(min=1e-30))
+    lhs = jtj + torch.diag_embed(damping[:, None] * scale)
+    step, info = torch.linalg.solve_ex(lhs, jtr.unsqueeze(-1))
+    step = step.squeeze(-1)
+    return torch.where((info == 0)[:, None] & torch.isfinite(step), step, torch.zeros_like(step))
+
+
+def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: LMSettings = LMSettings(),
+                        render_dtype: torch.dtype = torch.float32, progress=None) -> LMOutcome:
+    """Minimise chi^2 for every galaxy of the batch independently.
+
+    Args:
+        problem: the batch of least-squares problems.
+        theta0: (B, F) starting internal parameters.
+        settings: stopping and damping settings.
+        render_dtype: dtype in which models and Jacobians are computed; the normal
+            equations are always solved in float64.
+        progress: optional callable(iteration, n_running) for progress reporting.
+    """
+    device = theta0.device
+    bsz = theta0.shape[0]
+    theta = theta0.to(torch.float64).clone()
+    damping = torch.full((bsz,), settings.initial_damping, dtype=torch.float64, device=device)
+    chi2 = torch.full((bsz,), float("inf"), dtype=torch.float64, device=device)
+    iterations = torch.zeros(bsz, dtype=torch.long, device=device)
+    converged = torch.zeros(bsz, dtype=torch.bool, device=device)
+    running = torch.ones(bsz, dtype=torch.bool, device=device)
+    if theta.shape[1] == 0:
+        index = torch.arange(bsz, device=device)
+        chi2 = problem.chi2(theta.to(render_dtype), index).to(torch.float64)
+        return LMOutcome(theta, chi2, iterations, torch.ones_like(converged))
+
+    for iteration in range(settings.max_iterations):
+        index = torch.nonzero(running).squeeze(-1)  # the one host sync of the iteration
+        if index.numel() == 0:
+            break
+        if progress is not None:
+            progress(iteration, int(index.numel()))
+        th = theta[index]
+        residual, jac = problem.residuals_and_jacobian(th.to(render_dtype), index)
+        residual, jac = residual.to(torch.float64), jac.to(torch.float64)
+        current = (residual**2).sum(-1)
+        chi2[index] = current
+        iterations[index] += 1
+        jtj = jac.transpose(1, 2) @ jac
+        jtr = (jac.transpose(1, 2) @ residual.unsqueeze(-1)).squeeze(-1)
+        lam = damping[index]
+        accepted = torch.zeros_like(current, dtype=torch.bool)
+        new_theta = th.clone()
+        new_chi2 = current.clone()
+        last_step = torch.zeros_like(th)
+        for _ in range(settings.max_trials):
+            pending = ~accepted
+            step = _solve_damped(jtj, jtr, lam)
+            trial = th + step
+            sub = torch.nonzero(pending).squeeze(-1)
+            trial_chi2 = torch.full_like(current, float("inf"))
+            trial_chi2[sub] = problem.chi2(trial[sub].to(render_dtype), index[sub]).to(torch.float64)
+            better = pending & torch.isfinite(trial_chi2) & (trial_chi2 < current)
+            new_theta = torch.where(better[:, None], trial, new_theta)
+            new_chi2 = torch.where(better, trial_chi2, new_chi2)
+            last_step = torch.where(better[:, None], step, last_step)
+            accepted = accepted | better
+            lam = torch.where(better, (lam / 5.0).clamp(min=1e-12), torch.where(pending, lam * 8.0, lam))
+            if bool(accepted.all()):
+                break
+        theta[index] = new_theta
+        chi2[index] = new_chi2
+        damping[index] = lam
+        decrease = current - new_chi2
+        small_f = accepted & (decrease <= settings.ftol * new_chi2.clamp(min=1e-300))
+        small_x = accepted & (last_step.abs() <= settings.xtol * (1.0 + th.abs())).all(-1)
+        stalled = lam > settings.max_damping
+        done = small_f | small_x | stalled
+        converged[index] = done
+        running[index] = ~done
+    return LMOutcome(theta, chi2, iterations, converged)

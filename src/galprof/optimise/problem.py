@@ -1,0 +1,50 @@
+"""The interface between a model and an optimiser: model images and Jacobians of theta."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.func import jvp
+
+
+@dataclass(frozen=True)
+class BatchProblem:
+    """A batch of independent least-squares problems.
+
+    Attributes:
+        render: ``render(theta, index) -> (b, H, W)`` model images for the galaxies
+            ``index`` (a (b,) long tensor) at internal parameters ``theta`` (b, F).
+        data: (B, H, W) data with unusable pixels zeroed.
+        weight: (B, H, W) inverse sigma, 0 for pixels outside the fit.
+    """
+
+    render: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    data: torch.Tensor
+    weight: torch.Tensor
+
+    def chi2(self, theta: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """(b,) chi^2 of galaxies ``index`` at ``theta`` (b, F)."""
+        model = self.render(theta, index)
+        return (((self.data[index] - model) * self.weight[index]) ** 2).flatten(1).sum(-1)
+
+    def residuals_and_jacobian(self, theta: torch.Tensor, index: torch.Tensor):
+        """Weighted residuals r = (data - model) w, (b, N), and J = d(model w)/d theta, (b, N, F).
+
+        The Jacobian is computed by forward-mode autodiff (``torch.func.jvp``), one
+        tangent per free parameter; galaxy b's tangent only moves galaxy b's parameters,
+        so one pass gives that column for the whole batch. (Separate passes measured
+        faster on the CPU than ``vmap`` over the tangents.)
+        """
+        columns = []
+        model = None
+        for k in range(theta.shape[-1]):
+            tangent = torch.zeros_like(theta)
+            tangent[:, k] = 1.0
+            model, column = jvp(lambda t: self.render(t, index), (theta,), (tangent,))
+            columns.append(column)
+        w = self.weight[index]
+        residual = ((self.data[index] - model) * w).flatten(1)
+        jac = (torch.stack(columns, dim=-1) * w.unsqueeze(-1)).flatten(1, 2)
+        return residual, jac

@@ -1,0 +1,5 @@
+"""Parameter uncertainties."""
+
+from .covariance import covariance_from_jacobian
+
+__all__ = ["covariance_from_jacobian"]
