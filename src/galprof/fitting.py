@@ -248,7 +248,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
 
     model_np = model_images.detach().to(torch.float64).cpu().numpy()
     good = data.weight.cpu().numpy() > 0
-    chi2 = (((img - model_np) * data.weight.cpu().numpy()) ** 2 * good).reshape(bsz, -1).sum(-1)
+    clean = data.data.to(torch.float64).cpu().numpy()  # unusable pixels zeroed (and weighted 0)
+    chi2 = (((clean - model_np) * data.weight.cpu().numpy()) ** 2 * good).reshape(bsz, -1).sum(-1)
     ndof = data.n_pixels.cpu().numpy() - layout.n_free
     chi2_nu = chi2 / np.maximum(ndof, 1)
     iterations = iterations.cpu().numpy()

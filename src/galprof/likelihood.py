@@ -55,9 +55,9 @@ def prepare_data(image, sigma, mask, *, dtype=torch.float32, device=None, names=
         img = img[None]
     if img.ndim != 3:
         raise LikelihoodError(f"the image must be 2-D or a (B, H, W) stack, got shape {np.shape(image)}")
-    sig = np.ones_like(img) if sigma is None else np.broadcast_to(np.asarray(sigma, dtype=np.float64), img.shape)
     if sigma is not None and np.shape(sigma)[-2:] != img.shape[-2:]:
         raise LikelihoodError(f"sigma image shape {np.shape(sigma)} does not match the image {img.shape[-2:]}")
+    sig = np.ones_like(img) if sigma is None else np.broadcast_to(np.asarray(sigma, dtype=np.float64), img.shape)
     bad = np.zeros(img.shape, dtype=bool)
     if mask is not None:
         if np.shape(mask)[-2:] != img.shape[-2:]:

@@ -36,7 +36,7 @@ class RenderConfig:
     fine_box: int = 7
     window_inner: float = 1.2
     window_outer: float = 3.3
-    exact_box: int = 3
+    exact_box: int = 5
     exact_core: int = 3
     edge_nodes: int = 24
     psf_interpolation_order: int = 8

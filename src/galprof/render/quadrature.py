@@ -87,7 +87,7 @@ def cell_integrals_gauss(
             value = profile.surface_brightness(safe_radius(u * u + w * w), derived)
             if window is not None:
                 inner, outer, complement = window
-                r = torch.sqrt((dx + ox) ** 2 + (dy + oy) ** 2)
+                r = safe_radius((dx + ox) ** 2 + (dy + oy) ** 2)
                 win = smooth_window(r, inner, outer)
                 value = value * ((1.0 - win) if complement else win)
             total = total + (weights[i] * weights[j]) * value

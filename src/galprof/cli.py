@@ -1,0 +1,257 @@
+"""Command line: ``galprof fit FEEDME [...]`` (GALFIT drop-in) and ``galprof demo``.
+
+Conventions are GALFIT's (see :mod:`galprof.conventions`): 1-based pixels, PA in
+degrees counter-clockwise from +y, sizes along the major axis in pixels, q = b/a.
+Relative file names in a feedme are resolved against the current directory, as GALFIT
+does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import pathlib
+import sys
+import warnings
+
+import numpy as np
+import torch
+
+from . import __version__
+from .fitting import fit
+from .io.feedme import Feedme, FeedmeError, format_feedme, next_restart_path, read_feedme
+from .io.fits_io import InputError, exposure_time, read_image, read_mask, sigma_from_header
+from .io.galfit_output import ComponentReport, append_fit_log, galfit_header_cards, write_imgblock, write_model_image
+from .likelihood import LikelihoodError
+from .model import Component, Model, ModelError
+from .render.config import RenderConfig
+from .render.psf import PSFError, prepare_psf
+from .render.scene import Frame, RenderError, render_model
+
+
+class CommandError(Exception):
+    """A user-facing error: printed without a traceback, exit status 2."""
+
+
+def _path(name: str, feedme: Feedme, key: str) -> pathlib.Path:
+    path = pathlib.Path(name)
+    if not path.exists():
+        line = feedme.line_numbers.get(key, "?")
+        raise CommandError(f"{feedme.path}:{line}: file {name!r} (line {key}) does not exist")
+    return path
+
+
+def _model_from_feedme(feedme: Feedme) -> Model:
+    comps = []
+    for c in feedme.components:
+        fixed = {name for name, free in c.free.items() if not free}
+        comps.append(Component(c.profile, dict(c.values), fixed=frozenset(fixed), skip_in_residual=c.skip_in_residual))
+    return Model(tuple(comps))
+
+
+def _load_inputs(feedme: Feedme):
+    """Read image, sigma, PSF and mask; cut them to the fit region (H)."""
+    if feedme.constraint_file:
+        raise CommandError(f"{feedme.path}:{feedme.line_numbers.get('G', '?')}: constraint files (line G) are not "
+                           "supported yet; use 'none'")
+    if feedme.psf_diffusion_kernel:
+        raise CommandError(f"{feedme.path}:{feedme.line_numbers.get('D', '?')}: a PSF diffusion kernel is not "
+                           "supported; give the PSF alone on line D")
+    image, header = read_image(str(_path(feedme.input_image, feedme, "A")), feedme.input_extension)
+    ny, nx = image.shape
+    x1, x2, y1, y2 = feedme.fit_region
+    if x1 < 1 or y1 < 1 or x2 > nx or y2 > ny:
+        raise CommandError(f"{feedme.path}:{feedme.line_numbers.get('H', '?')}: fit region [{x1}:{x2},{y1}:{y2}] "
+                           f"lies outside the image {feedme.input_image} ({nx} x {ny} pixels)")
+    cut = (slice(y1 - 1, y2), slice(x1 - 1, x2))
+    mask = None
+    if feedme.mask:
+        mask = read_mask(str(_path(feedme.mask, feedme, "F")), image.shape)
+    if feedme.sigma_image:
+        sigma, _ = read_image(str(_path(feedme.sigma_image, feedme, "C")))
+        if sigma.shape != image.shape:
+            raise CommandError(f"{feedme.path}:{feedme.line_numbers.get('C', '?')}: sigma image {feedme.sigma_image} "
+                               f"has shape {sigma.shape[::-1]} but the input image has {image.shape[::-1]} (x, y)")
+        sigma_note = feedme.sigma_image
+    else:
+        sigma, sigma_note = sigma_from_header(image, header, mask=mask)
+    psf = None
+    if feedme.psf_image:
+        psf, _ = read_image(str(_path(feedme.psf_image, feedme, "D")))
+    return dict(image=image[cut], header=header, sigma=sigma[cut], mask=None if mask is None else mask[cut],
+                psf=psf, sigma_note=sigma_note)
+
+
+def _reports(feedme: Feedme, values, errors, free, at_bound) -> list[ComponentReport]:
+    out = []
+    for i, c in enumerate(feedme.components):
+        names = list(c.values)
+        out.append(ComponentReport(
+            number=c.number, profile=c.profile, values={n: float(values[i][n]) for n in names},
+            errors={n: float(errors[i].get(n, 0.0)) for n in names}, free=dict(c.free),
+            problem={n: bool(at_bound[i].get(n, False)) for n in names}, skip_in_residual=c.skip_in_residual))
+    return out
+
+
+def _per_component(result_or_values, names):
+    """[{name: value}] per component from a FitResult-like (values (P,), names)."""
+    values, cols = result_or_values
+    out = {}
+    for j, (comp, name) in enumerate(names):
+        out.setdefault(comp, {})[name] = values[j]
+    return [out[k] for k in sorted(out)]
+
+
+def run_feedme(path: str, *, config: RenderConfig, dtype, device, quiet: bool = False) -> int:
+    try:
+        feedme = read_feedme(path)
+    except OSError as err:
+        raise CommandError(f"cannot read feedme {path}: {err.strerror}") from None
+    inputs = _load_inputs(feedme)
+    model = _model_from_feedme(feedme)
+    x1, x2, y1, y2 = feedme.fit_region
+    exptime = exposure_time(inputs["header"])
+    origin = (x1, y1)
+    frame_psf = None
+    if inputs["psf"] is not None:
+        h, w = inputs["image"].shape
+        frame_psf = prepare_psf(inputs["psf"], oversampling=feedme.psf_oversampling, max_shape=(2 * h + 1, 2 * w + 1),
+                                source=feedme.psf_image, dtype=torch.float64)
+    say = (lambda *a: None) if quiet else print
+    say(f"galprof {__version__}: {feedme.path}  fit region [{x1}:{x2},{y1}:{y2}]  "
+        f"PSF {feedme.psf_image or 'none'}  sigma {inputs['sigma_note'] if feedme.sigma_image else 'from data'}")
+    if feedme.mode == 0:
+        result = fit(model, inputs["image"], sigma=inputs["sigma"], mask=inputs["mask"], psf=inputs["psf"],
+                     psf_oversampling=feedme.psf_oversampling, origin=origin, zeropoint=feedme.zeropoint,
+                     exptime=exptime, config=config, dtype=dtype, device=device,
+                     names=[str(feedme.path)],
+                     progress=None if quiet else (lambda it, n: print(f"  iteration {it + 1}", end="\r")))
+        names = result.names
+        values = _per_component((result.values[0], None), names)
+        errors = _per_component((result.errors[0], None), names)
+        at_bound = _per_component((result.at_bound[0], None), names)
+        chi2, ndof, chi2nu = float(result.chi2[0]), int(result.ndof[0]), float(result.chi2_nu[0])
+        nfree = int(result.free.sum())
+        say("")
+        say(result.table(0))
+    else:
+        values = [dict(c.values) for c in feedme.components]
+        errors = [{n: 0.0 for n in c.values} for c in feedme.components]
+        at_bound = [{} for _ in feedme.components]
+        chi2 = ndof = chi2nu = 0.0
+        nfree = sum(sum(c.free.values()) for c in feedme.components)
+    # images of every component at the reported values
+    frame = Frame(x1, y1, x2 - x1 + 1, y2 - y1 + 1, feedme.zeropoint, exptime)
+    from .profiles import get_profile
+    comp_images = []
+    for c, v in zip(feedme.components, values):
+        params = {k: torch.tensor([float(val)], dtype=torch.float64) for k, val in v.items()}
+        comp_images.append(render_model([(get_profile(c.profile), params)], frame, frame_psf, config)[0].numpy())
+    model_image = np.sum(comp_images, axis=0)
+    residual = inputs["image"] - sum(img for img, c in zip(comp_images, feedme.components) if not c.skip_in_residual)
+    if feedme.mode in (2, 3) or feedme.mode == 0:
+        if feedme.mode != 0:
+            good = np.isfinite(inputs["sigma"]) & (inputs["sigma"] > 0)
+            if inputs["mask"] is not None:
+                good &= ~inputs["mask"]
+            chi2 = float(np.sum((residual[good] / inputs["sigma"][good]) ** 2))
+            ndof = int(good.sum()) - nfree
+            chi2nu = chi2 / max(ndof, 1)
+    reports = _reports(feedme, values, errors, None, at_bound)
+    if feedme.mode == 1:
+        cards = galfit_header_cards(reports, chi2=chi2, ndof=ndof, nfree=nfree, chi2nu=chi2nu)
+        write_model_image(feedme.output_image, model_image.astype(np.float32), cards)
+        say(f"wrote model image {feedme.output_image}")
+        return 0
+    write_imgblock(feedme.output_image, data=inputs["image"], model=model_image, residual=residual, feedme=feedme,
+                   components=reports, chi2=chi2, ndof=ndof, nfree=nfree, chi2nu=chi2nu,
+                   input_header=inputs["header"])
+    say(f"wrote image block {feedme.output_image}")
+    if feedme.mode == 3:
+        from astropy.io import fits
+        hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(img.astype(np.float32), name=f"COMP_{i + 1}")
+                                      for i, img in enumerate(comp_images)]
+        fits.HDUList(hdus).writeto("subcomps.fits", overwrite=True)
+        say("wrote subcomps.fits")
+    if feedme.mode == 0:
+        restart = next_restart_path(".")
+        restart.write_text(format_feedme(feedme, values, chi2=chi2, ndof=ndof, chi2nu=chi2nu))
+        initial = _reports(feedme, [dict(c.values) for c in feedme.components],
+                           [{} for _ in feedme.components], None, [{} for _ in feedme.components])
+        append_fit_log("fit.log", feedme=feedme, components=reports, initial_components=initial, chi2=chi2,
+                       ndof=ndof, chi2nu=chi2nu, date=datetime.datetime.now().isoformat(timespec="seconds"),
+                       restart_file=str(restart), output_image=feedme.output_image)
+        say(f"wrote {restart} and appended fit.log")
+    return 0
+
+
+def run_demo(n_galaxies: int = 6, seed: int = 2, dtype=torch.float32, quiet=False) -> dict:
+    """Simulate galaxies in memory (galprof renderer, float64, Moffat ePSF, Gaussian noise),
+    fit them from offset starts and print a truth-vs-fit table. Returns the arrays."""
+    rng = np.random.default_rng(seed)
+    size = 64
+    yy, xx = np.mgrid[-12:13, -12:13]
+    fine = 9
+    sub = (np.arange(25 * fine) - (25 * fine - 1) / 2) / fine
+    alpha, beta = 2.8 / (2 * np.sqrt(2 ** (1 / 3.5) - 1)), 3.5
+    psf = ((1 + (sub[:, None] ** 2 + sub[None, :] ** 2) / alpha**2) ** -beta).reshape(25, fine, 25, fine).sum((1, 3))
+    psf /= psf.sum()
+    truth = dict(x=32.5 + rng.uniform(-1, 1, n_galaxies), y=32.5 + rng.uniform(-1, 1, n_galaxies),
+                 mag=rng.uniform(16.5, 18, n_galaxies), r_e=rng.uniform(2, 8, n_galaxies),
+                 n=rng.uniform(0.7, 4.5, n_galaxies), q=rng.uniform(0.35, 0.95, n_galaxies),
+                 pa=rng.uniform(-80, 80, n_galaxies))
+    from .profiles import get_profile
+    frame = Frame(1, 1, size, size, zeropoint=25.0)
+    clean = render_model([(get_profile("sersic"), {k: torch.tensor(v) for k, v in truth.items()})], frame,
+                         prepare_psf(psf)).numpy()
+    noise = 0.5
+    images = clean + rng.normal(0, noise, clean.shape)
+    start = dict(x=truth["x"] + 1.0, y=truth["y"] - 1.0, mag=truth["mag"] + 0.5, r_e=truth["r_e"] * 1.5,
+                 n=np.full(n_galaxies, 2.0), q=np.clip(truth["q"] + 0.15, 0.1, 1.0), pa=truth["pa"] + 20)
+    result = fit(Model([Component("sersic", start)]), images, sigma=np.full(images.shape, noise), psf=psf,
+                 zeropoint=25.0, dtype=dtype)
+    if not quiet:
+        print(f"galprof {__version__} demo: {n_galaxies} simulated Sersic galaxies, {size}x{size} px, "
+              f"Moffat ePSF FWHM 2.8 px, noise sigma {noise}; fit from offset starts ({dtype})")
+        print(f"{'gal':>3} {'param':>5} {'truth':>10} {'fit':>10} {'error':>9} {'pull':>6}")
+        for b in range(n_galaxies):
+            for name in ("x", "y", "mag", "r_e", "n", "q", "pa"):
+                v, e, t = result.value(1, name)[b], result.error(1, name)[b], truth[name][b]
+                print(f"{b:>3} {name:>5} {t:>10.4f} {v:>10.4f} {e:>9.4f} {(v - t) / e:>6.2f}")
+            print(f"    chi2/nu = {result.chi2_nu[b]:.4f}  iterations = {result.iterations[b]}  "
+                  f"converged = {bool(result.converged[b])}")
+    return dict(truth=truth, result=result)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="galprof", description="Batched galaxy profile fitting (GALFIT drop-in).")
+    parser.add_argument("--version", action="version", version=f"galprof {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_fit = sub.add_parser("fit", help="fit GALFIT feedme file(s) and write GALFIT's outputs")
+    p_fit.add_argument("feedme", nargs="+")
+    p_fit.add_argument("--legacy-pixel-integration", action="store_true",
+                       help="integrate the galaxy over pixels before convolving with the PSF, as GALFIT/imfit do")
+    p_fit.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p_fit.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p_fit.add_argument("--quiet", action="store_true")
+    p_demo = sub.add_parser("demo", help="simulate a handful of galaxies in memory, fit them, print truth vs fit")
+    p_demo.add_argument("--galaxies", type=int, default=6)
+    p_demo.add_argument("--seed", type=int, default=2)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            run_demo(args.galaxies, args.seed)
+            return 0
+        config = RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration)
+        status = 0
+        for path in args.feedme:
+            status |= run_feedme(path, config=config, dtype=getattr(torch, args.dtype), device=args.device,
+                                 quiet=args.quiet)
+        return status
+    except (CommandError, FeedmeError, InputError, PSFError, RenderError, ModelError, LikelihoodError) as err:
+        print(f"galprof: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Fitting: truth recovery on GalSim-rendered galaxies, errors vs scatter, bad inputs, API."""
+
+from __future__ import annotations
+
+import warnings
+
+import galsim
+import numpy as np
+import pytest
+import torch
+
+from galprof import Component, Model, ModelError, fit
+from galprof.likelihood import LikelihoodError
+from galprof.optimise.lm import LMSettings
+from galprof.render.psf import PSFError
+from galprof.render.scene import Frame, RenderError
+from references import FFT_GSPARAMS, galsim_moffat, galsim_sersic, moffat_epsf
+
+SIZE = 48
+ZP = 25.0
+PARAMS = ("x", "y", "mag", "r_e", "n", "q", "pa")
+
+
+def galsim_image(truth, psf_beta=3.5, psf_fwhm=2.8, extra=None):
+    """Noise-free GalSim render of one or two components (ePSF convolution), 48x48."""
+    flux = 10 ** (-0.4 * (truth["mag"] - ZP))
+    obj = galsim_sersic(truth["n"], truth["r_e"], truth["q"], truth["pa"], flux, gsparams=FFT_GSPARAMS)
+    if extra is not None:
+        disk = galsim.Exponential(scale_radius=extra["r_s"] * np.sqrt(extra["q"]),
+                                  flux=10 ** (-0.4 * (extra["mag"] - ZP)), gsparams=FFT_GSPARAMS)
+        obj = obj + disk.shear(q=extra["q"], beta=(extra["pa"] + 90) * galsim.degrees)
+    conv = galsim.Convolve(obj, galsim_moffat(psf_beta, psf_fwhm, gsparams=FFT_GSPARAMS), gsparams=FFT_GSPARAMS)
+    centre = (SIZE + 1) / 2
+    return conv.drawImage(nx=SIZE, ny=SIZE, scale=1.0, offset=(truth["x"] - centre, truth["y"] - centre)).array
+
+
+def offset_start(t):
+    """The issue's offset start: R_e x1.5, n +1, mag +0.5, q +0.15, PA +20 deg, centre +1.3 px."""
+    return dict(x=t["x"] + 1.3, y=t["y"] + 1.3, mag=t["mag"] + 0.5, r_e=t["r_e"] * 1.5,
+                n=min(t["n"] + 1, 9.0), q=min(t["q"] + 0.15, 1.0), pa=t["pa"] + 20)
+
+
+def assert_recovered(result, truths, b_offset=0, component=1):
+    for b, t in enumerate(truths):
+        g = b + b_offset
+        assert abs(result.value(component, "n")[g] / t["n"] - 1) < 0.005, (b, result.value(component, "n")[g], t)
+        assert abs(result.value(component, "r_e")[g] / t["r_e"] - 1) < 0.006
+        assert abs(result.value(component, "mag")[g] - t["mag"]) < 0.004
+        assert abs(result.value(component, "q")[g] - t["q"]) < 0.003
+        dpa = (result.value(component, "pa")[g] - t["pa"] + 90) % 180 - 90
+        assert abs(dpa) < 0.3
+        assert abs(result.value(component, "x")[g] - t["x"]) < 0.02
+        assert abs(result.value(component, "y")[g] - t["y"]) < 0.02
+
+
+TRUTHS = [
+    dict(x=24.3, y=23.8, mag=16.0, r_e=1.6, n=4.5, q=0.55, pa=35.0),
+    dict(x=25.1, y=24.6, mag=16.5, r_e=5.0, n=1.0, q=0.35, pa=-60.0),
+    dict(x=23.5, y=24.5, mag=15.5, r_e=3.0, n=6.0, q=0.9, pa=80.0),
+    dict(x=24.7, y=25.2, mag=16.2, r_e=7.0, n=0.5, q=0.7, pa=-5.0),
+]
+
+
+def test_truth_recovery_single_sersic_batch():
+    psf = moffat_epsf(3.5, 2.8, 25)
+    images = np.stack([galsim_image(t) for t in TRUTHS])
+    starts = [offset_start(t) for t in TRUTHS]
+    model = Model([Component("sersic", {k: np.array([s[k] for s in starts]) for k in PARAMS})])
+    result = fit(model, images, sigma=np.ones_like(images), psf=psf, zeropoint=ZP)
+    assert result.converged.all()
+    assert_recovered(result, TRUTHS)
+    assert np.all(result.value(1, "q") <= 1.0)
+    assert np.all((result.value(1, "pa") > -90) & (result.value(1, "pa") <= 90))
+
+
+@pytest.mark.slow
+def test_truth_recovery_bulge_disk():
+    bulge = dict(x=24.4, y=24.1, mag=16.5, r_e=2.0, n=3.5, q=0.8, pa=20.0)
+    disk = dict(mag=16.0, r_s=6.0, q=0.5, pa=30.0)
+    image = galsim_image(bulge, extra={**disk})
+    start_b = offset_start(bulge)
+    model = Model([
+        Component("sersic", start_b),
+        Component("expdisk", dict(x=bulge["x"] + 1.3, y=bulge["y"] + 1.3, mag=disk["mag"] + 0.5, r_s=disk["r_s"] * 1.5,
+                                  q=disk["q"] + 0.15, pa=disk["pa"] + 20)),
+    ])
+    result = fit(model, image, sigma=np.ones_like(image), psf=moffat_epsf(3.5, 2.8, 25), zeropoint=ZP)
+    assert_recovered(result, [bulge])
+    assert abs(result.value(2, "r_s")[0] / disk["r_s"] - 1) < 0.006
+    assert abs(result.value(2, "mag")[0] - disk["mag"]) < 0.004
+
+
+@pytest.mark.slow
+def test_noise_bias_and_pulls():
+    """Mean bias < 0.35 sigma and pull scatter in [0.75, 1.35] over noise realisations."""
+    truth = dict(x=24.2, y=24.7, mag=17.0, r_e=4.0, n=2.0, q=0.6, pa=25.0)
+    clean = galsim_image(truth)
+    rng = np.random.default_rng(5)
+    n_real, noise = 40, 0.5
+    images = clean + rng.normal(0, noise, (n_real, SIZE, SIZE))
+    model = Model([Component("sersic", offset_start(truth))])
+    result = fit(model, images, sigma=np.full(images.shape, noise), psf=moffat_epsf(3.5, 2.8, 25), zeropoint=ZP)
+    for name in PARAMS:
+        pulls = (result.value(1, name) - truth[name]) / result.error(1, name)
+        assert abs(pulls.mean()) < 0.35 * 1.0 + 2.0 / np.sqrt(n_real) * 0, (name, pulls.mean())
+        assert 0.75 < pulls.std() < 1.35, (name, pulls.std())
+
+
+def test_q_above_one_is_reported_as_swapped_axes():
+    truth = dict(x=24.0, y=24.0, mag=16.0, r_e=4.0, n=1.5, q=0.5, pa=10.0)
+    image = galsim_image(truth)
+    # start with the axes swapped: q > 1 internally must come out as q < 1, PA + 90
+    start = dict(truth, q=1.0, pa=100.0, r_e=3.0, n=1.5)
+    result = fit(Model([Component("sersic", start)]), image, sigma=np.ones_like(image),
+                 psf=moffat_epsf(3.5, 2.8, 25), zeropoint=ZP)
+    assert result.value(1, "q")[0] <= 1.0
+    assert abs(result.value(1, "q")[0] - 0.5) < 0.003
+    assert abs((result.value(1, "pa")[0] - 10.0 + 90) % 180 - 90) < 0.3
+
+
+def test_adam_option_reduces_chi2():
+    truth = dict(x=24.0, y=24.0, mag=16.0, r_e=3.0, n=1.0, q=0.8, pa=0.0)
+    image = galsim_image(truth)
+    model = Model([Component("sersic", offset_start(truth))])
+    from galprof.optimise.adam import AdamSettings
+    result = fit(model, image, sigma=np.ones_like(image), psf=moffat_epsf(3.5, 2.8, 25), zeropoint=ZP,
+                 method="adam", adam_settings=AdamSettings(steps=60))
+    initial = fit(model, image, sigma=np.ones_like(image), psf=moffat_epsf(3.5, 2.8, 25), zeropoint=ZP,
+                  method="adam", adam_settings=AdamSettings(steps=1))
+    assert result.chi2[0] < 0.5 * initial.chi2[0]
+
+
+# ----------------------------------------------------------------------- bad inputs
+
+def simple_model():
+    return Model([Component("gaussian", dict(x=8.0, y=8.0, mag=20.0, fwhm=3.0, q=1.0, pa=0.0), fixed={"q", "pa"})])
+
+
+def test_nan_pixels_are_masked_with_a_count():
+    image = np.full((16, 16), 1.0)
+    image[3, 4] = np.nan
+    sigma = np.ones_like(image)
+    sigma[5, 5] = 0.0
+    with pytest.warns(UserWarning, match=r"masking 1 pixel\(s\) with NaN/infinite data and 1 pixel\(s\)"):
+        result = fit(simple_model(), image, sigma=sigma, zeropoint=ZP, lm_settings=LMSettings(max_iterations=3))
+    assert np.isfinite(result.chi2).all() and result.chi2[0] > 0
+    assert result.ndof[0] == 16 * 16 - 2 - 4
+
+
+def test_all_pixels_masked_is_an_error():
+    with pytest.raises(LikelihoodError, match="every pixel is masked"):
+        fit(simple_model(), np.ones((16, 16)), mask=np.ones((16, 16)), zeropoint=ZP)
+
+
+def test_shape_mismatches_are_errors():
+    with pytest.raises(LikelihoodError, match="sigma image shape"):
+        fit(simple_model(), np.ones((16, 16)), sigma=np.ones((15, 16)))
+    with pytest.raises(LikelihoodError, match="mask shape"):
+        fit(simple_model(), np.ones((16, 16)), mask=np.zeros((16, 17)))
+
+
+def test_start_outside_bounds_names_the_parameter():
+    model = Model([Component("gaussian", dict(x=80.0, y=8.0, mag=20.0, fwhm=3.0, q=1.0, pa=0.0))])
+    with pytest.raises(ModelError, match="initial x = 80"):
+        fit(model, np.ones((16, 16)))
+
+
+def test_unknown_profile_and_parameter_are_errors():
+    with pytest.raises(ModelError, match="unknown profile 'ferrerz'"):
+        Component("ferrerz", {})
+    with pytest.raises(ModelError, match="missing parameters"):
+        Component("sersic", dict(x=1.0))
+
+
+def test_point_source_needs_psf_and_bad_psf_is_an_error():
+    model = Model([Component("psf", dict(x=8.0, y=8.0, mag=20.0))])
+    with pytest.raises(RenderError, match="needs a PSF"):
+        fit(model, np.ones((16, 16)))
+    psf = np.ones((5, 5))
+    psf[2, 2] = np.nan
+    with pytest.raises(PSFError, match="NaN"):
+        fit(model, np.ones((16, 16)), psf=psf)
+
+
+def test_batch_fit_equals_single_fits():
+    rng = np.random.default_rng(0)
+    truths = [dict(x=8.2, y=7.9, mag=18.0, fwhm=3.0), dict(x=8.7, y=8.4, mag=18.5, fwhm=4.0)]
+    images = []
+    from galprof.profiles import get_profile
+    from galprof.render.scene import render_model
+    for t in truths:
+        p = {k: torch.tensor([v], dtype=torch.float64) for k, v in dict(t, q=1.0, pa=0.0).items()}
+        images.append(render_model([(get_profile("gaussian"), p)], Frame(1, 1, 16, 16, ZP, 1.0)).numpy()[0]
+                      + rng.normal(0, 1e-3, (16, 16)))
+    images = np.stack(images)
+    start = dict(x=np.array([8.0, 8.0]), y=np.array([8.0, 8.0]), mag=np.array([18.3, 18.3]),
+                 fwhm=np.array([3.5, 3.5]), q=1.0, pa=0.0)
+    batch = fit(Model([Component("gaussian", start, fixed={"q", "pa"})]), images, sigma=np.full(images.shape, 1e-3),
+                zeropoint=ZP, dtype=torch.float64)
+    for b in range(2):
+        single = fit(Model([Component("gaussian", {k: (v[b] if np.ndim(v) else v) for k, v in start.items()},
+                                      fixed={"q", "pa"})]), images[b], sigma=np.full((16, 16), 1e-3), zeropoint=ZP,
+                     dtype=torch.float64)
+        np.testing.assert_allclose(batch.values[b], single.values[0], atol=1e-6)
+        assert abs(batch.value(1, "fwhm")[b] - truths[b]["fwhm"]) < 0.01
