@@ -12,7 +12,6 @@ import argparse
 import datetime
 import pathlib
 import sys
-import warnings
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ from .likelihood import LikelihoodError
 from .model import Component, Model, ModelError
 from .render.config import RenderConfig
 from .render.psf import PSFError, prepare_psf
-from .render.scene import Frame, RenderError, render_model
+from .render.scene import Frame, RenderError, render_component, render_model
 
 
 class CommandError(Exception):
@@ -82,7 +81,7 @@ def _load_inputs(feedme: Feedme):
                 psf=psf, sigma_note=sigma_note)
 
 
-def _reports(feedme: Feedme, values, errors, free, at_bound) -> list[ComponentReport]:
+def _reports(feedme: Feedme, values, errors, at_bound) -> list[ComponentReport]:
     out = []
     for i, c in enumerate(feedme.components):
         names = list(c.values)
@@ -93,9 +92,8 @@ def _reports(feedme: Feedme, values, errors, free, at_bound) -> list[ComponentRe
     return out
 
 
-def _per_component(result_or_values, names):
-    """[{name: value}] per component from a FitResult-like (values (P,), names)."""
-    values, cols = result_or_values
+def _per_component(values, names):
+    """[{name: value}, ...] per component from one galaxy's (P,) row and the result's names."""
     out = {}
     for j, (comp, name) in enumerate(names):
         out.setdefault(comp, {})[name] = values[j]
@@ -125,11 +123,11 @@ def run_feedme(path: str, *, config: RenderConfig, dtype, device, quiet: bool = 
                      psf_oversampling=feedme.psf_oversampling, origin=origin, zeropoint=feedme.zeropoint,
                      exptime=exptime, config=config, dtype=dtype, device=device,
                      names=[str(feedme.path)],
-                     progress=None if quiet else (lambda it, n: print(f"  iteration {it + 1}", end="\r")))
+                     progress=None if quiet else (lambda it, n: print(f"  LM iteration {it + 1}", end="\r")))
         names = result.names
-        values = _per_component((result.values[0], None), names)
-        errors = _per_component((result.errors[0], None), names)
-        at_bound = _per_component((result.at_bound[0], None), names)
+        values = _per_component(result.values[0], names)
+        errors = _per_component(result.errors[0], names)
+        at_bound = _per_component(result.at_bound[0], names)
         chi2, ndof, chi2nu = float(result.chi2[0]), int(result.ndof[0]), float(result.chi2_nu[0])
         nfree = int(result.free.sum())
         say("")
@@ -146,18 +144,17 @@ def run_feedme(path: str, *, config: RenderConfig, dtype, device, quiet: bool = 
     comp_images = []
     for c, v in zip(feedme.components, values):
         params = {k: torch.tensor([float(val)], dtype=torch.float64) for k, val in v.items()}
-        comp_images.append(render_model([(get_profile(c.profile), params)], frame, frame_psf, config)[0].numpy())
+        comp_images.append(render_component(get_profile(c.profile), params, frame, frame_psf, config)[0].numpy())
     model_image = np.sum(comp_images, axis=0)
     residual = inputs["image"] - sum(img for img, c in zip(comp_images, feedme.components) if not c.skip_in_residual)
-    if feedme.mode in (2, 3) or feedme.mode == 0:
-        if feedme.mode != 0:
-            good = np.isfinite(inputs["sigma"]) & (inputs["sigma"] > 0)
-            if inputs["mask"] is not None:
-                good &= ~inputs["mask"]
-            chi2 = float(np.sum((residual[good] / inputs["sigma"][good]) ** 2))
-            ndof = int(good.sum()) - nfree
-            chi2nu = chi2 / max(ndof, 1)
-    reports = _reports(feedme, values, errors, None, at_bound)
+    if feedme.mode != 0:  # chi^2 of the initial model
+        good = np.isfinite(inputs["sigma"]) & (inputs["sigma"] > 0) & np.isfinite(inputs["image"])
+        if inputs["mask"] is not None:
+            good &= ~inputs["mask"]
+        chi2 = float(np.sum((residual[good] / inputs["sigma"][good]) ** 2))
+        ndof = int(good.sum()) - nfree
+        chi2nu = chi2 / max(ndof, 1)
+    reports = _reports(feedme, values, errors, at_bound)
     if feedme.mode == 1:
         cards = galfit_header_cards(reports, chi2=chi2, ndof=ndof, nfree=nfree, chi2nu=chi2nu)
         write_model_image(feedme.output_image, model_image.astype(np.float32), cards)
@@ -177,7 +174,7 @@ def run_feedme(path: str, *, config: RenderConfig, dtype, device, quiet: bool = 
         restart = next_restart_path(".")
         restart.write_text(format_feedme(feedme, values, chi2=chi2, ndof=ndof, chi2nu=chi2nu))
         initial = _reports(feedme, [dict(c.values) for c in feedme.components],
-                           [{} for _ in feedme.components], None, [{} for _ in feedme.components])
+                           [{} for _ in feedme.components], [{} for _ in feedme.components])
         append_fit_log("fit.log", feedme=feedme, components=reports, initial_components=initial, chi2=chi2,
                        ndof=ndof, chi2nu=chi2nu, date=datetime.datetime.now().isoformat(timespec="seconds"),
                        restart_file=str(restart), output_image=feedme.output_image)

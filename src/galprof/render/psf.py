@@ -51,13 +51,6 @@ def interpolation_matrix(targets: torch.Tensor, n_source: int, order: int) -> to
     return weights / norm
 
 
-def interpolate_psf(psf: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, order: int = 8) -> torch.Tensor:
-    """ePSF values at offsets dx (B, Tx) and dy (B, Ty) [pix] from its centre -> (B, Ty, Tx)."""
-    wy = interpolation_matrix(dy, psf.shape[-2], order)
-    wx = interpolation_matrix(dx, psf.shape[-1], order)
-    return wy @ psf @ wx.transpose(-1, -2)
-
-
 @dataclass(frozen=True)
 class PreparedPSF:
     """A validated ePSF at the data's pixel scale, normalised to unit sum.
