@@ -34,7 +34,6 @@ convolution with the ePSF (which widens the effective PSF by one pixel).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -146,9 +145,12 @@ def _canvas(frame: Frame, margin: int, like: torch.Tensor, fft_friendly: bool):
     return _axis(frame.x_min - margin, width, like), _axis(frame.y_min - margin, height, like)
 
 
-def _nearest_pixel(x0: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Integer pixel nearest to x0, kept in [low, high]; no gradient (a placement index)."""
-    return torch.round(x0.detach()).clamp(low, high)
+def _nearest_pixel(x0: torch.Tensor, axis: torch.Tensor, inset: int = 0) -> torch.Tensor:
+    """Integer pixel nearest to x0, kept ``inset`` pixels inside ``axis``; no gradient.
+
+    Tensor bounds, so no host synchronisation on a GPU.
+    """
+    return torch.round(x0.detach()).clamp(axis[0] + inset, axis[-1] - inset)
 
 
 def _pixel_integrals(profile, params, derived, xs, ys, config: RenderConfig, complement_window: bool):
@@ -165,8 +167,8 @@ def _pixel_integrals(profile, params, derived, xs, ys, config: RenderConfig, com
     dy = ys[None, :, None] - y0[:, None, None]
     image = cell_integrals_gauss(profile, derived, dx, dy, pa, q, 1.0, config.outer_gl_order)
     half = config.fine_box // 2 + 2
-    cx = _nearest_pixel(x0, xs[0].item() + half, xs[-1].item() - half)
-    cy = _nearest_pixel(y0, ys[0].item() + half, ys[-1].item() - half)
+    cx = _nearest_pixel(x0, xs, half)
+    cy = _nearest_pixel(y0, ys, half)
     k = torch.arange(-half, half + 1, dtype=x0.dtype, device=x0.device)
     pdx = (cx - x0)[:, None, None] + k[None, None, :]
     pdy = (cy - y0)[:, None, None] + k[None, :, None]
@@ -183,15 +185,16 @@ def _pixel_integrals(profile, params, derived, xs, ys, config: RenderConfig, com
     return _set_patches(image, patch, row0, col0)
 
 
-def _splat_points(canvas, xs, ys, cx, cy, u, v, weights, order):
+def _splat_points(canvas, xs, ys, cx, cy, u, v, weights, order, reach):
     """Add point sources to the canvas, spread over pixels with Lanczos weights.
 
     The points lie on a tensor grid: x offsets ``u`` (B, Nu) and y offsets ``v`` (B, Nv)
     from the integer pixel (cx, cy), carrying ``weights`` (B, Nv, Nu) of flux. Splatting
     with the (flux-normalised) interpolation weights and convolving with the ePSF on the
     pixel grid equals evaluating the Lanczos-interpolated ePSF at each point's offset.
+    ``reach`` [pix] must be at least ``order`` plus the largest |u|, |v| (a static bound,
+    so that the patch size needs no host synchronisation).
     """
-    reach = order + int(math.ceil(max(u.detach().abs().max().item(), v.detach().abs().max().item())))
     n = 2 * reach + 1
     wx = interpolation_matrix(u, n, order)  # (B, Nu, n)
     wy = interpolation_matrix(v, n, order)  # (B, Nv, n)
@@ -228,11 +231,12 @@ def _fine_light(profile, params, derived, canvas, xs, ys, config: RenderConfig):
     core_mask = in_core[:, None] & in_core[None, :]
     node_w = torch.where(core_mask, torch.zeros_like(window), window * node_weights[:, None] * node_weights[None, :])
     weights = value * node_w
-    cx = _nearest_pixel(x0, xs[0].item(), xs[-1].item())
-    cy = _nearest_pixel(y0, ys[0].item(), ys[-1].item())
+    cx = _nearest_pixel(x0, xs)
+    cy = _nearest_pixel(y0, ys)
     fx, fy = (x0 - cx)[:, None], (y0 - cy)[:, None]
+    reach = config.psf_interpolation_order + config.fine_box // 2 + 1  # |offsets| < fine_box / 2 + 1/2
     canvas = _splat_points(canvas, xs, ys, cx, cy, fx + node_offsets, fy + node_offsets, weights,
-                           config.psf_interpolation_order)
+                           config.psf_interpolation_order, reach)
     # the exact core: its cells' integrals as points at the cell centres
     n_core = 2 * core_half + 1
     edges = (torch.arange(n_core + 1, dtype=dtype, device=device) - n_core / 2.0) / s
@@ -241,18 +245,18 @@ def _fine_light(profile, params, derived, canvas, xs, ys, config: RenderConfig):
                                 pa, q, config.edge_nodes)
     core_centres = (torch.arange(n_core, dtype=dtype, device=device) - core_half) / s
     return _splat_points(canvas, xs, ys, cx, cy, fx + core_centres, fy + core_centres, core,
-                         config.psf_interpolation_order)
+                         config.psf_interpolation_order, reach)
 
 
 def _component_light(profile, params, xs, ys, psf, config: RenderConfig, canvas):
     """``canvas`` plus one non-sky component of unit flux, as light to be convolved with the ePSF."""
     x0, y0 = params["x"], params["y"]
     if profile.kind == "point":
-        cx = _nearest_pixel(x0, xs[0].item(), xs[-1].item())
-        cy = _nearest_pixel(y0, ys[0].item(), ys[-1].item())
+        cx = _nearest_pixel(x0, xs)
+        cy = _nearest_pixel(y0, ys)
         one = x0.new_ones(x0.shape[0], 1, 1)
         return _splat_points(canvas, xs, ys, cx, cy, (x0 - cx)[:, None], (y0 - cy)[:, None], one,
-                             config.psf_interpolation_order)
+                             config.psf_interpolation_order, config.psf_interpolation_order + 1)
     derived = profile.prepare({k: v[:, None, None] for k, v in params.items()})
     if config.legacy_pixel_integration:
         return canvas + _pixel_integrals(profile, params, derived, xs, ys, config, complement_window=False)
