@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from .evaluation import ModelFunctions
 from .likelihood import prepare_data
 from .model import Model, ModelError
 from .optimise.adam import AdamSettings, adam_fit
@@ -26,7 +27,7 @@ from .params import ParameterLayout
 from .profiles.base import EllipticalProfile
 from .render.config import RenderConfig
 from .render.psf import prepare_psf
-from .render.scene import Frame, render_model
+from .render.scene import Frame
 from .uncertainty.covariance import covariance_from_jacobian
 
 _START_N = (None, 1.0, 4.0, 2.0, 0.6, 6.0)
@@ -56,22 +57,6 @@ def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int) 
     return np.concatenate(starts, axis=0)
 
 
-def _renderer(layout: ParameterLayout, fixed_values: torch.Tensor, frame: Frame, psf, config: RenderConfig,
-              internal: bool):
-    """render(theta or free user values (b, F), index (b,)) -> (b, H, W)."""
-    free_cols = torch.tensor(layout.free_index, dtype=torch.long, device=fixed_values.device)
-
-    def render(free, index):
-        base = fixed_values[index].to(free.dtype)
-        if internal:
-            values = layout.to_user(free, base)
-        else:
-            values = base.index_copy(1, free_cols, free) if layout.n_free else base
-        return render_model(layout.components(values), frame, psf, config)
-
-    return render
-
-
 def _without_free_index(model: Model) -> Model | None:
     """The model with every free Sersic index held fixed, or None if none is free."""
     comps, changed = [], False
@@ -97,8 +82,8 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
     def run(start_values: np.ndarray, galaxy: torch.Tensor):
         """Optimise from (b, P) starting values for the galaxies ``galaxy`` (b,)."""
         fixed = torch.as_tensor(start_values, dtype=torch.float64, device=device_)
-        problem = BatchProblem(_renderer(layout, fixed, frame, psf, config, internal=True),
-                               data.data[galaxy], data.weight[galaxy])
+        functions = ModelFunctions(layout, fixed, frame, psf, config, internal=True)
+        problem = BatchProblem(functions.render, data.data[galaxy], data.weight[galaxy], functions.jacobian)
         theta0 = layout.to_internal(fixed)
         if method == "lm":
             out = levenberg_marquardt(problem, theta0, lm_settings, dtype, progress)
@@ -227,8 +212,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     # covariance at the reported (canonical) values, in user units
     values_t = torch.as_tensor(values, dtype=torch.float64, device=data.data.device)
     index = torch.arange(bsz, device=data.data.device)
-    user_problem = BatchProblem(_renderer(layout, values_t, frame, prepared_psf, config, internal=False),
-                                data.data, data.weight)
+    functions = ModelFunctions(layout, values_t, frame, prepared_psf, config, internal=False)
+    user_problem = BatchProblem(functions.render, data.data, data.weight, functions.jacobian)
     free_cols = list(layout.free_index)
     with torch.no_grad():
         free_values = values_t[:, free_cols].to(dtype)

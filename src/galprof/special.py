@@ -28,21 +28,8 @@ def _p_series(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.exp(a * torch.log(xs) - xs - torch.lgamma(a + 1.0)) * series
 
 
-def gammainc_lower_regularized(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Regularised lower incomplete gamma function P(a, x) = gamma(a, x) / Gamma(a).
-
-    For x < a + 1 the power series x^a e^-x / Gamma(a+1) * sum_k x^k / ((a+1)...(a+k)) is
-    summed; for x >= a + 1 the continued fraction of Q = 1 - P is evaluated bottom-up to a
-    fixed depth (both with a fixed number of terms, so there is no data-dependent control
-    flow). Relative error < 1e-9 for 0.1 <= a <= 25 and any x >= 0 (float64 inside).
-    Differentiable in both ``a`` and ``x``; both branches are computed on safe inputs
-    so that no NaN reaches the gradient through the branch not taken.
-
-    Shape:
-        a, x: broadcastable tensors; the result has their broadcast shape and dtype.
-    """
-    out_dtype = torch.promote_types(a.dtype, x.dtype)
-    a64, x64 = torch.broadcast_tensors(a.to(torch.float64), x.to(torch.float64))
+def _gammainc_value(a64: torch.Tensor, x64: torch.Tensor) -> torch.Tensor:
+    """P(a, x) for float64 tensors of one shape (see :func:`gammainc_lower_regularized`)."""
     use_series = x64 < a64 + 1.0
     p_series = _p_series(a64, torch.where(use_series, x64, a64 + 1.0))
     # continued-fraction branch on x clamped into its range
@@ -54,7 +41,76 @@ def gammainc_lower_regularized(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor
     q_fraction = torch.exp(log_prefix_fraction) / (xf + 1.0 - a64 - tail)
     p = torch.where(use_series, p_series, 1.0 - q_fraction)
     p = torch.where(x64 <= 0.0, torch.zeros_like(p), p)
-    return p.clamp(0.0, 1.0).to(out_dtype)
+    return p.clamp(0.0, 1.0)
+
+
+_DA_STEP = 1e-4  # central-difference step in a for dP/da (error ~1e-9 relative)
+
+
+def _gammainc_partials(a64: torch.Tensor, x64: torch.Tensor):
+    """(dP/da, dP/dx) at (a, x): dP/dx = x^(a-1) e^-x / Gamma(a) exactly; dP/da by a
+    central difference of the (smooth, fixed-term) evaluation in float64."""
+    xs = x64.clamp(min=1e-300)
+    dp_dx = torch.where(x64 > 0.0, torch.exp((a64 - 1.0) * torch.log(xs) - xs - torch.lgamma(a64)),
+                        torch.zeros_like(x64))
+    dp_da = (_gammainc_value(a64 + _DA_STEP, x64) - _gammainc_value(a64 - _DA_STEP, x64)) / (2.0 * _DA_STEP)
+    return dp_da, dp_dx
+
+
+class _GammaincLower(torch.autograd.Function):
+    """P(a, x) with hand-written derivatives, for forward and reverse mode and vmap.
+
+    Autodiff through the 48-term series and the 40-deep continued fraction costs many
+    times the evaluation (it dominated the Jacobian of PSF-convolved models); the
+    partials above cost three evaluations without any tangent bookkeeping.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(a64, x64):
+        return _gammainc_value(a64, x64)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a64, x64 = ctx.saved_tensors
+        dp_da, dp_dx = _gammainc_partials(a64, x64)
+        return grad * dp_da, grad * dp_dx
+
+    @staticmethod
+    def jvp(ctx, tangent_a, tangent_x):
+        a64, x64 = ctx.saved_tensors
+        dp_da, dp_dx = _gammainc_partials(a64, x64)
+        out = torch.zeros_like(a64)
+        if tangent_a is not None:
+            out = out + dp_da * tangent_a
+        if tangent_x is not None:
+            out = out + dp_dx * tangent_x
+        return out
+
+
+def gammainc_lower_regularized(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Regularised lower incomplete gamma function P(a, x) = gamma(a, x) / Gamma(a).
+
+    For x < a + 1 the power series x^a e^-x / Gamma(a+1) * sum_k x^k / ((a+1)...(a+k)) is
+    summed; for x >= a + 1 the continued fraction of Q = 1 - P is evaluated bottom-up to a
+    fixed depth (both with a fixed number of terms, so there is no data-dependent control
+    flow). Relative error < 1e-9 for 0.1 <= a <= 25 and any x >= 0 (float64 inside).
+    Differentiable in both ``a`` and ``x`` (forward and reverse mode, under vmap):
+    dP/dx = x^(a-1) e^-x / Gamma(a) exactly, dP/da by a float64 central difference
+    (relative error ~1e-9).
+
+    Shape:
+        a, x: broadcastable tensors; the result has their broadcast shape and dtype.
+    """
+    out_dtype = torch.promote_types(a.dtype, x.dtype)
+    a64, x64 = torch.broadcast_tensors(a.to(torch.float64), x.to(torch.float64))
+    return _GammaincLower.apply(a64.contiguous(), x64.contiguous()).to(out_dtype)
 
 
 def sersic_b_initial_guess(n: torch.Tensor) -> torch.Tensor:

@@ -90,6 +90,15 @@ class EllipticalProfile(Profile):
         """Fraction of the total flux inside the ellipse of major-axis radius ``rho`` [pix]."""
         raise NotImplementedError
 
+    @classmethod
+    def surface_brightness_squared(cls, rho_squared: torch.Tensor, derived: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:meth:`surface_brightness` as a function of the squared elliptical radius [pix^2].
+
+        The renderer's hot loops call this; profiles override it when they can skip the
+        square root (fewer operations on the full image, and under forward-mode autodiff).
+        """
+        return cls.surface_brightness(safe_radius(rho_squared), derived)
+
 
 def safe_radius(rho_squared: torch.Tensor) -> torch.Tensor:
     """sqrt with a floor, so that gradients stay finite at r = 0 (no NaN reaches backward)."""

@@ -21,4 +21,5 @@ class DeVaucouleurs(EllipticalProfile):
         return sersic_derived(params["r_e"], n, params["q"])
 
     surface_brightness = Sersic.surface_brightness
+    surface_brightness_squared = classmethod(Sersic.surface_brightness_squared.__func__)
     enclosed_fraction = Sersic.enclosed_fraction

@@ -28,6 +28,10 @@ class Gaussian(EllipticalProfile):
     def surface_brightness(rho, derived):
         return torch.exp(derived["log_i0"] - 0.5 * (rho / derived["sigma"]) ** 2)
 
+    @classmethod
+    def surface_brightness_squared(cls, rho_squared, derived):
+        return torch.exp(derived["log_i0"] - rho_squared * (0.5 / derived["sigma"] ** 2))
+
     @staticmethod
     def enclosed_fraction(rho, derived):
         return -torch.expm1(-0.5 * (rho / derived["sigma"]) ** 2)

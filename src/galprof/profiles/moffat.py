@@ -33,6 +33,10 @@ class Moffat(EllipticalProfile):
     def surface_brightness(rho, derived):
         return torch.exp(derived["log_i0"] - derived["beta"] * torch.log1p((rho / derived["alpha"]) ** 2))
 
+    @classmethod
+    def surface_brightness_squared(cls, rho_squared, derived):
+        return torch.exp(derived["log_i0"] - derived["beta"] * torch.log1p(rho_squared / derived["alpha"] ** 2))
+
     @staticmethod
     def enclosed_fraction(rho, derived):
         return -torch.expm1((1.0 - derived["beta"]) * torch.log1p((rho / derived["alpha"]) ** 2))

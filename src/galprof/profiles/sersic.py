@@ -22,7 +22,7 @@ def sersic_derived(r_e: torch.Tensor, n: torch.Tensor, q: torch.Tensor) -> dict[
     """b_n and log I_0 for unit total flux: I_0 = b^(2n) / (2 pi q R_e^2 n Gamma(2n))."""
     b = sersic_b(n)
     log_i0 = 2.0 * n * torch.log(b) - torch.log(2.0 * math.pi * q * r_e**2 * n) - torch.lgamma(2.0 * n)
-    return {"b": b, "log_i0": log_i0, "r_e": r_e, "n": n}
+    return {"b": b, "log_i0": log_i0, "r_e": r_e, "n": n, "half_inv_n": 0.5 / n, "log_r_e_over_n": torch.log(r_e) / n}
 
 
 def sersic_scaled_radius(rho: torch.Tensor, d: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -43,6 +43,13 @@ class Sersic(EllipticalProfile):
     @staticmethod
     def surface_brightness(rho, derived):
         return torch.exp(derived["log_i0"] - sersic_scaled_radius(rho, derived))
+
+    @classmethod
+    def surface_brightness_squared(cls, rho_squared, derived):
+        tiny = 1e-24 if rho_squared.dtype == torch.float64 else 1e-14
+        log_rho2 = torch.log(rho_squared.clamp(min=tiny))
+        scaled = derived["b"] * torch.exp(log_rho2 * derived["half_inv_n"] - derived["log_r_e_over_n"])
+        return torch.exp(derived["log_i0"] - scaled)
 
     @staticmethod
     def enclosed_fraction(rho, derived):

@@ -15,7 +15,13 @@ class RenderConfig:
             pixel response, so this widens the PSF by a pixel; off by default.
         gl_order: Gauss-Legendre nodes per axis per cell near the centre (a patch of
             ``fine_box + 4`` pixels) and in the fine cells.
-        outer_gl_order: Gauss-Legendre nodes per axis per pixel elsewhere.
+        outer_gl_order: Gauss-Legendre nodes per axis per pixel elsewhere (without a PSF
+            or with ``legacy_pixel_integration``: everywhere; with a PSF: in the box of
+            ``outer_box`` pixels around the centre, beyond which the outer light is
+            sampled at pixel centres).
+        outer_box: odd size [pix] of the box around each component's centre in which,
+            with a PSF, the outer light is anti-aliased (pixel integrals and the
+            inverse-pixel filter) rather than sampled.
         fine_factor: odd sub-sampling factor of the fine grid centred on each component.
         fine_box: odd size [pix] of the fine box centred on each component.
         window_inner, window_outer: radii [pix] between which the smooth window that
@@ -32,6 +38,7 @@ class RenderConfig:
     legacy_pixel_integration: bool = False
     gl_order: int = 4
     outer_gl_order: int = 2
+    outer_box: int = 21
     fine_factor: int = 5
     fine_box: int = 7
     window_inner: float = 1.2
@@ -42,12 +49,14 @@ class RenderConfig:
     psf_interpolation_order: int = 8
 
     def __post_init__(self):
-        for name in ("fine_factor", "fine_box", "exact_box", "exact_core"):
+        for name in ("fine_factor", "fine_box", "exact_box", "exact_core", "outer_box"):
             value = getattr(self, name)
             if value < 1 or value % 2 == 0:
                 raise ValueError(f"RenderConfig.{name} must be a positive odd integer, got {value}")
         if not 0 < self.window_inner < self.window_outer <= self.fine_box / 2:
             raise ValueError("RenderConfig needs 0 < window_inner < window_outer <= fine_box / 2")
+        if self.outer_box < self.fine_box + 4:
+            raise ValueError("RenderConfig needs outer_box >= fine_box + 4")
         if self.gl_order < 1 or self.outer_gl_order < 1 or self.edge_nodes < 2:
             raise ValueError("RenderConfig needs gl_order, outer_gl_order >= 1 and edge_nodes >= 2")
 

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from ..conventions import elliptical_coordinates
+from ..conventions import elliptical_coordinates, elliptical_radius_squared
 from ..profiles.base import EllipticalProfile, safe_radius
 
 
@@ -74,23 +74,22 @@ def cell_integrals_gauss(
         (B, Ny, Nx) flux in each cell (fraction of the total flux).
     """
     nodes, weights = gauss_legendre_unit(order, dx.dtype, dx.device)
-    u_c, w_c = elliptical_coordinates(dx, dy, pa_deg, q)
-    pa = pa_deg * (math.pi / 180.0)
-    s, c = torch.sin(pa), torch.cos(pa)
-    total = 0.0
-    for i in range(order):
-        ox = cell * nodes[i]
-        for j in range(order):
-            oy = cell * nodes[j]
-            u = u_c + (-ox * s + oy * c)
-            w = w_c + (-ox * c - oy * s) / q
-            value = profile.surface_brightness(safe_radius(u * u + w * w), derived)
-            if window is not None:
-                inner, outer, complement = window
-                r = safe_radius((dx + ox) ** 2 + (dy + oy) ** 2)
-                win = smooth_window(r, inner, outer)
-                value = value * ((1.0 - win) if complement else win)
-            total = total + (weights[i] * weights[j]) * value
+    offsets = cell * nodes
+    # all nodes at once: (B, Ny, order_y, Nx, order_x), one operation per step
+    dxn = (dx.unsqueeze(-1) + offsets).unsqueeze(-3)  # (B, *, 1, Nx, ox)
+    dyn = (dy.unsqueeze(-2) + offsets[:, None]).unsqueeze(-1)  # (B, Ny, oy, *, 1)
+
+    def expand(t):
+        return t[..., None, None]
+
+    der = {k: expand(v) for k, v in derived.items()}
+    value = profile.surface_brightness_squared(elliptical_radius_squared(dxn, dyn, expand(pa_deg), expand(q)), der)
+    if window is not None:
+        inner, outer, complement = window
+        win = smooth_window(safe_radius(dxn * dxn + dyn * dyn), inner, outer)
+        value = value * ((1.0 - win) if complement else win)
+    weight = weights[:, None, None] * weights  # (oy, 1, ox)
+    total = (value * weight).sum((-3, -1))
     return total * (cell * cell)
 
 

@@ -38,11 +38,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ..conventions import flux_from_mag
+from ..conventions import elliptical_radius_squared, flux_from_mag
 from ..profiles.base import EllipticalProfile, Profile
 from .config import RenderConfig
-from ..conventions import elliptical_coordinates
-from ..profiles.base import safe_radius
 from .psf import PreparedPSF, interpolation_matrix
 from .quadrature import cell_integrals_exact, cell_integrals_gauss, gauss_legendre_unit, smooth_window
 
@@ -153,13 +151,12 @@ def _nearest_pixel(x0: torch.Tensor, axis: torch.Tensor, inset: int = 0) -> torc
     return torch.round(x0.detach()).clamp(axis[0] + inset, axis[-1] - inset)
 
 
-def _pixel_integrals(profile, params, derived, xs, ys, config: RenderConfig, complement_window: bool):
+def _pixel_integrals(profile, params, derived, xs, ys, config: RenderConfig):
     """Unit-flux profile integrated over the pixels at centres xs (W,), ys (H,) -> (B, H, W).
 
     Gauss-Legendre with ``outer_gl_order`` nodes everywhere, ``gl_order`` nodes in a
-    patch around the centre. With ``complement_window`` the profile is multiplied by
-    1 - window (the light the fine grid does not take) and no exact box is used;
-    otherwise the pixels of a small box around the centre are integrated exactly.
+    patch around the centre, and exact integrals (Green's theorem on the enclosed flux)
+    in a small box of pixels around the centre, where the profile may have a cusp.
     """
     x0, y0 = params["x"], params["y"]
     pa, q = _geometry(params)
@@ -172,17 +169,50 @@ def _pixel_integrals(profile, params, derived, xs, ys, config: RenderConfig, com
     k = torch.arange(-half, half + 1, dtype=x0.dtype, device=x0.device)
     pdx = (cx - x0)[:, None, None] + k[None, None, :]
     pdy = (cy - y0)[:, None, None] + k[None, :, None]
-    window = (config.window_inner, config.window_outer, True) if complement_window else None
-    patch = cell_integrals_gauss(profile, derived, pdx, pdy, pa, q, 1.0, config.gl_order, window=window)
-    if not complement_window:
-        e = config.exact_box // 2
-        edges = torch.arange(-e, e + 2, dtype=x0.dtype, device=x0.device) - 0.5
-        box = cell_integrals_exact(profile, derived, (cx - x0)[:, None, None] + edges[None, None, :],
-                                   (cy - y0)[:, None, None] + edges[None, :, None], pa, q, config.edge_nodes)
-        patch = _set_patches(patch, box, torch.full_like(cx, half - e).long(), torch.full_like(cx, half - e).long())
+    patch = cell_integrals_gauss(profile, derived, pdx, pdy, pa, q, 1.0, config.gl_order)
+    e = config.exact_box // 2
+    edges = torch.arange(-e, e + 2, dtype=x0.dtype, device=x0.device) - 0.5
+    box = cell_integrals_exact(profile, derived, (cx - x0)[:, None, None] + edges[None, None, :],
+                               (cy - y0)[:, None, None] + edges[None, :, None], pa, q, config.edge_nodes)
+    patch = _set_patches(patch, box, torch.full_like(cx, half - e).long(), torch.full_like(cx, half - e).long())
     row0 = (cy - ys[0] - half).long()
     col0 = (cx - xs[0] - half).long()
     return _set_patches(image, patch, row0, col0)
+
+
+def _outer_samples(profile, params, derived, xs, ys, config: RenderConfig):
+    """Samples at the pixel centres xs (W,), ys (H,) of the unit-flux profile times
+    (1 - window): the light the fine grid does not take, (B, H, W).
+
+    Far from the centre the profile is smooth on the pixel scale and is sampled at the
+    pixel centres. In a box of ``outer_box`` pixels around the centre, where it may still
+    be steep, the samples are anti-aliased: pixel integrals (``gl_order`` nodes in the
+    windowed patch, ``outer_gl_order`` elsewhere) turned into samples by the 5-tap
+    inverse-pixel filter. The two agree to fourth order in the pixel scale at the box's
+    edge, so moving the box with the centre's nearest pixel leaves no visible seam.
+    """
+    x0, y0 = params["x"], params["y"]
+    pa, q = _geometry(params)
+    dx = xs[None, None, :] - x0[:, None, None]
+    dy = ys[None, :, None] - y0[:, None, None]
+    image = profile.surface_brightness_squared(elliptical_radius_squared(dx, dy, pa, q), derived)
+    half_box = config.outer_box // 2 + 2  # two more pixels for the filter's reach
+    cx = _nearest_pixel(x0, xs, half_box)
+    cy = _nearest_pixel(y0, ys, half_box)
+    k = torch.arange(-half_box, half_box + 1, dtype=x0.dtype, device=x0.device)
+    bdx = (cx - x0)[:, None, None] + k[None, None, :]
+    bdy = (cy - y0)[:, None, None] + k[None, :, None]
+    box = cell_integrals_gauss(profile, derived, bdx, bdy, pa, q, 1.0, config.outer_gl_order)
+    half = config.fine_box // 2 + 2
+    pdx = (cx - x0)[:, None, None] + k[None, None, half_box - half:half_box + half + 1]
+    pdy = (cy - y0)[:, None, None] + k[None, half_box - half:half_box + half + 1, None]
+    window = (config.window_inner, config.window_outer, True)
+    patch = cell_integrals_gauss(profile, derived, pdx, pdy, pa, q, 1.0, config.gl_order, window=window)
+    start = torch.full_like(cx, half_box - half).long()
+    box = _deconvolve_pixel(_set_patches(box, patch, start, start))[:, 2:-2, 2:-2]
+    row0 = (cy - ys[0] - half_box + 2).long()
+    col0 = (cx - xs[0] - half_box + 2).long()
+    return _set_patches(image, box, row0, col0)
 
 
 def _splat_points(canvas, xs, ys, cx, cy, u, v, weights, order, reach):
@@ -224,8 +254,8 @@ def _fine_light(profile, params, derived, canvas, xs, ys, config: RenderConfig):
     core_half = config.exact_core // 2
     centre = (n_fine - 1) // 2
     in_core = ((torch.arange(n_fine, device=device) - centre).abs() <= core_half).repeat_interleave(config.gl_order)
-    u, w = elliptical_coordinates(node_offsets[None, None, :], node_offsets[None, :, None], pa, q)
-    value = profile.surface_brightness(safe_radius(u * u + w * w), derived)
+    value = profile.surface_brightness_squared(
+        elliptical_radius_squared(node_offsets[None, None, :], node_offsets[None, :, None], pa, q), derived)
     radius = torch.sqrt(node_offsets[None, :] ** 2 + node_offsets[:, None] ** 2)
     window = smooth_window(radius, config.window_inner, config.window_outer)
     core_mask = in_core[:, None] & in_core[None, :]
@@ -259,14 +289,13 @@ def _component_light(profile, params, xs, ys, psf, config: RenderConfig, canvas)
                              config.psf_interpolation_order, config.psf_interpolation_order + 1)
     derived = profile.prepare({k: v[:, None, None] for k, v in params.items()})
     if config.legacy_pixel_integration:
-        return canvas + _pixel_integrals(profile, params, derived, xs, ys, config, complement_window=False)
-    outer = _pixel_integrals(profile, params, derived, xs, ys, config, complement_window=True)
-    canvas = canvas + _deconvolve_pixel(outer)
+        return canvas + _pixel_integrals(profile, params, derived, xs, ys, config)
+    canvas = canvas + _outer_samples(profile, params, derived, xs, ys, config)
     return _fine_light(profile, params, derived, canvas, xs, ys, config)
 
 
 def _convolve_canvas(light: torch.Tensor, psf: PreparedPSF) -> torch.Tensor:
-    """Circular FFT convolution of (B, Hc, Wc) with the ePSF centred at (0, 0).
+    """Circular FFT convolution of (..., Hc, Wc) with the ePSF centred at (0, 0).
 
     The canvas is larger than the frame by at least the PSF half-size on every side, so
     the wrap-around only reaches margin pixels that are cropped away.
@@ -294,27 +323,42 @@ def canvas_margin(psf: PreparedPSF | None, config: RenderConfig) -> int:
     inner = config.fine_box // 2 + 3
     if psf is None:
         return inner
-    return max(psf.half_size, inner + config.psf_interpolation_order)
+    return max(psf.half_size, inner + config.psf_interpolation_order, config.outer_box // 2 + 3)
 
 
-def render_model(components, frame: Frame, psf: PreparedPSF | None = None,
-                 config: RenderConfig = RenderConfig()) -> torch.Tensor:
-    """Sum of the components' images over the frame, (B, H, W).
+@dataclass(frozen=True)
+class RenderedParts:
+    """A model split into the pieces that its linear parameters multiply.
 
-    Args:
-        components: sequence of (profile class, {name: (B,) tensor}) pairs, parameters
-            in user units (1-based pixels, degrees, magnitudes; see
-            :mod:`galprof.conventions`).
-        frame: the fit region, zeropoint and exposure time.
-        psf: prepared ePSF, or None for pixel-integrated models without convolution.
-        config: numerical settings.
+    Attributes:
+        unit_images: (B, C, H, W) image of each non-sky component at unit total flux
+            (PSF-convolved when there is a PSF) [fraction of the flux per pixel].
+        fluxes: (B, C) total flux of each of those components [ADU], from its magnitude.
+        sky: (B, H, W) sum of the sky components [ADU], or None.
+    """
 
-    All components that are convolved share one FFT convolution; the sky is added after.
+    unit_images: torch.Tensor
+    fluxes: torch.Tensor
+    sky: torch.Tensor | None
+
+    def total(self) -> torch.Tensor:
+        """The model image (B, H, W): sum of flux x unit image, plus the sky."""
+        image = (self.fluxes[:, :, None, None] * self.unit_images).sum(1)
+        return image if self.sky is None else image + self.sky
+
+
+def render_parts(components, frame: Frame, psf: PreparedPSF | None = None,
+                 config: RenderConfig = RenderConfig()) -> RenderedParts:
+    """The unit-flux images, fluxes and sky of a model over the frame (see :func:`render_model`).
+
+    Each non-sky component is rendered on its own canvas and all canvases are convolved
+    together (one batched FFT); the sky is added after the convolution.
     """
     first = next(iter(components[0][1].values()))
     margin = canvas_margin(psf, config)
     xs, ys = _canvas(frame, margin, first, fft_friendly=psf is not None)
-    image = first.new_zeros(first.shape[0], ys.shape[0], xs.shape[0])
+    bsz = first.shape[0]
+    lights, fluxes = [], []
     sky = None
     for profile, params in components:
         if profile.kind == "sky":
@@ -324,18 +368,42 @@ def render_model(components, frame: Frame, psf: PreparedPSF | None = None,
         if profile.kind not in ("point", "elliptical") or (profile.kind == "elliptical"
                                                            and not issubclass(profile, EllipticalProfile)):
             raise RenderError(f"profile {profile.name!r} has an unknown kind {profile.kind!r}")
-        flux = flux_from_mag(params["mag"], frame.zeropoint, frame.exptime)[:, None, None]
+        fluxes.append(flux_from_mag(params["mag"], frame.zeropoint, frame.exptime))
+        empty = first.new_zeros(bsz, ys.shape[0], xs.shape[0])
         if psf is None:
             if profile.kind == "point":
                 raise RenderError("a point source ('psf' component) needs a PSF image")
             derived = profile.prepare({k: v[:, None, None] for k, v in params.items()})
-            image = image + flux * _pixel_integrals(profile, params, derived, xs, ys, config, False)
+            lights.append(_pixel_integrals(profile, params, derived, xs, ys, config))
         else:
-            image = image + flux * _component_light(profile, params, xs, ys, psf, config, torch.zeros_like(image))
-    if psf is not None:
-        image = _convolve_canvas(image, psf)
-    image = image[:, margin:margin + frame.height, margin:margin + frame.width]
-    return image if sky is None else image + sky
+            lights.append(_component_light(profile, params, xs, ys, psf, config, empty))
+    if lights:
+        light = torch.stack(lights, dim=1)
+        if psf is not None:
+            light = _convolve_canvas(light, psf)
+        light = light[..., margin:margin + frame.height, margin:margin + frame.width]
+        flux = torch.stack(fluxes, dim=1)
+    else:
+        light = first.new_zeros(bsz, 0, frame.height, frame.width)
+        flux = first.new_zeros(bsz, 0)
+    return RenderedParts(light, flux, sky)
+
+
+def render_model(components, frame: Frame, psf: PreparedPSF | None = None,
+                 config: RenderConfig = RenderConfig()) -> torch.Tensor:
+    """Sum of the components' images over the frame, (B, H, W) [ADU per pixel].
+
+    Args:
+        components: sequence of (profile class, {name: (B,) tensor}) pairs, parameters
+            in user units (1-based pixels, degrees, magnitudes; see
+            :mod:`galprof.conventions`).
+        frame: the fit region, zeropoint and exposure time.
+        psf: prepared ePSF, or None for pixel-integrated models without convolution.
+        config: numerical settings.
+
+    Components are convolved with the ePSF by FFT; the sky is added after.
+    """
+    return render_parts(components, frame, psf, config).total()
 
 
 def render_component(profile: type[Profile], params: dict[str, torch.Tensor], frame: Frame,
