@@ -12,17 +12,19 @@ convolved with the ePSF and *sampled* at pixel centres; the galaxy is not integr
 over the pixel a second time. A smooth radial window centred on each component splits
 its light into
 
-* an outer part, integrated over the pixels and turned back into samples of the light
-  distribution by a 5-tap inverse-pixel filter, so that it is convolved with the ePSF
-  at integer offsets only, where the ePSF is known exactly; and
+* an outer part, sampled at the pixel centres so that it is convolved with the ePSF at
+  integer offsets only, where the ePSF is known exactly. In a box of ``outer_box``
+  pixels around the centre, where it can still be steep, the samples are anti-aliased:
+  pixel integrals turned back into samples by a 5-tap inverse-pixel filter; and
 * an inner part, represented by quadrature points on a fine grid centred on the
   component (``fine_factor`` cells per pixel, Gauss-Legendre nodes in each, and exact
   cell integrals around the cusp), each point spread onto the pixel grid with Lanczos
   weights. Convolving that with the ePSF equals evaluating the Lanczos-interpolated ePSF
   at every point's sub-pixel offset.
 
-All convolved components are summed on one canvas and convolved once, by FFT (a true
-convolution, the kernel centred at the PSF centre), on a canvas that extends beyond the
+Each component's inner light is one patch added to its canvas; the canvases of all
+components are convolved together by one batched FFT (a true convolution, the kernel
+centred at the PSF centre), on canvases that extend beyond the
 fit region by at least the PSF half-size so that light from outside the frame is
 scattered in and the circular wrap-around only reaches cropped margin pixels. The
 window and the fine grid move with the centre, so the model is smooth in the centre
@@ -180,62 +182,72 @@ def _pixel_integrals(profile, params, derived, xs, ys, config: RenderConfig):
     return _set_patches(image, patch, row0, col0)
 
 
-def _outer_samples(profile, params, derived, xs, ys, config: RenderConfig):
-    """Samples at the pixel centres xs (W,), ys (H,) of the unit-flux profile times
-    (1 - window): the light the fine grid does not take, (B, H, W).
+def _patch_half(config: RenderConfig) -> int:
+    """Half-size [pix] of the patch around each component that holds its inner light."""
+    return max(config.outer_box // 2, config.psf_interpolation_order + config.fine_box // 2 + 1)
+
+
+def _spread(u: torch.Tensor, v: torch.Tensor, weights: torch.Tensor, order: int, half: int) -> torch.Tensor:
+    """Points spread over a (B, 2 half + 1, 2 half + 1) patch of pixels with Lanczos weights.
+
+    The points lie on a tensor grid: x offsets ``u`` (B, Nu) and y offsets ``v`` (B, Nv)
+    from the patch's central pixel, carrying ``weights`` (B, Nv, Nu) of flux. Spreading
+    with the (flux-normalised) interpolation weights and convolving with the ePSF on the
+    pixel grid equals evaluating the Lanczos-interpolated ePSF at each point's offset.
+    ``half`` must be at least ``order`` plus the largest |u|, |v| (a static bound, so
+    that the patch size needs no host synchronisation).
+    """
+    n = 2 * half + 1
+    wx = interpolation_matrix(u, n, order)  # (B, Nu, n)
+    wy = interpolation_matrix(v, n, order)  # (B, Nv, n)
+    return wy.transpose(1, 2) @ weights @ wx  # (B, n, n)
+
+
+def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderConfig):
+    """The light the fine grid does not take (unit-flux profile times 1 - window).
+
+    Returns the canvas of samples at the pixel centres xs (W,), ys (H,), (B, H, W), and
+    a (B, 2 half + 1, 2 half + 1) correction patch centred on the pixel (cx, cy).
 
     Far from the centre the profile is smooth on the pixel scale and is sampled at the
     pixel centres. In a box of ``outer_box`` pixels around the centre, where it may still
     be steep, the samples are anti-aliased: pixel integrals (``gl_order`` nodes in the
     windowed patch, ``outer_gl_order`` elsewhere) turned into samples by the 5-tap
-    inverse-pixel filter. The two agree to fourth order in the pixel scale at the box's
-    edge, so moving the box with the centre's nearest pixel leaves no visible seam.
+    inverse-pixel filter; the patch holds their difference from the plain samples. The
+    two agree to fourth order in the pixel scale at the box's edge, so moving the box
+    with the centre's nearest pixel leaves no visible seam.
     """
     x0, y0 = params["x"], params["y"]
     pa, q = _geometry(params)
     dx = xs[None, None, :] - x0[:, None, None]
     dy = ys[None, :, None] - y0[:, None, None]
-    image = profile.surface_brightness_squared(elliptical_radius_squared(dx, dy, pa, q), derived)
+    canvas = profile.surface_brightness_squared(elliptical_radius_squared(dx, dy, pa, q), derived)
     half_box = config.outer_box // 2 + 2  # two more pixels for the filter's reach
-    cx = _nearest_pixel(x0, xs, half_box)
-    cy = _nearest_pixel(y0, ys, half_box)
     k = torch.arange(-half_box, half_box + 1, dtype=x0.dtype, device=x0.device)
     bdx = (cx - x0)[:, None, None] + k[None, None, :]
     bdy = (cy - y0)[:, None, None] + k[None, :, None]
     box = cell_integrals_gauss(profile, derived, bdx, bdy, pa, q, 1.0, config.outer_gl_order)
-    half = config.fine_box // 2 + 2
-    pdx = (cx - x0)[:, None, None] + k[None, None, half_box - half:half_box + half + 1]
-    pdy = (cy - y0)[:, None, None] + k[None, half_box - half:half_box + half + 1, None]
+    inner = config.fine_box // 2 + 2
+    pdx = (cx - x0)[:, None, None] + k[None, None, half_box - inner:half_box + inner + 1]
+    pdy = (cy - y0)[:, None, None] + k[None, half_box - inner:half_box + inner + 1, None]
     window = (config.window_inner, config.window_outer, True)
     patch = cell_integrals_gauss(profile, derived, pdx, pdy, pa, q, 1.0, config.gl_order, window=window)
-    start = torch.full_like(cx, half_box - half).long()
+    start = torch.full_like(cx, half_box - inner).long()
     box = _deconvolve_pixel(_set_patches(box, patch, start, start))[:, 2:-2, 2:-2]
-    row0 = (cy - ys[0] - half_box + 2).long()
-    col0 = (cx - xs[0] - half_box + 2).long()
-    return _set_patches(image, box, row0, col0)
+    # minus the plain samples there, gathered from the canvas
+    nb = box.shape[-1]
+    width = canvas.shape[-1]
+    rows = (cy - ys[0]).long()[:, None] + torch.arange(-(nb // 2), nb // 2 + 1, device=x0.device)
+    cols = (cx - xs[0]).long()[:, None] + torch.arange(-(nb // 2), nb // 2 + 1, device=x0.device)
+    index = (rows[:, :, None] * width + cols[:, None, :]).reshape(x0.shape[0], -1)
+    plain = canvas.reshape(x0.shape[0], -1).gather(1, index).reshape(box.shape)
+    pad = half - nb // 2
+    return canvas, torch.nn.functional.pad(box - plain, (pad, pad, pad, pad))
 
 
-def _splat_points(canvas, xs, ys, cx, cy, u, v, weights, order, reach):
-    """Add point sources to the canvas, spread over pixels with Lanczos weights.
-
-    The points lie on a tensor grid: x offsets ``u`` (B, Nu) and y offsets ``v`` (B, Nv)
-    from the integer pixel (cx, cy), carrying ``weights`` (B, Nv, Nu) of flux. Splatting
-    with the (flux-normalised) interpolation weights and convolving with the ePSF on the
-    pixel grid equals evaluating the Lanczos-interpolated ePSF at each point's offset.
-    ``reach`` [pix] must be at least ``order`` plus the largest |u|, |v| (a static bound,
-    so that the patch size needs no host synchronisation).
-    """
-    n = 2 * reach + 1
-    wx = interpolation_matrix(u, n, order)  # (B, Nu, n)
-    wy = interpolation_matrix(v, n, order)  # (B, Nv, n)
-    patch = wy.transpose(1, 2) @ weights @ wx  # (B, n, n)
-    row0 = (cy - ys[0] - reach).long()
-    col0 = (cx - xs[0] - reach).long()
-    return _add_patches(canvas, patch, row0, col0)
-
-
-def _fine_light(profile, params, derived, canvas, xs, ys, config: RenderConfig):
-    """Add the windowed inner light of an elliptical component to the canvas (unit flux).
+def _fine_light(profile, params, derived, cx, cy, half, config: RenderConfig):
+    """The windowed inner light of an elliptical component (unit flux) on a
+    (B, 2 half + 1, 2 half + 1) patch of pixels centred on the pixel (cx, cy).
 
     The inner light is represented by quadrature points: Gauss-Legendre nodes in the
     cells of a fine grid centred on the component, and the centres of the exact cells
@@ -260,13 +272,9 @@ def _fine_light(profile, params, derived, canvas, xs, ys, config: RenderConfig):
     window = smooth_window(radius, config.window_inner, config.window_outer)
     core_mask = in_core[:, None] & in_core[None, :]
     node_w = torch.where(core_mask, torch.zeros_like(window), window * node_weights[:, None] * node_weights[None, :])
-    weights = value * node_w
-    cx = _nearest_pixel(x0, xs)
-    cy = _nearest_pixel(y0, ys)
     fx, fy = (x0 - cx)[:, None], (y0 - cy)[:, None]
-    reach = config.psf_interpolation_order + config.fine_box // 2 + 1  # |offsets| < fine_box / 2 + 1/2
-    canvas = _splat_points(canvas, xs, ys, cx, cy, fx + node_offsets, fy + node_offsets, weights,
-                           config.psf_interpolation_order, reach)
+    order = config.psf_interpolation_order
+    patch = _spread(fx + node_offsets, fy + node_offsets, value * node_w, order, half)
     # the exact core: its cells' integrals as points at the cell centres
     n_core = 2 * core_half + 1
     edges = (torch.arange(n_core + 1, dtype=dtype, device=device) - n_core / 2.0) / s
@@ -274,24 +282,30 @@ def _fine_light(profile, params, derived, canvas, xs, ys, config: RenderConfig):
     core = cell_integrals_exact(profile, derived, edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1),
                                 pa, q, config.edge_nodes)
     core_centres = (torch.arange(n_core, dtype=dtype, device=device) - core_half) / s
-    return _splat_points(canvas, xs, ys, cx, cy, fx + core_centres, fy + core_centres, core,
-                         config.psf_interpolation_order, reach)
+    return patch + _spread(fx + core_centres, fy + core_centres, core, order, half)
 
 
-def _component_light(profile, params, xs, ys, psf, config: RenderConfig, canvas):
-    """``canvas`` plus one non-sky component of unit flux, as light to be convolved with the ePSF."""
+def _component_light(profile, params, xs, ys, config: RenderConfig):
+    """One non-sky component of unit flux on the canvas, as light to be convolved with the ePSF."""
     x0, y0 = params["x"], params["y"]
+    bsz = x0.shape[0]
     if profile.kind == "point":
-        cx = _nearest_pixel(x0, xs)
-        cy = _nearest_pixel(y0, ys)
-        one = x0.new_ones(x0.shape[0], 1, 1)
-        return _splat_points(canvas, xs, ys, cx, cy, (x0 - cx)[:, None], (y0 - cy)[:, None], one,
-                             config.psf_interpolation_order, config.psf_interpolation_order + 1)
-    derived = profile.prepare({k: v[:, None, None] for k, v in params.items()})
-    if config.legacy_pixel_integration:
-        return canvas + _pixel_integrals(profile, params, derived, xs, ys, config)
-    canvas = canvas + _outer_samples(profile, params, derived, xs, ys, config)
-    return _fine_light(profile, params, derived, canvas, xs, ys, config)
+        half = config.psf_interpolation_order + 1
+        cx = _nearest_pixel(x0, xs, half)
+        cy = _nearest_pixel(y0, ys, half)
+        one = x0.new_ones(bsz, 1, 1)
+        patch = _spread((x0 - cx)[:, None], (y0 - cy)[:, None], one, config.psf_interpolation_order, half)
+        canvas = x0.new_zeros(bsz, ys.shape[0], xs.shape[0])
+    else:
+        derived = profile.prepare({k: v[:, None, None] for k, v in params.items()})
+        if config.legacy_pixel_integration:
+            return _pixel_integrals(profile, params, derived, xs, ys, config)
+        half = _patch_half(config)
+        cx = _nearest_pixel(x0, xs, half)
+        cy = _nearest_pixel(y0, ys, half)
+        canvas, patch = _outer_light(profile, params, derived, xs, ys, cx, cy, half, config)
+        patch = patch + _fine_light(profile, params, derived, cx, cy, half, config)
+    return _add_patches(canvas, patch, (cy - ys[0] - half).long(), (cx - xs[0] - half).long())
 
 
 def _convolve_canvas(light: torch.Tensor, psf: PreparedPSF) -> torch.Tensor:
@@ -323,7 +337,7 @@ def canvas_margin(psf: PreparedPSF | None, config: RenderConfig) -> int:
     inner = config.fine_box // 2 + 3
     if psf is None:
         return inner
-    return max(psf.half_size, inner + config.psf_interpolation_order, config.outer_box // 2 + 3)
+    return max(psf.half_size, _patch_half(config) + 2)
 
 
 @dataclass(frozen=True)
@@ -369,14 +383,13 @@ def render_parts(components, frame: Frame, psf: PreparedPSF | None = None,
                                                            and not issubclass(profile, EllipticalProfile)):
             raise RenderError(f"profile {profile.name!r} has an unknown kind {profile.kind!r}")
         fluxes.append(flux_from_mag(params["mag"], frame.zeropoint, frame.exptime))
-        empty = first.new_zeros(bsz, ys.shape[0], xs.shape[0])
         if psf is None:
             if profile.kind == "point":
                 raise RenderError("a point source ('psf' component) needs a PSF image")
             derived = profile.prepare({k: v[:, None, None] for k, v in params.items()})
             lights.append(_pixel_integrals(profile, params, derived, xs, ys, config))
         else:
-            lights.append(_component_light(profile, params, xs, ys, psf, config, empty))
+            lights.append(_component_light(profile, params, xs, ys, config))
     if lights:
         light = torch.stack(lights, dim=1)
         if psf is not None:
