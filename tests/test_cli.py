@@ -104,7 +104,7 @@ def test_missing_file_and_region_errors_name_the_line(workdir, capsys):
     assert "h.feedme:8" in capsys.readouterr().err
 
 
-def test_unsupported_component_and_constraints_are_clear_errors(workdir, capsys):
+def test_unsupported_component_and_missing_constraint_file_are_clear_errors(workdir, capsys):
     text = FEEDME.format(mode=0, mask="none").replace(" 0) sky", " 0) ferrer", 1)
     open("f.feedme", "w").write(text)
     assert main(["fit", "f.feedme"]) == 2
@@ -112,7 +112,12 @@ def test_unsupported_component_and_constraints_are_clear_errors(workdir, capsys)
     assert "f.feedme:" in err and "ferrer" in err
     open("c.feedme", "w").write(FEEDME.format(mode=0, mask="none").replace("G) none", "G) my.constraints"))
     assert main(["fit", "c.feedme"]) == 2
-    assert "constraint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "c.feedme:7" in err and "my.constraints" in err
+    open("my.constraints", "w").write("1 n 0.5 to 8\n2 rs 1 to 3\n")  # the sky has no size
+    assert main(["fit", "c.feedme"]) == 2
+    err = capsys.readouterr().err
+    assert "my.constraints:2" in err and "rs" in err
 
 
 def test_missing_feedme_is_a_clear_error(workdir, capsys):

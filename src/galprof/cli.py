@@ -18,6 +18,7 @@ import torch
 
 from . import __version__
 from .fitting import fit
+from .io.constraints import read_constraints
 from .io.feedme import Feedme, FeedmeError, format_feedme, next_restart_path, read_feedme
 from .io.fits_io import InputError, exposure_time, read_image, read_mask, sigma_from_header
 from .io.galfit_output import ComponentReport, append_fit_log, galfit_header_cards, write_imgblock, write_model_image
@@ -45,14 +46,18 @@ def _model_from_feedme(feedme: Feedme) -> Model:
     for c in feedme.components:
         fixed = {name for name, free in c.free.items() if not free}
         comps.append(Component(c.profile, dict(c.values), fixed=frozenset(fixed), skip_in_residual=c.skip_in_residual))
-    return Model(tuple(comps))
+    constraints = ()
+    if feedme.constraint_file:
+        path = _path(feedme.constraint_file, feedme, "G")
+        constraints = tuple(read_constraints(str(path), [c.profile for c in feedme.components]))
+    try:
+        return Model(tuple(comps), constraints)
+    except ModelError as err:
+        raise CommandError(f"{feedme.constraint_file}: {err}") from None
 
 
 def _load_inputs(feedme: Feedme):
     """Read image, sigma, PSF and mask; cut them to the fit region (H)."""
-    if feedme.constraint_file:
-        raise CommandError(f"{feedme.path}:{feedme.line_numbers.get('G', '?')}: constraint files (line G) are not "
-                           "supported yet; use 'none'")
     if feedme.psf_diffusion_kernel:
         raise CommandError(f"{feedme.path}:{feedme.line_numbers.get('D', '?')}: a PSF diffusion kernel is not "
                            "supported; give the PSF alone on line D")
@@ -81,14 +86,16 @@ def _load_inputs(feedme: Feedme):
                 psf=psf, sigma_note=sigma_note)
 
 
-def _reports(feedme: Feedme, values, errors, at_bound) -> list[ComponentReport]:
+def _reports(feedme: Feedme, values, errors, at_bound, constrained=None) -> list[ComponentReport]:
     out = []
     for i, c in enumerate(feedme.components):
         names = list(c.values)
+        held = constrained[i] if constrained is not None else {}
         out.append(ComponentReport(
             number=c.number, profile=c.profile, values={n: float(values[i][n]) for n in names},
             errors={n: float(errors[i].get(n, 0.0)) for n in names}, free=dict(c.free),
-            problem={n: bool(at_bound[i].get(n, False)) for n in names}, skip_in_residual=c.skip_in_residual))
+            problem={n: bool(at_bound[i].get(n, False)) for n in names}, skip_in_residual=c.skip_in_residual,
+            constrained={n: bool(held.get(n, False)) for n in names}))
     return out
 
 
@@ -128,6 +135,7 @@ def run_feedme(path: str, *, config: RenderConfig, dtype, device, quiet: bool = 
         values = _per_component(result.values[0], names)
         errors = _per_component(result.errors[0], names)
         at_bound = _per_component(result.at_bound[0], names)
+        constrained = _per_component(result.constrained, names)
         chi2, ndof, chi2nu = float(result.chi2[0]), int(result.ndof[0]), float(result.chi2_nu[0])
         nfree = int(result.free.sum())
         say("")
@@ -136,6 +144,7 @@ def run_feedme(path: str, *, config: RenderConfig, dtype, device, quiet: bool = 
         values = [dict(c.values) for c in feedme.components]
         errors = [{n: 0.0 for n in c.values} for c in feedme.components]
         at_bound = [{} for _ in feedme.components]
+        constrained = None
         chi2 = ndof = chi2nu = 0.0
         nfree = sum(sum(c.free.values()) for c in feedme.components)
     # images of every component at the reported values
@@ -154,7 +163,7 @@ def run_feedme(path: str, *, config: RenderConfig, dtype, device, quiet: bool = 
         chi2 = float(np.sum((residual[good] / inputs["sigma"][good]) ** 2))
         ndof = int(good.sum()) - nfree
         chi2nu = chi2 / max(ndof, 1)
-    reports = _reports(feedme, values, errors, at_bound)
+    reports = _reports(feedme, values, errors, at_bound, constrained)
     if feedme.mode == 1:
         cards = galfit_header_cards(reports, chi2=chi2, ndof=ndof, nfree=nfree, chi2nu=chi2nu)
         write_model_image(feedme.output_image, model_image.astype(np.float32), cards)

@@ -7,13 +7,14 @@ The optimisers see a batch of galaxies through two functions of the free paramet
 * ``render(free, index) -> (b, H, W)``: the model images of galaxies ``index``;
 * ``jacobian(free, index) -> (model (b, H, W), J (b, H, W, F))``.
 
-The Jacobian is exact. Columns of the parameters the model is linear in are analytic:
-a magnitude's column is -0.4 ln(10) times its component's image, the sky's are 1,
-x - x_c and y - y_c. All other columns (centres, sizes, shapes) come from one
-forward-mode autodiff pass (``torch.func.jvp``) vectorised over the tangents with
-``torch.func.vmap``, which also yields the per-component images. Internal coordinates
-multiply each column by d(user value)/d(theta) (the transforms act on each parameter
-alone).
+The Jacobian is exact. It is first formed with respect to every parameter that varies
+(free, tied or coupled by a constraint). Columns of the parameters the model is linear
+in are analytic: a magnitude's column is -0.4 ln(10) times its component's image, the
+sky's are 1, x - x_c and y - y_c. All other columns (centres, sizes, shapes) come from
+one forward-mode autodiff pass (``torch.func.jvp``) vectorised over the tangents with
+``torch.func.vmap``, which also yields the per-component images. The chain rule
+through the bound transforms and the constraints (d values / d coordinates, a small
+(b, P, F) Jacobian) then gives the columns of the optimiser's coordinates.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ class ModelFunctions:
     """``render`` and ``jacobian`` closures over a layout, the fixed values and the frame.
 
     Args:
-        layout: the parameter layout of the model.
+        layout: the parameter layout of the model (constraints included).
         fixed_values: (B, P) user values; the fixed parameters are taken from here.
         frame, psf, config: as for :func:`galprof.render.render_model`.
-        internal: the free parameters are internal ``theta`` (True) or user values.
+        internal: the optimiser's coordinates are the unbounded ``theta`` (True) or the
+            coordinates in user units (see :meth:`ParameterLayout.free_coordinates`).
     """
 
     def __init__(self, layout: ParameterLayout, fixed_values: torch.Tensor, frame: Frame, psf,
@@ -47,37 +49,37 @@ class ModelFunctions:
         self.frame, self.psf, self.config = frame, psf, config
         self.internal = internal
         device = fixed_values.device
-        self._free_cols = torch.tensor(layout.free_index, dtype=torch.long, device=device)
-        # free parameters the model is linear in, and the rest
+        # parameters that vary (free, tied, coupled): those the model is linear in, and the rest
         convolved = {}  # component index -> position among the non-sky components
         for ci, comp in enumerate(layout.model.components):
             if comp.profile_class.kind != "sky":
                 convolved[ci] = len(convolved)
+        self._varying = layout.varying_index
         self._magnitudes, self._sky_terms, nonlinear = [], [], []
-        for k, i in enumerate(layout.free_index):
+        for j, i in enumerate(self._varying):
             entry = layout.entries[i]
             kind = layout.model.components[entry.component].profile_class.kind
             if kind == "sky":
-                self._sky_terms.append((k, entry.name))
+                self._sky_terms.append((j, entry.name))
             elif entry.name == "mag":
-                self._magnitudes.append((k, convolved[entry.component]))
+                self._magnitudes.append((j, convolved[entry.component]))
             else:
-                nonlinear.append(k)
+                nonlinear.append(j)
         self._nonlinear = nonlinear
-        self._nonlinear_cols = torch.tensor([layout.free_index[k] for k in nonlinear], dtype=torch.long,
-                                            device=device)
+        self._nonlinear_cols = torch.tensor([self._varying[j] for j in nonlinear], dtype=torch.long, device=device)
+        self._varying_cols = torch.tensor(self._varying, dtype=torch.long, device=device)
 
     def _user_values(self, free: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         base = self.fixed_values[index].to(free.dtype)
         if self.internal:
             return self.layout.to_user(free, base)
-        return base.index_copy(1, self._free_cols, free) if self.layout.n_free else base
+        return self.layout.from_free_coordinates(free, base)
 
     def _parts(self, values: torch.Tensor):
         return render_parts(self.layout.components(values), self.frame, self.psf, self.config)
 
     def render(self, free: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """(b, H, W) model images of galaxies ``index`` at free parameters ``free`` (b, F)."""
+        """(b, H, W) model images of galaxies ``index`` at optimiser coordinates ``free`` (b, F)."""
         return self._parts(self._user_values(free, index)).total()
 
     def _sky_column(self, name: str, like: torch.Tensor) -> torch.Tensor:
@@ -95,9 +97,8 @@ class ModelFunctions:
         """Model images (b, H, W) and the Jacobian d model / d free, (b, H, W, F)."""
         free = free.detach()
         values = self._user_values(free, index)
-        n_free = free.shape[1]
         bsz = free.shape[0]
-        columns: list[torch.Tensor | None] = [None] * n_free
+        columns: list[torch.Tensor | None] = [None] * len(self._varying)
         if self._nonlinear:
             cols = self._nonlinear_cols
 
@@ -113,18 +114,19 @@ class ModelFunctions:
                 return jvp(model_of, (start,), (tangent,), has_aux=True)
 
             model, derivative, (unit_images, fluxes) = vmap(directional, out_dims=(None, 0, None))(tangents)
-            for j, k in enumerate(self._nonlinear):
-                columns[k] = derivative[j]
+            for n, j in enumerate(self._nonlinear):
+                columns[j] = derivative[n]
         else:
             parts = self._parts(values)
             model, unit_images, fluxes = parts.total(), parts.unit_images, parts.fluxes
-        for k, c in self._magnitudes:
-            columns[k] = _DMAG * fluxes[:, c, None, None] * unit_images[:, c]
-        for k, name in self._sky_terms:
-            columns[k] = self._sky_column(name, model).expand(bsz, -1, -1)
-        jac = torch.stack(columns, dim=-1)
-        if self.internal and n_free:
-            base = self.fixed_values[index].to(free.dtype)
-            _, slope = jvp(lambda t: self.layout.to_user(t, base), (free,), (torch.ones_like(free),))
-            jac = jac * slope[:, self._free_cols][:, None, None, :]
-        return model, jac
+        for j, c in self._magnitudes:
+            columns[j] = _DMAG * fluxes[:, c, None, None] * unit_images[:, c]
+        for j, name in self._sky_terms:
+            columns[j] = self._sky_column(name, model).expand(bsz, -1, -1)
+        if not columns:
+            return model, model.new_zeros(*model.shape, 0)
+        jac_varying = torch.stack(columns, dim=-1)  # (b, H, W, V)
+        # chain rule through the transforms and constraints: (b, V, F)
+        base = self.fixed_values[index].to(free.dtype)
+        slope = self.layout.value_jacobian(free, base, self.internal)[:, self._varying_cols, :]
+        return model, torch.einsum("bhwv,bvf->bhwf", jac_varying, slope)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import math
+
 import numpy as np
 import torch
 
@@ -32,6 +34,7 @@ from .uncertainty.covariance import covariance_from_jacobian
 
 _START_N = (None, 1.0, 4.0, 2.0, 0.6, 6.0)
 _START_SIZE = (1.0, 0.6, 1.7, 1.0, 1.3, 0.8)
+_START_FRACTION = (0.5, 0.5, 0.25, 0.75, 0.1, 0.9)
 
 
 def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int) -> np.ndarray:
@@ -53,6 +56,17 @@ def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int) 
             if e.free and np.isfinite(e.low) and np.isfinite(e.high):
                 span = e.high - e.low
                 v[:, i] = np.clip(v[:, i], e.low + 1e-6 * span, e.high - 1e-6 * span)
+        # coordinates bounded by a constraint start at a different point of their range
+        coords = layout.free_coordinates(torch.as_tensor(v))
+        fraction = _START_FRACTION[k % len(_START_FRACTION)]
+        for j, i in enumerate(layout.free_index):
+            e = layout.entries[i]
+            if e.from_constraint:
+                if e.scale == "log":
+                    coords[:, j] = math.exp(math.log(e.low) + fraction * (math.log(e.high) - math.log(e.low)))
+                else:
+                    coords[:, j] = e.low + fraction * (e.high - e.low)
+        v = layout.from_free_coordinates(coords, torch.as_tensor(v)).numpy()
         starts.append(v)
     return np.concatenate(starts, axis=0)
 
@@ -66,7 +80,7 @@ def _without_free_index(model: Model) -> Model | None:
             changed = True
         else:
             comps.append(comp)
-    return Model(tuple(comps)) if changed else None
+    return Model(tuple(comps), model.constraints) if changed else None
 
 
 def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, config, data, method, n_starts, retries,
@@ -114,11 +128,12 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
         iterations.index_add_(0, galaxy, out.iterations)
 
     merge(galaxy_all, fixed_all, outcome)
-    # galaxies whose shape parameters ended on a bound get further starts (LM from a poor
-    # start can run off to n -> 10 or R_e -> huge); the lowest chi^2 wins
+    # galaxies whose shape parameters, or coordinates bounded by a constraint, ended on
+    # a bound get further starts (LM from a poor start can run off to n -> 10 or R_e ->
+    # huge, and the bound transform is flat there); the lowest chi^2 wins
     for attempt in range(1, retries + 1):
         shape_cols = [k for k, i in enumerate(layout.free_index)
-                      if layout.entries[i].name in ("n", "r_e", "r_s", "fwhm", "q")]
+                      if layout.entries[i].name in ("n", "r_e", "r_s", "fwhm", "q") or layout.entries[i].from_constraint]
         if not shape_cols:
             break
         stuck = layout.at_bound(best_theta)[:, shape_cols].any(-1)
@@ -186,6 +201,7 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     layout = ParameterLayout(model, layout_bounds)
     initial = layout.initial_values(bsz)
     layout.check_inside_bounds(initial)
+    initial = layout.move_inside_constraints(initial)
 
     n_starts = max(1, int(n_starts))
     optimise = dict(frame=frame, psf=prepared_psf, config=config, data=data, method=method, n_starts=n_starts,
@@ -216,7 +232,7 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     user_problem = BatchProblem(functions.render, data.data, data.weight, functions.jacobian)
     free_cols = list(layout.free_index)
     with torch.no_grad():
-        free_values = values_t[:, free_cols].to(dtype)
+        free_values = layout.free_coordinates(values_t).to(dtype)
     if layout.n_free:
         _, jac = user_problem.residuals_and_jacobian(free_values, index)
         cov, undefined = covariance_from_jacobian(jac)
@@ -226,10 +242,20 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     with torch.no_grad():
         model_images = user_problem.render(free_values, index)
     errors = np.zeros_like(values)
-    if layout.n_free:
-        errors[:, free_cols] = np.sqrt(np.diagonal(cov.cpu().numpy(), axis1=1, axis2=2))
     at_bound = np.zeros(values.shape, dtype=bool)
-    at_bound[:, free_cols] = at_bound_free.cpu().numpy() | undefined.cpu().numpy()
+    if layout.n_free:
+        # errors of every parameter that varies (tied and coupled ones through the
+        # constraints): diag(G C G^T) with G = d values / d coordinates
+        slope = layout.value_jacobian(free_values.to(torch.float64), values_t, internal=False)
+        cov_values = slope @ cov.to(slope.device) @ slope.transpose(1, 2)
+        varying = list(layout.varying_index)
+        errors[:, varying] = np.sqrt(np.diagonal(cov_values.cpu().numpy(), axis1=1, axis2=2))[:, varying]
+        flags = (at_bound_free | undefined.to(at_bound_free.device)).cpu().numpy()
+        for k, i in enumerate(free_cols):
+            at_bound[:, i] = flags[:, k]
+            entry = layout.entries[i]
+            if entry.role == "coupled":  # a coupled range at its limit flags both members
+                at_bound[:, entry.ref] |= flags[:, k]
 
     model_np = model_images.detach().to(torch.float64).cpu().numpy()
     good = data.weight.cpu().numpy() > 0
@@ -239,14 +265,16 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     chi2_nu = chi2 / np.maximum(ndof, 1)
     iterations = iterations.cpu().numpy()
     converged = converged_best.cpu().numpy() & np.isfinite(chi2)
-    free = np.zeros(layout.n_params, dtype=bool)
-    free[free_cols] = True
+    free = np.array([e.role == "free" for e in layout.entries], dtype=bool)
+    constrained = np.zeros(layout.n_params, dtype=bool)
+    constrained[list(layout.constrained_index)] = True
     return FitResult(
         model=model,
         names=tuple((c + 1, n) for c, n in layout.names),
         values=values,
         errors=errors,
         free=free,
+        constrained=constrained,
         covariance=cov.cpu().numpy(),
         at_bound=at_bound,
         chi2=chi2,

@@ -77,14 +77,57 @@ class Component:
 
 @dataclass(frozen=True)
 class Model:
-    """A sum of components, rendered together and convolved with one PSF."""
+    """A sum of components, rendered together and convolved with one PSF.
+
+    Attributes:
+        components: the components, numbered from 1 in messages and constraints.
+        constraints: :mod:`galprof.constraints` objects (ranges, ties, coupled ranges)
+            between and on the components' parameters.
+    """
 
     components: tuple[Component, ...]
+    constraints: tuple = ()
 
     def __post_init__(self):
         object.__setattr__(self, "components", tuple(self.components))
+        object.__setattr__(self, "constraints", tuple(self.constraints))
         if not self.components:
             raise ModelError("a model needs at least one component")
+        for constraint in self.constraints:
+            self._check_constraint(constraint)
+
+    def _check_constraint(self, c) -> None:
+        from .constraints import PairRange, Range, RelativeRange, Tie
+
+        what = f"constraint '{c.describe()}'" if hasattr(c, "describe") else f"constraint {c!r}"
+        if isinstance(c, Tie):
+            numbers, names = c.components, c.name
+            if c.kind not in ("offset", "ratio"):
+                raise ModelError(f"{what}: a tie is 'offset' or 'ratio', not {c.kind!r}")
+            if len(set(numbers)) < 2:
+                raise ModelError(f"{what}: a tie needs at least two different components")
+        elif isinstance(c, PairRange):
+            numbers, names = (c.first, c.second), c.name
+            if c.op not in ("-", "/"):
+                raise ModelError(f"{what}: the operation is '-' or '/', not {c.op!r}")
+            if c.first == c.second:
+                raise ModelError(f"{what}: needs two different components")
+            if c.op == "/" and c.low <= 0:
+                raise ModelError(f"{what}: a ratio range needs positive limits")
+        elif isinstance(c, (Range, RelativeRange)):
+            numbers, names = (c.component,), (c.name,)
+        else:
+            raise ModelError(f"unknown constraint {c!r}")
+        if isinstance(c, (Range, PairRange)) and not c.low < c.high:
+            raise ModelError(f"{what}: needs low < high")
+        if isinstance(c, RelativeRange) and not c.below < c.above:
+            raise ModelError(f"{what}: needs the lower offset below the upper one")
+        for number, name in zip(numbers, names):
+            if not 1 <= number <= len(self.components):
+                raise ModelError(f"{what}: there is no component {number} (the model has {len(self.components)})")
+            comp = self.components[number - 1]
+            if name not in comp.profile_class.parameter_names():
+                raise ModelError(f"{what}: component {number} ({comp.profile}) has no parameter {name!r}")
 
     def batch_size(self) -> int | None:
         sizes = {c.batch_size() for c in self.components} - {None}

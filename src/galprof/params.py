@@ -14,7 +14,8 @@ The transforms are smooth, so gradients never die at a clipped edge.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -28,21 +29,45 @@ _SIZE_NAMES = ("r_e", "r_s", "fwhm")
 
 @dataclass(frozen=True)
 class ParameterEntry:
+    """One parameter of the layout.
+
+    ``role`` is ``free`` (an optimiser coordinate: the value itself), ``fixed``,
+    ``tied`` (follows parameter ``ref``: ``p = p_ref + const`` for ``op`` "offset",
+    ``p_ref * const`` for "ratio") or ``coupled`` (an optimiser coordinate d in
+    [low, high]: ``p = p_ref + d`` for ``op`` "-", ``p_ref / d`` for "/").
+    """
+
     component: int  # 0-based component index
     name: str
     scale: str
     low: float
     high: float
     free: bool
+    role: str = "free"
+    ref: int = -1
+    op: str = ""
+    const: float = 0.0
+    from_constraint: bool = False  # bounds set by a constraint: a start outside is moved in
+
+
+def _scalar_initial(model: Model, component: int, name: str, what: str) -> float:
+    value = np.unique(np.asarray(model.components[component].values[name], dtype=np.float64))
+    if value.size != 1:
+        raise ModelError(f"{what}: needs one initial value of {name!r} for the whole batch, got {value.size}")
+    return float(value[0])
 
 
 class ParameterLayout:
-    """The flat order of a model's parameters and how free ones map to theta.
+    """The flat order of a model's parameters and how the optimiser's coordinates map to them.
 
     Args:
-        model: the model description.
+        model: the model description (its constraints included).
         position_bounds: ((x_lo, x_hi), (y_lo, y_hi)) default bounds of centres [pix,
             1-based], normally the fit region.
+
+    The optimiser's coordinates are the free parameters and, for each coupled range
+    (:class:`galprof.constraints.PairRange`), the bounded difference or ratio; tied
+    parameters follow their leader (see :mod:`galprof.constraints`).
     """
 
     def __init__(self, model: Model, position_bounds: tuple[tuple[float, float], tuple[float, float]]):
@@ -65,19 +90,107 @@ class ParameterLayout:
                     bounds = (-math.inf, math.inf)
                 if scale == "log" and bounds[0] <= 0:
                     raise ModelError(f"component {ci + 1} ({comp.profile}): {spec.name} must have positive bounds")
-                entries.append(ParameterEntry(ci, spec.name, scale, float(bounds[0]), float(bounds[1]),
-                                              spec.name not in comp.fixed))
-        self.entries = tuple(entries)
-        self.free_index = tuple(i for i, e in enumerate(entries) if e.free)
+                free = spec.name not in comp.fixed
+                entries.append(ParameterEntry(ci, spec.name, scale, float(bounds[0]), float(bounds[1]), free,
+                                              "free" if free else "fixed"))
         self.names = tuple((e.component, e.name) for e in entries)
+        entries = self._apply_constraints(model, entries)
+        self.entries = tuple(entries)
+        self.free_index = tuple(i for i, e in enumerate(entries) if e.role in ("free", "coupled"))
+        self._order = self._dependency_order()
 
+    # -- constraints --------------------------------------------------------------------
+    def _apply_constraints(self, model: Model, entries: list[ParameterEntry]) -> list[ParameterEntry]:
+        from .constraints import PairRange, Range, RelativeRange, Tie
+
+        def narrow(i, low, high, what):
+            e = entries[i]
+            if e.role != "free":
+                return
+            new_low, new_high = max(e.low, low), min(e.high, high)
+            if not new_low < new_high:
+                raise ModelError(f"{what}: leaves no room for {e.name} of component {e.component + 1} "
+                                 f"(bounds [{e.low:g}, {e.high:g}])")
+            scale = "linear" if e.scale in ("free", "angle") else e.scale
+            entries[i] = replace(e, low=new_low, high=new_high, scale=scale, from_constraint=True)
+
+        for c in model.constraints:
+            what = f"constraint '{c.describe()}'"
+            if isinstance(c, Range):
+                narrow(self.names.index((c.component - 1, c.name)), c.low, c.high, what)
+            elif isinstance(c, RelativeRange):
+                v0 = _scalar_initial(model, c.component - 1, c.name, what)
+                narrow(self.names.index((c.component - 1, c.name)), v0 + c.below, v0 + c.above, what)
+            elif isinstance(c, Tie):
+                members = [self.names.index((n - 1, name)) for n, name in zip(c.components, c.name)]
+                free = [i for i in members if entries[i].role == "free"]
+                if len(free) < 2:
+                    continue
+                leader = free[0]
+                v_lead = _scalar_initial(model, entries[leader].component, entries[leader].name, what)
+                for i in free[1:]:
+                    v0 = _scalar_initial(model, entries[i].component, entries[i].name, what)
+                    if c.kind == "ratio":
+                        if v_lead == 0:
+                            raise ModelError(f"{what}: the leading initial value is 0, so ratios are undefined")
+                        const = v0 / v_lead
+                    else:
+                        const = v0 - v_lead
+                    entries[i] = replace(entries[i], role="tied", free=False, ref=leader, op=c.kind, const=const)
+            elif isinstance(c, PairRange):
+                i = self.names.index((c.first - 1, c.name[0]))
+                j = self.names.index((c.second - 1, c.name[1]))
+                if entries[j].role == "free":
+                    scale = "log" if c.op == "/" else "linear"
+                    entries[j] = replace(entries[j], role="coupled", free=False, ref=i, op=c.op, scale=scale,
+                                         low=float(c.low), high=float(c.high), from_constraint=True)
+                elif entries[j].role == "fixed" and entries[i].role == "free":
+                    v_second = _scalar_initial(model, c.second - 1, c.name[1], what)
+                    if c.op == "-":
+                        narrow(i, v_second - c.high, v_second - c.low, what)
+                    elif v_second > 0:
+                        narrow(i, v_second * c.low, v_second * c.high, what)
+                    else:
+                        raise ModelError(f"{what}: a ratio needs a positive value of the fixed component {c.second}")
+                elif entries[j].role in ("tied", "coupled"):
+                    raise ModelError(f"{what}: {c.name[1]} of component {c.second} is already set by another "
+                                     "constraint; reorder the components or combine the constraints")
+        return entries
+
+    def _dependency_order(self) -> tuple[int, ...]:
+        pending = [i for i, e in enumerate(self.entries) if e.role in ("tied", "coupled")]
+        resolved = {i for i, e in enumerate(self.entries) if e.role in ("free", "fixed")}
+        order = []
+        while pending:
+            ready = [i for i in pending if self.entries[i].ref in resolved]
+            if not ready:
+                e = self.entries[pending[0]]
+                raise ModelError(f"constraints on {e.name} form a cycle (component {e.component + 1})")
+            for i in ready:
+                order.append(i)
+                resolved.add(i)
+                pending.remove(i)
+        return tuple(order)
+
+    # -- shapes and names ---------------------------------------------------------------
     @property
     def n_params(self) -> int:
         return len(self.entries)
 
     @property
     def n_free(self) -> int:
+        """Number of optimiser coordinates (free parameters plus coupled ranges)."""
         return len(self.free_index)
+
+    @property
+    def varying_index(self) -> tuple[int, ...]:
+        """Parameters that change during a fit: free, tied and coupled ones."""
+        return tuple(i for i, e in enumerate(self.entries) if e.role != "fixed")
+
+    @property
+    def constrained_index(self) -> tuple[int, ...]:
+        """Parameters whose value follows from another one's (tied and coupled)."""
+        return tuple(i for i, e in enumerate(self.entries) if e.role in ("tied", "coupled"))
 
     def index(self, component: int, name: str) -> int:
         return self.names.index((component, name))
@@ -91,58 +204,137 @@ class ParameterLayout:
         return out
 
     def check_inside_bounds(self, values: np.ndarray) -> None:
-        """Error naming the parameter when an initial value lies outside its bounds."""
-        for i, e in enumerate(self.entries):
-            if not e.free:
+        """Error naming the parameter when an initial value lies outside its bounds.
+
+        A start outside a range set by a constraint is not an error (GALFIT accepts it):
+        the fit starts just inside the range, with a warning naming the parameter.
+        """
+        coords = self.free_coordinates(torch.as_tensor(values, dtype=torch.float64)).numpy()
+        for k, i in enumerate(self.free_index):
+            e = self.entries[i]
+            bad = (coords[:, k] < e.low) | (coords[:, k] > e.high)
+            if not bad.any():
                 continue
-            bad = (values[:, i] < e.low) | (values[:, i] > e.high)
-            if bad.any():
-                b = int(np.flatnonzero(bad)[0])
-                comp = self.model.components[e.component]
-                raise ModelError(
-                    f"component {e.component + 1} ({comp.profile}): initial {e.name} = {values[b, i]:g} "
-                    f"(galaxy {b}) lies outside its bounds [{e.low:g}, {e.high:g}]"
-                )
+            b = int(np.flatnonzero(bad)[0])
+            comp = self.model.components[e.component]
+            if e.role == "coupled":
+                text = (f"components {self.entries[e.ref].component + 1} and {e.component + 1}: initial values "
+                        f"give {self._pair_text(e)} = {coords[b, k]:g}")
+            else:
+                text = f"component {e.component + 1} ({comp.profile}): initial {e.name} = {values[b, i]:g}"
+            text += f" (galaxy {b}; {int(bad.sum())} in all) lies outside [{e.low:g}, {e.high:g}]"
+            if e.from_constraint:
+                warnings.warn(f"{text}, the range of a constraint; starting inside it", stacklevel=3)
+            else:
+                raise ModelError(text)
+
+    def move_inside_constraints(self, values: np.ndarray, margin: float = 0.05) -> np.ndarray:
+        """Starting values with every constraint-set coordinate at least ``margin`` of its
+        range away from the range's ends (a start on or beyond a limit would sit where the
+        bound transform is flat and could not move).
+
+        Returns a copy of ``values`` (B, P); tied and coupled parameters are recomputed.
+        """
+        v = torch.as_tensor(values, dtype=torch.float64)
+        coords = self.free_coordinates(v)
+        for k, i in enumerate(self.free_index):
+            e = self.entries[i]
+            if not e.from_constraint:
+                continue
+            if e.scale == "log":
+                lo, hi = math.log(e.low), math.log(e.high)
+                span = hi - lo
+                c = torch.log(coords[:, k].clamp(min=1e-300)).clamp(lo + margin * span, hi - margin * span)
+                coords[:, k] = torch.exp(c)
+            else:
+                span = e.high - e.low
+                coords[:, k] = coords[:, k].clamp(e.low + margin * span, e.high - margin * span)
+        return self.from_free_coordinates(coords, v).numpy()
+
+    def _pair_text(self, e: ParameterEntry) -> str:
+        ref = self.entries[e.ref]
+        first, second = f"{ref.name}({ref.component + 1})", f"{e.name}({e.component + 1})"
+        return f"{second} - {first}" if e.op == "-" else f"{first} / {second}"
 
     # -- transforms -------------------------------------------------------------------
-    def _bounds_tensors(self, like: torch.Tensor):
-        free = [self.entries[i] for i in self.free_index]
-        low = torch.tensor([e.low for e in free], dtype=like.dtype, device=like.device)
-        high = torch.tensor([e.high for e in free], dtype=like.dtype, device=like.device)
-        kind = [e.scale for e in free]
-        return free, low, high, kind
+    def free_coordinates(self, values: torch.Tensor) -> torch.Tensor:
+        """(B, P) user values -> (B, F) optimiser coordinates in user units (the free
+        values, and p - p_ref or p_ref / p for coupled ranges)."""
+        cols = []
+        for i in self.free_index:
+            e = self.entries[i]
+            if e.role == "coupled":
+                ref = values[:, e.ref]
+                cols.append(values[:, i] - ref if e.op == "-" else ref / values[:, i])
+            else:
+                cols.append(values[:, i])
+        return torch.stack(cols, dim=-1) if cols else values[:, :0]
+
+    def from_free_coordinates(self, coords: torch.Tensor, fixed_values: torch.Tensor) -> torch.Tensor:
+        """(B, F) optimiser coordinates in user units and (B, P) values holding the fixed
+        ones -> (B, P) user values (tied and coupled parameters resolved)."""
+        cols = [fixed_values[:, i] for i in range(self.n_params)]
+        coupled = {}
+        for k, i in enumerate(self.free_index):
+            if self.entries[i].role == "coupled":
+                coupled[i] = coords[:, k]
+            else:
+                cols[i] = coords[:, k]
+        for i in self._order:
+            e = self.entries[i]
+            ref = cols[e.ref]
+            if e.role == "tied":
+                cols[i] = ref + e.const if e.op == "offset" else ref * e.const
+            else:
+                cols[i] = ref + coupled[i] if e.op == "-" else ref / coupled[i]
+        return torch.stack(cols, dim=-1)
 
     def to_internal(self, values: torch.Tensor) -> torch.Tensor:
         """(B, P) user values -> (B, F) unbounded theta (values are nudged inside bounds)."""
-        free, low, high, kind = self._bounds_tensors(values)
+        coords = self.free_coordinates(values)
         cols = []
         for k, i in enumerate(self.free_index):
-            p = values[:, i]
-            if kind[k] in ("free", "angle"):
+            e = self.entries[i]
+            p = coords[:, k]
+            if e.scale in ("free", "angle"):
                 cols.append(p)
                 continue
-            if kind[k] == "log":
-                lo, hi, v = math.log(free[k].low), math.log(free[k].high), torch.log(p)
+            if e.scale == "log":
+                lo, hi, v = math.log(e.low), math.log(e.high), torch.log(p)
             else:
-                lo, hi, v = free[k].low, free[k].high, p
+                lo, hi, v = e.low, e.high, p
             frac = ((v - lo) / (hi - lo)).clamp(1e-9, 1 - 1e-9)
             cols.append(torch.logit(frac))
         return torch.stack(cols, dim=-1) if cols else values[:, :0]
 
     def to_user(self, theta: torch.Tensor, fixed_values: torch.Tensor) -> torch.Tensor:
         """(B, F) theta and (B, P) values holding the fixed ones -> (B, P) user values."""
-        cols = [fixed_values[:, i] for i in range(self.n_params)]
+        coords = []
         for k, i in enumerate(self.free_index):
             e = self.entries[i]
             t = theta[:, k]
             if e.scale in ("free", "angle"):
-                cols[i] = t
+                coords.append(t)
             elif e.scale == "log":
                 lo, hi = math.log(e.low), math.log(e.high)
-                cols[i] = torch.exp(lo + (hi - lo) * torch.sigmoid(t))
+                coords.append(torch.exp(lo + (hi - lo) * torch.sigmoid(t)))
             else:
-                cols[i] = e.low + (e.high - e.low) * torch.sigmoid(t)
-        return torch.stack(cols, dim=-1)
+                coords.append(e.low + (e.high - e.low) * torch.sigmoid(t))
+        stacked = torch.stack(coords, dim=-1) if coords else theta
+        return self.from_free_coordinates(stacked, fixed_values)
+
+    def value_jacobian(self, free: torch.Tensor, fixed_values: torch.Tensor, internal: bool) -> torch.Tensor:
+        """(B, P, F): d(user values) / d(optimiser coordinates) at ``free`` (B, F), which are
+        theta (``internal``) or the coordinates in user units."""
+        from torch.func import jvp, vmap
+
+        def values_of(f):
+            return self.to_user(f, fixed_values) if internal else self.from_free_coordinates(f, fixed_values)
+
+        n_free = free.shape[1]
+        tangents = torch.eye(n_free, dtype=free.dtype, device=free.device)[:, None, :].expand(-1, free.shape[0], -1)
+        columns = vmap(lambda t: jvp(values_of, (free,), (t,))[1])(tangents)  # (F, B, P)
+        return columns.permute(1, 2, 0)
 
     def at_bound(self, theta: torch.Tensor, threshold: float = 12.0) -> torch.Tensor:
         """(B, F) bool: the free parameter sits (numerically) on one of its bounds."""

@@ -21,9 +21,14 @@ class FitResult:
         names: ((component number, 1-based), parameter name) for each of the P columns.
         values: (B, P) best-fit values (fixed parameters hold their input values).
         errors: (B, P) 1-sigma errors from the covariance (0 for fixed, NaN if undefined).
-        free: (P,) bool, which columns were free.
-        covariance: (B, F, F) covariance of the free parameters (columns ``free``).
-        at_bound: (B, P) bool, free parameters that ended on a bound.
+        free: (P,) bool, which columns were free (not fixed, not set by a constraint).
+        constrained: (P,) bool, columns that follow another parameter through a tie or
+            a coupled range (see :mod:`galprof.constraints`); their errors are propagated.
+        covariance: (B, F, F) covariance of the optimiser's coordinates in user units:
+            the free parameters, then (in layout order) the difference or ratio of each
+            coupled range. Without constraints these are exactly the ``free`` columns.
+        at_bound: (B, P) bool, parameters that ended on a bound or a constraint's limit,
+            or whose error is undefined.
         chi2, ndof, chi2_nu: (B,) chi^2, degrees of freedom (pixels - free), chi^2/ndof.
         iterations: (B,) optimiser iterations (LM: Jacobian evaluations).
         converged: (B,) bool.
@@ -37,6 +42,7 @@ class FitResult:
     values: np.ndarray
     errors: np.ndarray
     free: np.ndarray
+    constrained: np.ndarray
     covariance: np.ndarray
     at_bound: np.ndarray
     chi2: np.ndarray
@@ -75,12 +81,14 @@ class FitResult:
         return out
 
     def table(self, galaxy: int = 0) -> str:
-        """A plain-text parameter table of one galaxy (value +/- error, [fixed])."""
+        """A plain-text parameter table of one galaxy (value +/- error, [fixed], {constrained})."""
         lines = []
         for j, (comp, name) in enumerate(self.names):
             profile = self.model.components[comp - 1].profile
             v = self.values[galaxy, j]
-            if not self.free[j]:
+            if self.constrained[j]:
+                text = f"{{{v:.4f}}} +/- {self.errors[galaxy, j]:.4f}"
+            elif not self.free[j]:
                 text = f"[{v:.4f}]"
             else:
                 flag = "*" if (self.at_bound[galaxy, j] or not np.isfinite(self.errors[galaxy, j])) else ""
