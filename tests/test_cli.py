@@ -84,7 +84,14 @@ def test_fit_writes_galfit_outputs_and_restart_reproduces_model(workdir, capsys)
     assert main(["fit", "again.feedme", "--quiet"]) == 0
     again = fits.getdata("again.fits", 2)
     np.testing.assert_allclose(again, model, atol=1e-4 * model.max())
-    assert "Chi^2" in open("fit.log").read()
+    log = open("fit.log").read()
+    assert "Chi^2" in log
+    # line K (0.396 "/pix): the sizes in arcsec as comment lines
+    import re
+    match = re.search(r"# comp 1 sersic \[arcsec, 0\.396\"/pix\]: r_e = ([\d.]+) \+/- ([\d.]+)", log)
+    assert match, log
+    r_e_pix = float(header["1_RE"].split()[0])
+    assert float(match.group(1)) == pytest.approx(r_e_pix * 0.396, abs=1e-3)
 
 
 def test_mode_1_writes_only_the_model(workdir):

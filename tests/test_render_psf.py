@@ -315,3 +315,24 @@ def test_point_source_without_psf_raises():
     params = {"x": torch.tensor([5.0]), "y": torch.tensor([5.0]), "mag": torch.tensor([0.0])}
     with pytest.raises(RenderError, match="PSF"):
         render_model([(get_profile("psf"), params)], Frame(x_min=1, y_min=1, width=10, height=10))
+
+
+def test_convolution_box_convolves_only_inside():
+    """GALFIT's line I: inside a box centred on the region the model is PSF-convolved,
+    outside it is the unconvolved model; a box as large as the region changes nothing."""
+    params = {k: torch.tensor([v], dtype=torch.float64)
+              for k, v in dict(x=20.3, y=19.6, mag=18.0, r_e=4.0, n=1.5, q=0.7, pa=30.0).items()}
+    sersic = get_profile("sersic")
+    psf = _psf(3.5, 3.0)
+    frame = Frame(1, 1, 40, 40, zeropoint=25.0)
+    full = render_model([(sersic, params)], frame, psf=psf)[0].numpy()
+    same = render_model([(sersic, params)], Frame(1, 1, 40, 40, 25.0, 1.0, (40, 40)), psf=psf)[0].numpy()
+    np.testing.assert_array_equal(full, same)
+    boxed = render_model([(sersic, params)], Frame(1, 1, 40, 40, 25.0, 1.0, (10, 16)), psf=psf)[0].numpy()
+    unconvolved = render_model([(sersic, params)], frame, psf=prepare_psf(np.array([[1.0]])))[0].numpy()
+    xs = np.arange(1, 41) - 20.5
+    inside = (np.abs(xs)[None, :] <= 5) & (np.abs(xs)[:, None] <= 8)
+    np.testing.assert_allclose(boxed[inside], full[inside], rtol=1e-12, atol=0)
+    # outside: the unconvolved profile (a delta-function PSF), not the convolved one
+    np.testing.assert_allclose(boxed[~inside], unconvolved[~inside], rtol=1e-6, atol=1e-9 * full.max())
+    assert np.abs(boxed[~inside] - full[~inside]).max() > 1e-3 * full.max()

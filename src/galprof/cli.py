@@ -128,7 +128,7 @@ def run_feedme(path: str, *, config: RenderConfig, dtype, device, quiet: bool = 
     if feedme.mode == 0:
         result = fit(model, inputs["image"], sigma=inputs["sigma"], mask=inputs["mask"], psf=inputs["psf"],
                      psf_oversampling=feedme.psf_oversampling, origin=origin, zeropoint=feedme.zeropoint,
-                     exptime=exptime, config=config, dtype=dtype, device=device,
+                     exptime=exptime, convolution_box=feedme.convolution_box, config=config, dtype=dtype, device=device,
                      names=[str(feedme.path)],
                      progress=None if quiet else (lambda it, n: print(f"  LM iteration {it + 1}", end="\r")))
         names = result.names
@@ -148,7 +148,7 @@ def run_feedme(path: str, *, config: RenderConfig, dtype, device, quiet: bool = 
         chi2 = ndof = chi2nu = 0.0
         nfree = sum(sum(c.free.values()) for c in feedme.components)
     # images of every component at the reported values
-    frame = Frame(x1, y1, x2 - x1 + 1, y2 - y1 + 1, feedme.zeropoint, exptime)
+    frame = Frame(x1, y1, x2 - x1 + 1, y2 - y1 + 1, feedme.zeropoint, exptime, feedme.convolution_box)
     from .profiles import get_profile
     comp_images = []
     for c, v in zip(feedme.components, values):

@@ -150,6 +150,7 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
 
 def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
         origin: tuple[int, int] = (1, 1), zeropoint: float = 0.0, exptime: float = 1.0,
+        convolution_box: tuple[int, int] | None = None,
         method: str = "lm", n_starts: int = 1, retries: int = 2, staged: bool = True, stage_iterations: int = 8,
         config: RenderConfig = RenderConfig(),
         lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
@@ -167,6 +168,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         psf_oversampling: the PSF is sampled this many times finer than the data.
         origin: 1-based (x, y) coordinates of the first pixel of ``image``.
         zeropoint, exptime: mag = zeropoint - 2.5 log10(flux / exptime).
+        convolution_box: GALFIT's line I, (size x, size y) [pix]: convolve only inside a
+            box of this size centred on the region's centre (see :class:`Frame`).
         method: ``lm`` (batched Levenberg-Marquardt, default) or ``adam``.
         n_starts: starts per galaxy (the given one, then variants of n and size); the
             start with the lowest chi^2 wins.
@@ -190,7 +193,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     model_batch = model.batch_size()
     if model_batch is not None and model_batch != bsz:
         raise ModelError(f"the model has parameters for {model_batch} galaxies but {bsz} images were given")
-    frame = Frame(int(origin[0]), int(origin[1]), width, height, float(zeropoint), float(exptime))
+    frame = Frame(int(origin[0]), int(origin[1]), width, height, float(zeropoint), float(exptime),
+                  None if convolution_box is None else (int(convolution_box[0]), int(convolution_box[1])))
     prepared_psf = None
     if psf is not None:
         prepared_psf = prepare_psf(psf, oversampling=psf_oversampling, max_shape=(2 * height + 1, 2 * width + 1),

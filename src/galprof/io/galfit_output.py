@@ -502,6 +502,29 @@ def _log_lines(report: ComponentReport, *, label: str, with_errors: bool) -> lis
     return lines
 
 
+def _arcsec_lines(components: list[ComponentReport], plate_scale: tuple[float, float]) -> list[str]:
+    """``#`` comment lines with every component's sizes in arcsec (feedme line K).
+
+    Sizes are along the major axis; with different x and y plate scales the mean of the
+    two is used (GALFIT's line K gives dx dy in arcsec per pixel).
+    """
+    scale = 0.5 * (float(plate_scale[0]) + float(plate_scale[1]))
+    out = []
+    for report in components:
+        parts = []
+        for name in ("r_e", "r_s", "fwhm"):
+            if name in report.values:
+                value = report.values[name] * scale
+                error = report.errors.get(name)
+                text = f"{name} = {value:.4f}"
+                if error is not None and report.free.get(name, False) and math.isfinite(error):
+                    text += f" +/- {error * scale:.4f}"
+                parts.append(text)
+        if parts:
+            out.append(f"# comp {report.number} {report.profile} [arcsec, {scale:g}\"/pix]: " + ", ".join(parts))
+    return out
+
+
 def append_fit_log(
     path,
     *,
@@ -567,6 +590,8 @@ def append_fit_log(
         lines.extend(_log_lines(report, label=report.profile, with_errors=True))
     lines.append(f" Chi^2 = {float(chi2):.5f},  ndof = {int(ndof)}")
     lines.append(f" Chi^2/nu = {float(chi2nu):.3f}")
+    if feedme is not None:
+        lines.extend(_arcsec_lines(components, feedme.plate_scale))
     if initial_components:
         lines.append("")
         for comp in initial_components:

@@ -60,6 +60,10 @@ class Frame:
         width, height: size in pixels (NAXIS1, NAXIS2 of the cut-out).
         zeropoint: magnitude zeropoint.
         exptime: exposure time used in magnitudes (mag = zp - 2.5 log10(flux / EXPTIME)).
+        convolution_box: GALFIT's line I, (size x, size y) [pix]: the model is
+            PSF-convolved only inside a box of this size centred on the centre of the
+            region and left unconvolved outside it. None (default): everywhere. A box
+            at least as large as the region changes nothing.
     """
 
     x_min: int
@@ -68,6 +72,19 @@ class Frame:
     height: int
     zeropoint: float = 0.0
     exptime: float = 1.0
+    convolution_box: tuple[int, int] | None = None
+
+    def inside_convolution_box(self, like: torch.Tensor) -> torch.Tensor | None:
+        """(H, W) bool: pixels inside the convolution box, or None when it covers the region."""
+        if self.convolution_box is None:
+            return None
+        box_x, box_y = self.convolution_box
+        if box_x >= self.width and box_y >= self.height:
+            return None
+        xc, yc = self.centre
+        xs = _axis(self.x_min, self.width, like) - xc
+        ys = _axis(self.y_min, self.height, like) - yc
+        return (xs.abs()[None, :] <= box_x / 2.0) & (ys.abs()[:, None] <= box_y / 2.0)
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -393,7 +410,14 @@ def render_parts(components, frame: Frame, psf: PreparedPSF | None = None,
     if lights:
         light = torch.stack(lights, dim=1)
         if psf is not None:
-            light = _convolve_canvas(light, psf)
+            convolved = _convolve_canvas(light, psf)
+            inside = frame.inside_convolution_box(first)
+            if inside is not None:
+                hc, wc = light.shape[-2:]
+                inside = torch.nn.functional.pad(
+                    inside, (margin, wc - frame.width - margin, margin, hc - frame.height - margin))
+                convolved = torch.where(inside, convolved, light)
+            light = convolved
         light = light[..., margin:margin + frame.height, margin:margin + frame.width]
         flux = torch.stack(fluxes, dim=1)
     else:
