@@ -1,4 +1,5 @@
-"""Command line: ``galprof fit FEEDME [...]`` (GALFIT drop-in) and ``galprof demo``.
+"""Command line: ``galprof fit FEEDME [...]`` (GALFIT drop-in), ``galprof imfit IMAGE -c
+CONFIG`` (imfit drop-in) and ``galprof demo``.
 
 Conventions are GALFIT's (see :mod:`galprof.conventions`): 1-based pixels, PA in
 degrees counter-clockwise from +y, sizes along the major axis in pixels, q = b/a.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import pathlib
 import sys
 
@@ -229,6 +231,131 @@ def run_demo(n_galaxies: int = 6, seed: int = 2, dtype=torch.float32, quiet=Fals
     return dict(truth=truth, result=result)
 
 
+def _image_spec(spec: str):
+    """'file.fits[N]' -> (path, N); 'file.fits' -> (path, None)."""
+    import re
+
+    match = re.fullmatch(r"(.*)\[(\d+)\]", spec)
+    return (match.group(1), int(match.group(2))) if match else (spec, None)
+
+
+_IMFIT_UNSUPPORTED = {"model_errors": "--model-errors", "cashstat": "--cashstat", "poisson_mlr": "--poisson-mlr",
+                      "bootstrap": "--bootstrap"}
+
+
+def run_imfit(args) -> int:
+    """``galprof imfit IMAGE -c CONFIG``: imfit's command line, galprof's engine."""
+    from .io.imfit_config import (format_imfit_config, imfit_sigma, model_from_imfit, read_imfit_config,
+                                  values_to_imfit)
+    from .optimise.lm import LMSettings
+
+    for attr, flag in _IMFIT_UNSUPPORTED.items():
+        if getattr(args, attr):
+            raise CommandError(f"{flag} is not supported by galprof yet: only imfit's default data-based chi^2 "
+                               "statistic is (with --noise or the GAIN/READNOISE noise model)")
+    say = (lambda *a: None) if args.quiet else print
+    path, ext = _image_spec(args.image)
+    if not pathlib.Path(path).exists():
+        raise CommandError(f"image {path} does not exist")
+    image, header = read_image(path, ext)
+    config = read_imfit_config(args.config)
+    prelude = dict(config.prelude)
+    for key, value in (("GAIN", args.gain), ("READNOISE", args.readnoise), ("EXPTIME", args.exptime),
+                       ("NCOMBINED", args.ncombined), ("ORIGINAL_SKY", args.sky)):
+        if value is not None:
+            prelude[key] = value
+    if args.noise:
+        noise, _ = read_image(*_image_spec(args.noise))
+        if noise.shape != image.shape:
+            raise CommandError(f"noise image {args.noise} has shape {noise.shape[::-1]} but the image has "
+                               f"{image.shape[::-1]} (x, y)")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if args.errors_are_variances:
+                sigma = np.sqrt(noise)
+            elif args.errors_are_weights:
+                sigma = np.where(noise > 0, 1.0 / np.sqrt(noise), 0.0)
+            else:
+                sigma = noise
+        noise_note = args.noise
+    else:
+        sigma = imfit_sigma(image, prelude)
+        noise_note = "from the data (GAIN, READNOISE, NCOMBINED, EXPTIME, ORIGINAL_SKY)"
+    mask = read_mask(args.mask, image.shape) if args.mask else None
+    psf = None
+    if args.psf:
+        psf, _ = read_image(*_image_spec(args.psf))
+    if args.nosubsampling:
+        say("galprof: --nosubsampling has no effect: galprof always integrates the model accurately")
+    ny, nx = image.shape
+    centre = ((nx + 1) / 2.0, (ny + 1) / 2.0)
+    model = model_from_imfit(config, centre)
+    config_render = RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration)
+    lm = LMSettings(max_iterations=args.max_iter, ftol=args.ftol)
+    say(f"galprof {__version__} imfit: {args.image} with {args.config}; noise {noise_note}; PSF {args.psf or 'none'}")
+    result = fit(model, image, sigma=sigma, mask=mask, psf=psf, zeropoint=0.0, exptime=1.0, config=config_render,
+                 lm_settings=lm, dtype=getattr(torch, args.dtype), device=args.device, names=[args.image])
+    values = _per_component(result.values[0], result.names)
+    errors = _per_component(result.errors[0], result.names)
+    centres, rows = values_to_imfit(config, values, errors, centre)
+    chi2, ndof = float(result.chi2[0]), int(result.ndof[0])
+    n_free = int(result.free.sum())
+    n_pix = ndof + n_free
+    aic = chi2 + 2 * n_free + (2 * n_free * (n_free + 1) / max(n_pix - n_free - 1, 1))
+    bic = chi2 + n_free * math.log(max(n_pix, 1))
+    header = [f"Best-fit model results for {args.image} (galprof {__version__}, imfit-compatible output)",
+              f"Command line: galprof {' '.join(args.argv)}",
+              f"Config file: {args.config}",
+              "Fit statistic: chi^2 (data-based)",
+              f"Fit statistic = {chi2:.6f}, reduced = {result.chi2_nu[0]:.6f}, ndof = {ndof}",
+              f"AIC = {aic:.6f}, BIC = {bic:.6f}",
+              f"Converged: {bool(result.converged[0])}, iterations: {int(result.iterations[0])}"]
+    text = format_imfit_config(config, centres, rows, header)
+    pathlib.Path(args.save_params).write_text(text)
+    say(text)
+    say(f"wrote {args.save_params}")
+    from astropy.io import fits
+    for name, data in ((args.save_model, result.model_images[0]), (args.save_residual, result.residual_images[0]),
+                       (args.save_weights, np.where(sigma > 0, 1.0 / np.where(sigma > 0, sigma, 1.0) ** 2, 0.0))):
+        if name:
+            fits.writeto(name, np.asarray(data, dtype=np.float32), overwrite=True)
+            say(f"wrote {name}")
+    return 0
+
+
+def _imfit_parser(sub):
+    p = sub.add_parser("imfit", help="fit an image with an imfit configuration file (imfit's options)")
+    p.add_argument("image", help="FITS image (file.fits or file.fits[N])")
+    p.add_argument("-c", "--config", required=True, help="imfit configuration file")
+    p.add_argument("--psf", help="PSF image (an empirical PSF, pixel response included)")
+    p.add_argument("--mask", help="mask image (non-zero = bad pixel)")
+    p.add_argument("--noise", help="noise image: sigma per pixel (default), or see the two options below")
+    p.add_argument("--errors-are-variances", action="store_true", help="the noise image holds variances")
+    p.add_argument("--errors-are-weights", action="store_true", help="the noise image holds weights 1/sigma^2")
+    p.add_argument("--gain", type=float, help="A/D gain [e-/ADU] (overrides GAIN in the config)")
+    p.add_argument("--readnoise", type=float, help="read noise [e-]")
+    p.add_argument("--exptime", type=float, help="exposure time (for images in counts per second)")
+    p.add_argument("--ncombined", type=float, help="number of images averaged")
+    p.add_argument("--sky", type=float, help="original sky level [ADU] already subtracted from the image")
+    p.add_argument("--model-errors", action="store_true", help="model-based chi^2 (not supported yet)")
+    p.add_argument("--cashstat", action="store_true", help="Cash statistic (not supported yet)")
+    p.add_argument("--poisson-mlr", "--mlr", dest="poisson_mlr", action="store_true",
+                   help="Poisson maximum-likelihood ratio (not supported yet)")
+    p.add_argument("--ftol", type=float, default=1e-8, help="fractional tolerance of the fit statistic")
+    p.add_argument("--max-iter", type=int, default=100, help="maximum iterations")
+    p.add_argument("--bootstrap", type=int, default=0, help="bootstrap iterations (not supported yet)")
+    p.add_argument("--save-params", default="bestfit_parameters_imfit.dat", help="best-fit parameter file")
+    p.add_argument("--save-model", help="write the best-fit model image")
+    p.add_argument("--save-residual", help="write the residual image (data - model)")
+    p.add_argument("--save-weights", help="write the weight image 1/sigma^2")
+    p.add_argument("--nosubsampling", action="store_true", help="accepted; galprof always integrates accurately")
+    p.add_argument("--legacy-pixel-integration", action="store_true",
+                   help="integrate over pixels before convolving with the PSF, as imfit does")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="galprof", description="Batched galaxy profile fitting (GALFIT drop-in).")
     parser.add_argument("--version", action="version", version=f"galprof {__version__}")
@@ -240,14 +367,18 @@ def main(argv=None) -> int:
     p_fit.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p_fit.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p_fit.add_argument("--quiet", action="store_true")
+    _imfit_parser(sub)
     p_demo = sub.add_parser("demo", help="simulate a handful of galaxies in memory, fit them, print truth vs fit")
     p_demo.add_argument("--galaxies", type=int, default=6)
     p_demo.add_argument("--seed", type=int, default=2)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "demo":
             run_demo(args.galaxies, args.seed)
             return 0
+        if args.command == "imfit":
+            return run_imfit(args)
         config = RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration)
         status = 0
         for path in args.feedme:

@@ -1,0 +1,450 @@
+"""Reading and writing imfit configuration files, and mapping them onto galprof models.
+
+The format (imfit 1.9)::
+
+    GAIN        4.725          # optional prelude: GAIN, READNOISE, EXPTIME, NCOMBINED, ORIGINAL_SKY
+    X0   129.0   125,135       # a function set: its centre, with optional limits or "fixed"
+    Y0   129.0   125,135
+    FUNCTION Sersic   # LABEL bulge
+    PA    18.0    0,90         # name value [low,high | fixed]
+    ell    0.2    0,1
+    n      1.5    0,5
+    I_e    15     0,500
+    r_e    25     0,100
+
+``#`` starts a comment anywhere; ``# LABEL text`` on a FUNCTION line names the
+component. A new ``X0`` line starts a new function set; all functions of a set share
+its centre (galprof ties their x and y offsets).
+
+imfit's parameterisation is converted to galprof's (see :mod:`galprof.conversions`):
+ell = 1 - q, surface brightness I_e / I_0 [counts/pix] <-> total magnitude with
+zeropoint 0 and EXPTIME 1 (mag = -2.5 log10 F), Gaussian sigma <-> FWHM, the
+TiltedSkyPlane's I_0 at the set centre <-> the sky at the centre of the image. Limits
+on PA, ell, sizes, n, beta and the centre become bounds; limits on intensities are not
+representable as magnitude bounds (the map depends on the shape) and are kept only for
+writing the best-fit file back.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import conversions as conv
+from ..constraints import Tie
+from ..model import Component, Model
+from .feedme import FeedmeError
+
+__all__ = [
+    "IMFIT_FUNCTIONS",
+    "ImfitConfig",
+    "ImfitFunction",
+    "ImfitFunctionSet",
+    "ImfitParameter",
+    "format_imfit_config",
+    "model_from_imfit",
+    "parse_imfit_config",
+    "read_imfit_config",
+    "values_to_imfit",
+]
+
+#: Supported imfit functions and their parameters, in imfit's order.
+IMFIT_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "Sersic": ("PA", "ell", "n", "I_e", "r_e"),
+    "Exponential": ("PA", "ell", "I_0", "h"),
+    "Gaussian": ("PA", "ell", "I_0", "sigma"),
+    "Moffat": ("PA", "ell", "I_0", "fwhm", "beta"),
+    "FlatSky": ("I_sky",),
+    "TiltedSkyPlane": ("I_0", "m_x", "m_y"),
+    "PointSource": ("I_tot",),
+}
+_KNOWN_UNSUPPORTED = ("BrokenExponential", "BrokenExponential2D", "EdgeOnDisk", "EdgeOnRing", "FerrersBar2D",
+                      "ModifiedKing", "ModifiedKing2", "Sersic_GenEllipse", "Core-Sersic", "GaussianRing",
+                      "GaussianRing2Side", "Exponential_GenEllipse", "FlatBar", "PointSourceRot", "Gaussian2D")
+_PRELUDE = ("GAIN", "READNOISE", "EXPTIME", "NCOMBINED", "ORIGINAL_SKY")
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+
+
+@dataclass
+class ImfitParameter:
+    """One parameter line: value, optional limits (low, high) or fixed, and its line number."""
+
+    name: str
+    value: float
+    low: float | None = None
+    high: float | None = None
+    fixed: bool = False
+    line: int = field(default=0, compare=False)
+
+
+@dataclass
+class ImfitFunction:
+    name: str
+    parameters: dict[str, ImfitParameter]
+    label: str = ""
+    line: int = field(default=0, compare=False)
+
+
+@dataclass
+class ImfitFunctionSet:
+    x0: ImfitParameter
+    y0: ImfitParameter
+    functions: list[ImfitFunction] = field(default_factory=list)
+
+
+@dataclass
+class ImfitConfig:
+    """A parsed configuration: prelude values (GAIN, READNOISE, ...) and function sets."""
+
+    path: str
+    prelude: dict[str, float]
+    sets: list[ImfitFunctionSet]
+
+    def functions(self):
+        """[(set index, function), ...] in file order."""
+        return [(k, f) for k, s in enumerate(self.sets) for f in s.functions]
+
+
+def _parameter(tokens, name, number, fail) -> ImfitParameter:
+    if len(tokens) < 2 or not re.fullmatch(_NUMBER, tokens[1]):
+        fail(f"expected '{name} value [low,high | fixed]', got {' '.join(tokens)!r}")
+    value = float(tokens[1])
+    rest = "".join(tokens[2:])
+    if not rest:
+        return ImfitParameter(name, value, line=number)
+    if rest.lower() == "fixed":
+        return ImfitParameter(name, value, fixed=True, line=number)
+    match = re.fullmatch(rf"({_NUMBER}),({_NUMBER})", rest)
+    if not match:
+        fail(f"limits of {name} must be 'low,high' or 'fixed', got {' '.join(tokens[2:])!r}")
+    low, high = float(match.group(1)), float(match.group(2))
+    if not low <= high:
+        fail(f"limits of {name}: low {low:g} > high {high:g}")
+    if not low <= value <= high:
+        fail(f"{name} = {value:g} lies outside its limits [{low:g}, {high:g}]")
+    return ImfitParameter(name, value, low, high, line=number)
+
+
+def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
+    """Parse the text of an imfit configuration file.
+
+    Raises:
+        FeedmeError: ``path:line: what is wrong`` (unknown keyword, an unsupported
+            function (named), parameters out of order or missing, bad limits).
+    """
+    prelude: dict[str, float] = {}
+    sets: list[ImfitFunctionSet] = []
+    pending_x0 = None
+    current: ImfitFunction | None = None
+
+    def finish_function(number):
+        if current is None:
+            return
+        expected = IMFIT_FUNCTIONS[current.name]
+        missing = [n for n in expected if n not in current.parameters]
+        if missing:
+            raise FeedmeError(path, current.line, f"FUNCTION {current.name} lacks parameter(s) {', '.join(missing)}")
+
+    for number, raw in enumerate(text.splitlines(), start=1):
+        body, _, comment = raw.partition("#")
+        tokens = body.split()
+        if not tokens:
+            continue
+
+        def fail(reason, number=number):
+            raise FeedmeError(path, number, reason)
+
+        key = tokens[0]
+        if key.upper() in _PRELUDE and not sets and pending_x0 is None:
+            if len(tokens) != 2 or not re.fullmatch(_NUMBER, tokens[1]):
+                fail(f"expected '{key} value'")
+            prelude[key.upper()] = float(tokens[1])
+            continue
+        if key == "X0":
+            finish_function(number)
+            current = None
+            pending_x0 = _parameter(tokens, "X0", number, fail)
+            continue
+        if key == "Y0":
+            if pending_x0 is None:
+                fail("Y0 must follow an X0 line")
+            sets.append(ImfitFunctionSet(pending_x0, _parameter(tokens, "Y0", number, fail)))
+            pending_x0 = None
+            continue
+        if key == "FUNCTION":
+            if not sets or pending_x0 is not None:
+                fail("FUNCTION before a function set's X0 and Y0 lines")
+            if len(tokens) != 2:
+                fail("expected 'FUNCTION Name'")
+            name = tokens[1]
+            if name not in IMFIT_FUNCTIONS:
+                if name in _KNOWN_UNSUPPORTED:
+                    fail(f"imfit function {name} is not supported by galprof yet "
+                         f"(supported: {', '.join(IMFIT_FUNCTIONS)})")
+                fail(f"unknown imfit function {name!r} (supported: {', '.join(IMFIT_FUNCTIONS)})")
+            finish_function(number)
+            label = ""
+            match = re.match(r"\s*LABEL\s+(.*\S)", comment)
+            if match:
+                label = match.group(1)
+            current = ImfitFunction(name, {}, label, number)
+            sets[-1].functions.append(current)
+            continue
+        if current is None:
+            fail(f"unexpected {key!r}: expected a prelude keyword ({', '.join(_PRELUDE)}), X0, Y0 or FUNCTION")
+        expected = IMFIT_FUNCTIONS[current.name]
+        if key not in expected:
+            fail(f"FUNCTION {current.name} has no parameter {key!r} (expected {', '.join(expected)})")
+        if key in current.parameters:
+            fail(f"parameter {key} given twice")
+        current.parameters[key] = _parameter(tokens, key, number, fail)
+    if pending_x0 is not None:
+        raise FeedmeError(path, pending_x0.line, "X0 without a Y0 line")
+    finish_function(None)
+    if not sets or not any(s.functions for s in sets):
+        raise FeedmeError(path, None, "no FUNCTION found")
+    for s in sets:
+        if not s.functions:
+            raise FeedmeError(path, s.x0.line, "a function set without functions")
+    return ImfitConfig(path, prelude, sets)
+
+
+def read_imfit_config(path: str) -> ImfitConfig:
+    """:func:`parse_imfit_config` of a file; an unreadable file is a FeedmeError naming it."""
+    try:
+        text = pathlib.Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise FeedmeError(path, None, f"cannot read the configuration: {err.strerror or err}") from None
+    return parse_imfit_config(text, str(path))
+
+
+# ----------------------------------------------------------------------- model mapping
+
+def _mag(flux: float) -> float:
+    return -2.5 * math.log10(flux) if flux > 0 else 99.0
+
+
+def _bounds(p: ImfitParameter, transform=None):
+    if p.low is None or p.fixed:
+        return None
+    low, high = (p.low, p.high) if transform is None else sorted((transform(p.low), transform(p.high)))
+    return (low, high) if low < high else None
+
+
+def model_from_imfit(config: ImfitConfig, image_centre: tuple[float, float]) -> Model:
+    """The galprof model of a configuration (zeropoint 0, EXPTIME 1: mag = -2.5 log10 F).
+
+    Args:
+        config: the parsed configuration.
+        image_centre: (x_c, y_c) [1-based pix] of the fitted image, where galprof's sky
+            value is defined.
+    """
+    comps, constraints = [], []
+    for set_index, fset in enumerate(config.sets):
+        x0, y0 = fset.x0, fset.y0
+        members = []
+        for func in fset.functions:
+            p = func.parameters
+            fixed, bounds, values = set(), {}, {}
+            if func.name in ("FlatSky", "TiltedSkyPlane"):
+                if func.name == "FlatSky":
+                    values = dict(sky=p["I_sky"].value, dsdx=0.0, dsdy=0.0)
+                    fixed = {"dsdx", "dsdy"} | ({"sky"} if p["I_sky"].fixed else set())
+                else:
+                    mx, my = p["m_x"].value, p["m_y"].value
+                    values = dict(sky=p["I_0"].value + mx * (image_centre[0] - x0.value)
+                                  + my * (image_centre[1] - y0.value), dsdx=mx, dsdy=my)
+                    fixed = {n for n, k in (("sky", "I_0"), ("dsdx", "m_x"), ("dsdy", "m_y")) if p[k].fixed}
+                comps.append(Component("sky", values, fixed=frozenset(fixed)))
+                continue
+            values.update(x=x0.value, y=y0.value)
+            for name, par in (("x", x0), ("y", y0)):
+                if par.fixed:
+                    fixed.add(name)
+                elif _bounds(par):
+                    bounds[name] = _bounds(par)
+            if func.name == "PointSource":
+                values["mag"] = _mag(p["I_tot"].value)
+                if p["I_tot"].fixed:
+                    fixed.add("mag")
+                comps.append(Component("psf", values, fixed=frozenset(fixed), bounds=bounds))
+                members.append(len(comps))
+                continue
+            q = float(conv.q_from_ell(p["ell"].value))
+            values.update(q=q, pa=p["PA"].value)
+            for name, key, transform in (("q", "ell", lambda e: 1.0 - e), ("pa", "PA", None)):
+                if p[key].fixed:
+                    fixed.add(name)
+                elif _bounds(p[key], transform):
+                    low, high = _bounds(p[key], transform)
+                    bounds[name] = (max(low, 0.02), high) if name == "q" else (low, high)
+            if func.name == "Sersic":
+                profile = "sersic"
+                values.update(r_e=p["r_e"].value, n=p["n"].value,
+                              mag=_mag(float(conv.sersic_flux(p["I_e"].value, p["r_e"].value, p["n"].value, q))))
+                size_keys = (("r_e", "r_e", None), ("n", "n", None))
+                flux_key = "I_e"
+            elif func.name == "Exponential":
+                profile = "expdisk"
+                values.update(r_s=p["h"].value, mag=_mag(float(conv.exponential_flux(p["I_0"].value, p["h"].value, q))))
+                size_keys = (("r_s", "h", None),)
+                flux_key = "I_0"
+            elif func.name == "Gaussian":
+                profile = "gaussian"
+                values.update(fwhm=p["sigma"].value * conv.FWHM_PER_SIGMA,
+                              mag=_mag(float(conv.gaussian_flux(p["I_0"].value, p["sigma"].value, q))))
+                size_keys = (("fwhm", "sigma", lambda s: s * conv.FWHM_PER_SIGMA),)
+                flux_key = "I_0"
+            else:  # Moffat
+                profile = "moffat"
+                values.update(fwhm=p["fwhm"].value, beta=p["beta"].value,
+                              mag=_mag(float(conv.moffat_flux(p["I_0"].value, p["fwhm"].value, p["beta"].value, q))))
+                size_keys = (("fwhm", "fwhm", None), ("beta", "beta", None))
+                flux_key = "I_0"
+            for name, key, transform in size_keys:
+                if p[key].fixed:
+                    fixed.add(name)
+                elif _bounds(p[key], transform):
+                    low, high = _bounds(p[key], transform)
+                    floor = 1.01 if name == "beta" else (0.2 if name == "n" else 1e-3)
+                    if high > floor:
+                        bounds[name] = (max(low, floor), high)
+            if p[flux_key].fixed:
+                fixed.add("mag")
+            comps.append(Component(profile, values, fixed=frozenset(fixed), bounds=bounds))
+            members.append(len(comps))
+        if len(members) > 1:  # one centre per function set
+            constraints += [Tie(tuple(members), "x", "offset"), Tie(tuple(members), "y", "offset")]
+    return Model(tuple(comps), tuple(constraints))
+
+
+def values_to_imfit(config: ImfitConfig, component_values: list[dict], component_errors: list[dict],
+                    image_centre: tuple[float, float]):
+    """Best-fit galprof values back in imfit's parameterisation.
+
+    Returns ([(x0, x0_err, y0, y0_err)] per set, [{imfit name: (value, error)}] per function),
+    in the order of :meth:`ImfitConfig.functions`. Errors of intensities are propagated
+    from the magnitude error only (relative error 0.4 ln 10 sigma_mag).
+    """
+    set_centres = []
+    out = []
+    k = 0
+    for fset in config.sets:
+        centre = None
+        for func in fset.functions:
+            v, e = component_values[k], component_errors[k]
+            k += 1
+            row = {}
+            if func.name == "FlatSky":
+                row["I_sky"] = (v["sky"], e.get("sky", 0.0))
+            elif func.name == "TiltedSkyPlane":
+                cx, cy = centre if centre is not None else (fset.x0.value, fset.y0.value)
+                i0 = v["sky"] - v["dsdx"] * (image_centre[0] - cx) - v["dsdy"] * (image_centre[1] - cy)
+                row.update(I_0=(i0, e.get("sky", 0.0)), m_x=(v["dsdx"], e.get("dsdx", 0.0)),
+                           m_y=(v["dsdy"], e.get("dsdy", 0.0)))
+            else:
+                if centre is None:
+                    centre = (v["x"], v["y"])
+                    set_centres.append((v["x"], e.get("x", 0.0), v["y"], e.get("y", 0.0)))
+                flux = 10.0 ** (-0.4 * v["mag"])
+                rel = 0.4 * math.log(10.0) * e.get("mag", 0.0)
+                if func.name == "PointSource":
+                    row["I_tot"] = (flux, flux * rel)
+                else:
+                    q = v["q"]
+                    row["PA"] = (v["pa"], e.get("pa", 0.0))
+                    row["ell"] = (1.0 - q, e.get("q", 0.0))
+                    if func.name == "Sersic":
+                        i_e = float(conv.sersic_i_e(flux, v["r_e"], v["n"], q))
+                        row.update(n=(v["n"], e.get("n", 0.0)), I_e=(i_e, i_e * rel), r_e=(v["r_e"], e.get("r_e", 0.0)))
+                    elif func.name == "Exponential":
+                        i0 = float(conv.exponential_i0(flux, v["r_s"], q))
+                        row.update(I_0=(i0, i0 * rel), h=(v["r_s"], e.get("r_s", 0.0)))
+                    elif func.name == "Gaussian":
+                        sigma = v["fwhm"] / conv.FWHM_PER_SIGMA
+                        i0 = float(conv.gaussian_i0(flux, sigma, q))
+                        row.update(I_0=(i0, i0 * rel), sigma=(sigma, e.get("fwhm", 0.0) / conv.FWHM_PER_SIGMA))
+                    else:
+                        i0 = float(conv.moffat_i0(flux, v["fwhm"], v["beta"], q))
+                        row.update(I_0=(i0, i0 * rel), fwhm=(v["fwhm"], e.get("fwhm", 0.0)),
+                                   beta=(v["beta"], e.get("beta", 0.0)))
+            out.append(row)
+        if centre is None:
+            set_centres.append((fset.x0.value, 0.0, fset.y0.value, 0.0))
+    return set_centres, out
+
+
+def _limits(p: ImfitParameter) -> str:
+    if p.fixed:
+        return "fixed"
+    if p.low is not None:
+        return f"{p.low:g},{p.high:g}"
+    return ""
+
+
+def format_imfit_config(config: ImfitConfig, set_centres=None, function_values=None, header_lines=()) -> str:
+    """An imfit configuration: the input one, or (with values) the best-fit file.
+
+    With ``set_centres`` and ``function_values`` (from :func:`values_to_imfit`) each
+    value is written with ``# +/- error`` (fixed parameters without), limits as in the
+    input; ``header_lines`` are written first as ``#`` comments (statistics, AIC, BIC).
+    The result is a valid configuration that :func:`parse_imfit_config` reads back.
+    """
+    lines = [f"# {h}" for h in header_lines]
+    if header_lines:
+        lines.append("")
+    for key in _PRELUDE:
+        if key in config.prelude:
+            lines.append(f"{key:<14s}{config.prelude[key]:.10g}")
+    if config.prelude:
+        lines.append("")
+    k = 0
+
+    def fmt(p: ImfitParameter, value, error):
+        if value is not None:
+            # keep the value inside the input limits so that the file reads back
+            if p.low is not None and not p.fixed:
+                value = min(max(value, p.low), p.high)
+        text = f"{p.name:<8s}{(p.value if value is None else value):.10g}"
+        limits = _limits(p)
+        if limits:
+            text += f"    {limits}"
+        if value is not None and not p.fixed and error is not None:
+            text += f"    # +/- {error:.6g}"
+        return text
+
+    for s_index, fset in enumerate(config.sets):
+        centre = set_centres[s_index] if set_centres is not None else None
+        lines.append(fmt(fset.x0, None if centre is None else centre[0], None if centre is None else centre[1]))
+        lines.append(fmt(fset.y0, None if centre is None else centre[2], None if centre is None else centre[3]))
+        for func in fset.functions:
+            head = f"FUNCTION {func.name}"
+            if func.label:
+                head += f"   # LABEL {func.label}"
+            lines.append(head)
+            row = function_values[k] if function_values is not None else {}
+            k += 1
+            for name in IMFIT_FUNCTIONS[func.name]:
+                value, error = row.get(name, (None, None))
+                lines.append(fmt(func.parameters[name], value, error))
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def imfit_sigma(data: np.ndarray, prelude: dict[str, float]) -> np.ndarray:
+    """imfit's default (data-based) noise: sigma^2 = (data + sky) / g + N rn^2 / g^2 [ADU^2].
+
+    g = GAIN x NCOMBINED x EXPTIME (the effective gain converting ADU to electrons), rn
+    = READNOISE [e-], N = NCOMBINED, sky = ORIGINAL_SKY [ADU] (a sky already subtracted
+    from the data). Defaults: GAIN 1, READNOISE 0, NCOMBINED 1, EXPTIME 1, sky 0.
+    Pixels whose variance is not positive get sigma 0 (masked by the fit, with a count).
+    """
+    gain = prelude.get("GAIN", 1.0) * prelude.get("NCOMBINED", 1.0) * prelude.get("EXPTIME", 1.0)
+    ncomb = prelude.get("NCOMBINED", 1.0)
+    variance = (np.asarray(data, dtype=np.float64) + prelude.get("ORIGINAL_SKY", 0.0)) / gain \
+        + ncomb * prelude.get("READNOISE", 0.0) ** 2 / gain**2
+    return np.sqrt(np.clip(variance, 0.0, None))
