@@ -139,3 +139,80 @@ def test_demo_runs(capsys):
     assert res.converged.all()
     pulls = (res.value(1, "n") - out["truth"]["n"]) / res.error(1, "n")
     assert np.all(np.abs(pulls) < 5)
+
+
+def _feedme_text(image, psf, out, region, x, y, zp=25.0):
+    return f"""A) {image}
+B) {out}
+C) none
+D) {psf}
+E) 1
+F) none
+G) none
+H) {region}
+I) 100 100
+J) {zp}
+K) 0.4 0.4
+O) regular
+P) 0
+ 0) sersic
+ 1) {x} {y} 1 1
+ 3) 16.5 1
+ 4) 4.0 1
+ 5) 2.0 1
+ 9) 0.7 1
+10) 30.0 1
+ 0) sky
+ 1) 0.0 1
+ 2) 0.0 0
+ 3) 0.0 0
+"""
+
+
+def test_several_feedmes_are_fitted_as_one_batch(tmp_path, monkeypatch, capsys):
+    """Different image sizes, fit regions, PSFs and zeropoints in one batch; each writes
+    its own outputs in its own image coordinates, equal to fitting it alone."""
+    import galsim
+    monkeypatch.chdir(tmp_path)
+    truths = [dict(x=30.4, y=27.7, mag=16.0, r_e=3.0, n=2.5, q=0.6, pa=40.0, zp=25.0, beta=3.5, fwhm=2.8, size=(60, 56)),
+              dict(x=41.2, y=45.9, mag=19.0, r_e=5.0, n=1.2, q=0.45, pa=-20.0, zp=27.5, beta=3.0, fwhm=2.4,
+                   size=(70, 80))]
+    for k, t in enumerate(truths):
+        flux = 10 ** (-0.4 * (t["mag"] - t["zp"]))
+        gal = galsim_sersic(t["n"], t["r_e"], t["q"], t["pa"], flux, gsparams=FFT_GSPARAMS)
+        conv = galsim.Convolve(gal, galsim_moffat(t["beta"], t["fwhm"], gsparams=FFT_GSPARAMS), gsparams=FFT_GSPARAMS)
+        nx, ny = t["size"]
+        img = conv.drawImage(nx=nx, ny=ny, scale=1.0, offset=(t["x"] - (nx + 1) / 2, t["y"] - (ny + 1) / 2)).array
+        rng = np.random.default_rng(k)
+        hdu = fits.PrimaryHDU(img + 100.0 + rng.normal(0, 0.02, img.shape))
+        hdu.header["GAIN"] = 1e6  # a sigma image from the data with a tiny Poisson part
+        hdu.writeto(f"img{k}.fits")
+        fits.writeto(f"psf{k}.fits", moffat_epsf(t["beta"], t["fwhm"], 25 if k == 0 else 19))
+    regions = ["5 55 3 52", "12 66 10 76"]
+    starts = [(30.0, 28.2), (41.8, 45.5)]
+    for k, t in enumerate(truths):
+        text = _feedme_text(f"img{k}.fits", f"psf{k}.fits", f"out{k}.fits", regions[k], *starts[k], zp=t["zp"])
+        open(f"g{k}.feedme", "w").write(text)
+        open(f"alone{k}.feedme", "w").write(text.replace(f"out{k}.fits", f"alone{k}.fits"))
+    assert main(["fit", "g0.feedme", "g1.feedme"]) == 0
+    assert "fitting 2 feedmes together" in capsys.readouterr().out
+    for k in range(2):
+        assert main(["fit", f"alone{k}.feedme", "--quiet"]) == 0
+    for k, t in enumerate(truths):
+        batch, alone = fits.getheader(f"out{k}.fits", 2), fits.getheader(f"alone{k}.fits", 2)
+        for key, name in (("1_XC", "x"), ("1_YC", "y"), ("1_MAG", "mag"), ("1_RE", "r_e"), ("1_N", "n")):
+            got = float(batch[key].split()[0])
+            assert got == pytest.approx(float(alone[key].split()[0]), rel=2e-3, abs=2e-3), (k, key)
+            assert got == pytest.approx(t[name], rel=0.02, abs=0.05), (k, key, got)
+        assert batch["NDOF"] == alone["NDOF"]
+        assert float(batch["2_SKY"].split()[0]) == pytest.approx(float(alone["2_SKY"].split()[0]), abs=1e-3)
+        assert float(batch["2_SKY"].split()[0]) == pytest.approx(100.0, abs=0.01)
+        data = fits.getdata(f"out{k}.fits", 1)
+        assert data.shape == ((52 - 3 + 1, 55 - 5 + 1) if k == 0 else (76 - 10 + 1, 66 - 12 + 1))
+
+
+def test_a_bad_feedme_does_not_stop_the_others(workdir, capsys):
+    write_feedme(0, name="good.feedme")
+    assert main(["fit", "missing.feedme", "good.feedme", "--quiet"]) == 2
+    assert "missing.feedme" in capsys.readouterr().err
+    assert fits.getheader("out.fits", 2)["COMP_1"] == "sersic"

@@ -14,6 +14,7 @@ import datetime
 import math
 import pathlib
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from .render.scene import Frame, RenderError, render_component, render_model
 
 class CommandError(Exception):
     """A user-facing error: printed without a traceback, exit status 2."""
+
+
+_USER_ERRORS = (CommandError, FeedmeError, InputError, PSFError, RenderError, ModelError, LikelihoodError)
 
 
 def _path(name: str, feedme: Feedme, key: str) -> pathlib.Path:
@@ -109,39 +113,173 @@ def _per_component(values, names):
     return [out[k] for k in sorted(out)]
 
 
-def run_feedme(path: str, *, config: RenderConfig, dtype, device, quiet: bool = False) -> int:
+@dataclass
+class _Job:
+    """One feedme, read and checked, with its inputs cut to the fit region."""
+
+    feedme: Feedme
+    inputs: dict
+    model: Model
+    exptime: float
+    frame_psf: object  # PreparedPSF at the data scale, float64, for the output images
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.inputs["image"].shape
+
+
+@dataclass
+class _Outcome:
+    values: list
+    errors: list
+    at_bound: list
+    constrained: list | None
+    chi2: float
+    ndof: int
+    chi2nu: float
+    nfree: int
+    table: str = ""
+
+
+def _prepare_job(path: str) -> _Job:
     try:
         feedme = read_feedme(path)
     except OSError as err:
         raise CommandError(f"cannot read feedme {path}: {err.strerror}") from None
     inputs = _load_inputs(feedme)
     model = _model_from_feedme(feedme)
-    x1, x2, y1, y2 = feedme.fit_region
-    exptime = exposure_time(inputs["header"])
-    origin = (x1, y1)
     frame_psf = None
     if inputs["psf"] is not None:
         h, w = inputs["image"].shape
         frame_psf = prepare_psf(inputs["psf"], oversampling=feedme.psf_oversampling, max_shape=(2 * h + 1, 2 * w + 1),
                                 source=feedme.psf_image, dtype=torch.float64)
+    return _Job(feedme, inputs, model, exposure_time(inputs["header"]), frame_psf)
+
+
+def _batch_key(job: _Job):
+    """Feedmes with equal keys are fitted together as one batch; None: alone."""
+    f = job.feedme
+    h, w = job.shape
+    if f.mode != 0 or f.constraint_file:
+        return None
+    if f.convolution_box is not None and (f.convolution_box[0] < w or f.convolution_box[1] < h):
+        return None
+    comps = tuple((c.profile, frozenset(n for n, free in c.free.items() if not free), c.skip_in_residual)
+                  for c in f.components)
+    return comps, job.inputs["psf"] is not None, f.psf_oversampling
+
+
+def _outcome(result, b: int, shift=(0.0, 0.0)) -> _Outcome:
+    """Galaxy b of a FitResult, positions moved by ``shift`` (local -> image coordinates)."""
+    names = result.names
+    values = _per_component(result.values[b], names)
+    for comp, v in zip(result.model.components, values):
+        if comp.profile != "sky":
+            v["x"] += shift[0]
+            v["y"] += shift[1]
+    return _Outcome(values, _per_component(result.errors[b], names), _per_component(result.at_bound[b], names),
+                    _per_component(result.constrained, names), float(result.chi2[b]), int(result.ndof[b]),
+                    float(result.chi2_nu[b]), int(result.free.sum()),
+                    result.table(b) + ("\n  (x, y above: pixels of the fit region, (1, 1) at its first pixel)"
+                                       if shift != (0.0, 0.0) else ""))
+
+
+def _fit_group(jobs: list[_Job], *, config, dtype, device, quiet) -> list[_Outcome]:
+    """Fit the feedmes of one group: alone, or padded to one batch (positions in each
+    fit region's own frame, one ePSF, zeropoint and EXPTIME per galaxy)."""
+    progress = None if quiet else (lambda it, n: print(f"  LM iteration {it + 1}: {n} running", end="\r"))
+    if len(jobs) == 1:
+        job = jobs[0]
+        f = job.feedme
+        x1, _, y1, _ = f.fit_region
+        result = fit(job.model, job.inputs["image"], sigma=job.inputs["sigma"], mask=job.inputs["mask"],
+                     psf=job.inputs["psf"], psf_oversampling=f.psf_oversampling, origin=(x1, y1),
+                     zeropoint=f.zeropoint, exptime=job.exptime, convolution_box=f.convolution_box, config=config,
+                     dtype=dtype, device=device, names=[str(f.path)], progress=progress)
+        return [_outcome(result, 0)]
+    height = max(j.shape[0] for j in jobs)
+    width = max(j.shape[1] for j in jobs)
+    bsz = len(jobs)
+    image = np.zeros((bsz, height, width))
+    sigma = np.ones((bsz, height, width))
+    mask = np.zeros((bsz, height, width), dtype=bool)
+    shifts = []
+    for b, job in enumerate(jobs):
+        h, w = job.shape
+        image[b, :h, :w] = job.inputs["image"]
+        sigma[b, :h, :w] = job.inputs["sigma"]
+        if job.inputs["mask"] is not None:
+            mask[b, :h, :w] = job.inputs["mask"]
+        x1, _, y1, _ = job.feedme.fit_region
+        shifts.append((x1 - 1.0, y1 - 1.0))
+    components = []
+    for ci, comp in enumerate(jobs[0].model.components):
+        values = {}
+        for name in comp.values:
+            column = np.array([float(j.model.components[ci].values[name]) for j in jobs])
+            if comp.profile != "sky" and name in ("x", "y"):
+                column = column - np.array([sh[0 if name == "x" else 1] for sh in shifts])
+            values[name] = column
+        components.append(Component(comp.profile, values, fixed=comp.fixed, skip_in_residual=comp.skip_in_residual))
+    psf = [j.inputs["psf"] for j in jobs] if jobs[0].inputs["psf"] is not None else None
+    result = fit(Model(tuple(components)), image, sigma=sigma, mask=mask, psf=psf,
+                 psf_oversampling=jobs[0].feedme.psf_oversampling, origin=(1, 1),
+                 zeropoint=[j.feedme.zeropoint for j in jobs], exptime=[j.exptime for j in jobs],
+                 region_sizes=[(j.shape[1], j.shape[0]) for j in jobs], config=config, dtype=dtype, device=device,
+                 names=[str(j.feedme.path) for j in jobs], progress=progress)
+    return [_outcome(result, b, shifts[b]) for b in range(bsz)]
+
+
+def run_feedmes(paths: list[str], *, config: RenderConfig, dtype, device, quiet: bool = False) -> int:
+    """``galprof fit A.feedme B.feedme ...``: feedmes with the same kind of model (component
+    types and fixed flags, PSF oversampling; no constraint file) are fitted together as one
+    batch, whatever their image sizes; each one's outputs are written as if it had been
+    fitted alone. A feedme that cannot be read or fitted is reported and the others go on
+    (exit status 2)."""
     say = (lambda *a: None) if quiet else print
+    status = 0
+    jobs = []
+    for path in paths:
+        try:
+            jobs.append(_prepare_job(path))
+        except _USER_ERRORS as err:
+            print(f"galprof: error: {err}", file=sys.stderr)
+            status = 2
+    groups: dict = {}
+    for job in jobs:
+        key = _batch_key(job)
+        groups.setdefault(key if key is not None else id(job), []).append(job)
+    for group in groups.values():
+        if len(group) > 1:
+            say(f"galprof {__version__}: fitting {len(group)} feedmes together: "
+                + ", ".join(str(j.feedme.path) for j in group))
+        try:
+            outcomes = (_fit_group(group, config=config, dtype=dtype, device=device, quiet=quiet)
+                        if group[0].feedme.mode == 0 else [None])
+        except _USER_ERRORS as err:
+            print(f"galprof: error: {err}", file=sys.stderr)
+            status = 2
+            continue
+        for job, outcome in zip(group, outcomes):
+            try:
+                _write_job(job, outcome, config=config, say=say)
+            except _USER_ERRORS as err:
+                print(f"galprof: error: {err}", file=sys.stderr)
+                status = 2
+    return status
+
+
+def _write_job(job: _Job, outcome: _Outcome | None, *, config, say) -> int:
+    """Write one feedme's outputs (imgblock or model, subcomps, galfit.NN, fit.log)."""
+    feedme, inputs, exptime, frame_psf = job.feedme, job.inputs, job.exptime, job.frame_psf
+    x1, x2, y1, y2 = feedme.fit_region
     say(f"galprof {__version__}: {feedme.path}  fit region [{x1}:{x2},{y1}:{y2}]  "
         f"PSF {feedme.psf_image or 'none'}  sigma {inputs['sigma_note'] if feedme.sigma_image else 'from data'}")
-    if feedme.mode == 0:
-        result = fit(model, inputs["image"], sigma=inputs["sigma"], mask=inputs["mask"], psf=inputs["psf"],
-                     psf_oversampling=feedme.psf_oversampling, origin=origin, zeropoint=feedme.zeropoint,
-                     exptime=exptime, convolution_box=feedme.convolution_box, config=config, dtype=dtype, device=device,
-                     names=[str(feedme.path)],
-                     progress=None if quiet else (lambda it, n: print(f"  LM iteration {it + 1}", end="\r")))
-        names = result.names
-        values = _per_component(result.values[0], names)
-        errors = _per_component(result.errors[0], names)
-        at_bound = _per_component(result.at_bound[0], names)
-        constrained = _per_component(result.constrained, names)
-        chi2, ndof, chi2nu = float(result.chi2[0]), int(result.ndof[0]), float(result.chi2_nu[0])
-        nfree = int(result.free.sum())
+    if outcome is not None:
+        values, errors, at_bound, constrained = outcome.values, outcome.errors, outcome.at_bound, outcome.constrained
+        chi2, ndof, chi2nu, nfree = outcome.chi2, outcome.ndof, outcome.chi2nu, outcome.nfree
         say("")
-        say(result.table(0))
+        say(outcome.table)
     else:
         values = [dict(c.values) for c in feedme.components]
         errors = [{n: 0.0 for n in c.values} for c in feedme.components]
@@ -380,12 +518,9 @@ def main(argv=None) -> int:
         if args.command == "imfit":
             return run_imfit(args)
         config = RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration)
-        status = 0
-        for path in args.feedme:
-            status |= run_feedme(path, config=config, dtype=getattr(torch, args.dtype), device=args.device,
-                                 quiet=args.quiet)
-        return status
-    except (CommandError, FeedmeError, InputError, PSFError, RenderError, ModelError, LikelihoodError) as err:
+        return run_feedmes(args.feedme, config=config, dtype=getattr(torch, args.dtype), device=args.device,
+                           quiet=args.quiet)
+    except _USER_ERRORS as err:
         print(f"galprof: error: {err}", file=sys.stderr)
         return 2
 

@@ -40,11 +40,15 @@ class ModelFunctions:
         frame, psf, config: as for :func:`galprof.render.render_model`.
         internal: the optimiser's coordinates are the unbounded ``theta`` (True) or the
             coordinates in user units (see :meth:`ParameterLayout.free_coordinates`).
+        galaxies: (B,) the galaxy (in ``frame`` and ``psf``, when they hold per-galaxy
+            zeropoints, regions or ePSFs) of each row of ``fixed_values``; default the
+            identity. Several starts of one galaxy share its row there.
     """
 
     def __init__(self, layout: ParameterLayout, fixed_values: torch.Tensor, frame: Frame, psf,
-                 config: RenderConfig, internal: bool):
+                 config: RenderConfig, internal: bool, galaxies: torch.Tensor | None = None):
         self.layout = layout
+        self.galaxies = galaxies
         self.fixed_values = fixed_values
         self.frame, self.psf, self.config = frame, psf, config
         self.internal = internal
@@ -75,23 +79,30 @@ class ModelFunctions:
             return self.layout.to_user(free, base)
         return self.layout.from_free_coordinates(free, base)
 
-    def _parts(self, values: torch.Tensor):
-        return render_parts(self.layout.components(values), self.frame, self.psf, self.config)
+    def _context(self, index: torch.Tensor):
+        """Frame and PSF of galaxies ``index`` (per-galaxy zeropoints, regions, ePSFs)."""
+        if self.galaxies is not None:
+            index = self.galaxies[index]
+        psf = self.psf.select(index) if self.psf is not None else None
+        return self.frame.select(index), psf
+
+    def _parts(self, values: torch.Tensor, index: torch.Tensor):
+        frame, psf = self._context(index)
+        return render_parts(self.layout.components(values), frame, psf, self.config)
 
     def render(self, free: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """(b, H, W) model images of galaxies ``index`` at optimiser coordinates ``free`` (b, F)."""
-        return self._parts(self._user_values(free, index)).total()
+        return self._parts(self._user_values(free, index), index).total()
 
-    def _sky_column(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        frame = self.frame
-        xc, yc = frame.centre
+    def _sky_column(self, name: str, like: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        frame, _ = self._context(index)
+        bsz = like.shape[0]
         if name == "sky":
-            return like.new_ones(frame.height, frame.width)
+            return like.new_ones(bsz, frame.height, frame.width)
+        dx, dy = frame.sky_offsets(like)
         if name == "dsdx":
-            xs = frame.x_min + torch.arange(frame.width, dtype=like.dtype, device=like.device) - xc
-            return xs[None, :].expand(frame.height, -1)
-        ys = frame.y_min + torch.arange(frame.height, dtype=like.dtype, device=like.device) - yc
-        return ys[:, None].expand(-1, frame.width)
+            return dx.expand(bsz, frame.height, -1)
+        return dy.expand(bsz, -1, frame.width)
 
     def jacobian(self, free: torch.Tensor, index: torch.Tensor):
         """Model images (b, H, W) and the Jacobian d model / d free, (b, H, W, F)."""
@@ -103,7 +114,7 @@ class ModelFunctions:
             cols = self._nonlinear_cols
 
             def model_of(v):
-                parts = self._parts(values.index_copy(1, cols, v))
+                parts = self._parts(values.index_copy(1, cols, v), index)
                 return parts.total(), (parts.unit_images, parts.fluxes)
 
             start = values[:, cols]
@@ -117,12 +128,12 @@ class ModelFunctions:
             for n, j in enumerate(self._nonlinear):
                 columns[j] = derivative[n]
         else:
-            parts = self._parts(values)
+            parts = self._parts(values, index)
             model, unit_images, fluxes = parts.total(), parts.unit_images, parts.fluxes
         for j, c in self._magnitudes:
             columns[j] = _DMAG * fluxes[:, c, None, None] * unit_images[:, c]
         for j, name in self._sky_terms:
-            columns[j] = self._sky_column(name, model).expand(bsz, -1, -1)
+            columns[j] = self._sky_column(name, model, index)
         if not columns:
             return model, model.new_zeros(*model.shape, 0)
         jac_varying = torch.stack(columns, dim=-1)  # (b, H, W, V)

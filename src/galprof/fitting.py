@@ -28,7 +28,7 @@ from .optimise.result import FitResult
 from .params import ParameterLayout
 from .profiles.base import EllipticalProfile
 from .render.config import RenderConfig
-from .render.psf import prepare_psf
+from .render.psf import prepare_psf, stack_psfs
 from .render.scene import Frame
 from .uncertainty.covariance import covariance_from_jacobian
 
@@ -96,7 +96,7 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
     def run(start_values: np.ndarray, galaxy: torch.Tensor):
         """Optimise from (b, P) starting values for the galaxies ``galaxy`` (b,)."""
         fixed = torch.as_tensor(start_values, dtype=torch.float64, device=device_)
-        functions = ModelFunctions(layout, fixed, frame, psf, config, internal=True)
+        functions = ModelFunctions(layout, fixed, frame, psf, config, internal=True, galaxies=galaxy)
         problem = BatchProblem(functions.render, data.data[galaxy], data.weight[galaxy], functions.jacobian)
         theta0 = layout.to_internal(fixed)
         if method == "lm":
@@ -149,8 +149,8 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
 
 
 def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
-        origin: tuple[int, int] = (1, 1), zeropoint: float = 0.0, exptime: float = 1.0,
-        convolution_box: tuple[int, int] | None = None,
+        origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
+        convolution_box: tuple[int, int] | None = None, region_sizes=None,
         method: str = "lm", n_starts: int = 1, retries: int = 2, staged: bool = True, stage_iterations: int = 8,
         config: RenderConfig = RenderConfig(),
         lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
@@ -164,10 +164,17 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
             GALFIT's sigma image from the header when the feedme says ``none``).
         mask: same shape, non-zero = bad pixel; NaN/inf data or sigma and sigma <= 0 are
             masked too (with a warning).
-        psf: 2-D empirical PSF (pixel response included) or None for no convolution.
+        psf: 2-D empirical PSF (pixel response included) shared by the batch, a (B, h, w)
+            array or a list of B 2-D arrays (sizes may differ: one ePSF per galaxy), or
+            None for no convolution.
         psf_oversampling: the PSF is sampled this many times finer than the data.
         origin: 1-based (x, y) coordinates of the first pixel of ``image``.
-        zeropoint, exptime: mag = zeropoint - 2.5 log10(flux / exptime).
+        zeropoint, exptime: mag = zeropoint - 2.5 log10(flux / exptime); floats or (B,)
+            arrays (one per galaxy).
+        region_sizes: optional (B, 2) (width, height) [pix]: galaxy b's image is the first
+            width x height pixels of its (padded) array; the rest is ignored (weight 0)
+            and its sky is referred to the centre of that region. For fitting images of
+            different sizes together.
         convolution_box: GALFIT's line I, (size x, size y) [pix]: convolve only inside a
             box of this size centred on the region's centre (see :class:`Frame`).
         method: ``lm`` (batched Levenberg-Marquardt, default) or ``adam``.
@@ -193,12 +200,42 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     model_batch = model.batch_size()
     if model_batch is not None and model_batch != bsz:
         raise ModelError(f"the model has parameters for {model_batch} galaxies but {bsz} images were given")
-    frame = Frame(int(origin[0]), int(origin[1]), width, height, float(zeropoint), float(exptime),
-                  None if convolution_box is None else (int(convolution_box[0]), int(convolution_box[1])))
+    def per_galaxy(value, what):
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim == 0:
+            return float(arr)
+        if arr.shape != (bsz,):
+            raise ModelError(f"{what} must be a number or have one value per galaxy ({bsz}), got shape {arr.shape}")
+        return torch.as_tensor(arr, dtype=dtype, device=device)
+
+    sizes_t = None
+    if region_sizes is not None:
+        sizes = np.asarray(region_sizes, dtype=np.int64).reshape(bsz, 2)
+        if (sizes < 1).any() or (sizes[:, 0] > width).any() or (sizes[:, 1] > height).any():
+            raise ModelError(f"region_sizes must lie within the {width} x {height} arrays")
+        sizes_t = torch.as_tensor(sizes, device=device)
+        outside = ((np.arange(width)[None, None, :] >= sizes[:, 0, None, None])
+                   | (np.arange(height)[None, :, None] >= sizes[:, 1, None, None]))
+        mask = outside if mask is None else (np.asarray(mask).reshape(img.shape) != 0) | outside
+        # padding is not data: give it harmless values so that it raises no warnings
+        img = np.where(outside, 0.0, img)
+        if sigma is not None:
+            sigma = np.where(outside, 1.0, np.asarray(sigma, dtype=np.float64).reshape(img.shape))
+    frame = Frame(int(origin[0]), int(origin[1]), width, height, per_galaxy(zeropoint, "zeropoint"),
+                  per_galaxy(exptime, "exptime"),
+                  None if convolution_box is None else (int(convolution_box[0]), int(convolution_box[1])), sizes_t)
     prepared_psf = None
     if psf is not None:
-        prepared_psf = prepare_psf(psf, oversampling=psf_oversampling, max_shape=(2 * height + 1, 2 * width + 1),
-                                   dtype=dtype, device=device)
+        max_shape = (2 * height + 1, 2 * width + 1)
+        if isinstance(psf, (list, tuple)) or np.ndim(psf) == 3:
+            if len(psf) != bsz:
+                raise ModelError(f"{len(psf)} PSF images given for {bsz} galaxies")
+            prepared_psf = stack_psfs([prepare_psf(p, oversampling=psf_oversampling, max_shape=max_shape,
+                                                   source=f"PSF of galaxy {b}", dtype=dtype, device=device)
+                                       for b, p in enumerate(psf)])
+        else:
+            prepared_psf = prepare_psf(psf, oversampling=psf_oversampling, max_shape=max_shape, dtype=dtype,
+                                       device=device)
     data = prepare_data(img, sigma, mask, dtype=dtype, device=device, names=names)
     x_lo, y_lo = frame.x_min - 0.5, frame.y_min - 0.5
     layout_bounds = ((x_lo, x_lo + width), (y_lo, y_lo + height))

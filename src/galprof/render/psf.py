@@ -56,7 +56,9 @@ class PreparedPSF:
     """A validated ePSF at the data's pixel scale, normalised to unit sum.
 
     Attributes:
-        image: (Ny, Nx) tensor, odd or even sizes, centre at index (Ny // 2, Nx // 2).
+        image: (Ny, Nx) tensor shared by the batch, or (B, Ny, Nx) with one ePSF per
+            galaxy (see :func:`stack_psfs`); odd or even sizes, centre at index
+            (Ny // 2, Nx // 2).
     """
 
     image: torch.Tensor
@@ -64,8 +66,30 @@ class PreparedPSF:
     @property
     def half_size(self) -> int:
         """Largest distance [pix] from the centre to a stamp edge pixel."""
-        ny, nx = self.image.shape
+        ny, nx = self.image.shape[-2:]
         return max(ny - 1 - ny // 2, ny // 2, nx - 1 - nx // 2, nx // 2)
+
+    @property
+    def per_galaxy(self) -> bool:
+        return self.image.ndim == 3
+
+    def select(self, index: torch.Tensor) -> PreparedPSF:
+        """The ePSFs of galaxies ``index`` (the same object for a shared ePSF)."""
+        return PreparedPSF(self.image[index]) if self.per_galaxy else self
+
+
+def stack_psfs(psfs: list[PreparedPSF]) -> PreparedPSF:
+    """One ePSF per galaxy, (B, Ny, Nx): each zero-padded to a common size so that its
+    centre stays at index (Ny // 2, Nx // 2)."""
+    images = [p.image for p in psfs]
+    half_y = max(max(im.shape[0] // 2, im.shape[0] - 1 - im.shape[0] // 2) for im in images)
+    half_x = max(max(im.shape[1] // 2, im.shape[1] - 1 - im.shape[1] // 2) for im in images)
+    ny, nx = 2 * half_y + 1, 2 * half_x + 1
+    out = []
+    for im in images:
+        top, left = half_y - im.shape[0] // 2, half_x - im.shape[1] // 2
+        out.append(torch.nn.functional.pad(im, (left, nx - im.shape[1] - left, top, ny - im.shape[0] - top)))
+    return PreparedPSF(torch.stack(out))
 
 
 def bin_oversampled_psf(psf: np.ndarray, factor: int) -> np.ndarray:

@@ -36,7 +36,7 @@ convolution with the ePSF (which widens the effective PSF by one pixel).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -58,21 +58,50 @@ class Frame:
     Attributes:
         x_min, y_min: coordinates of the first (lower-left) pixel centre of the region.
         width, height: size in pixels (NAXIS1, NAXIS2 of the cut-out).
-        zeropoint: magnitude zeropoint.
-        exptime: exposure time used in magnitudes (mag = zp - 2.5 log10(flux / EXPTIME)).
+        zeropoint: magnitude zeropoint (a float, or a (B,) tensor: one per galaxy).
+        exptime: exposure time used in magnitudes (mag = zp - 2.5 log10(flux / EXPTIME));
+            a float or a (B,) tensor.
         convolution_box: GALFIT's line I, (size x, size y) [pix]: the model is
             PSF-convolved only inside a box of this size centred on the centre of the
             region and left unconvolved outside it. None (default): everywhere. A box
             at least as large as the region changes nothing.
+        region_sizes: optional (B, 2) tensor of (width, height) [pix]: galaxy b's own
+            region is the first width x height pixels of the frame (images of different
+            sizes padded to one frame); its sky is referred to that region's centre.
     """
 
     x_min: int
     y_min: int
     width: int
     height: int
-    zeropoint: float = 0.0
-    exptime: float = 1.0
+    zeropoint: float | torch.Tensor = 0.0
+    exptime: float | torch.Tensor = 1.0
     convolution_box: tuple[int, int] | None = None
+    region_sizes: torch.Tensor | None = None
+
+    def select(self, index: torch.Tensor) -> Frame:
+        """The frame of galaxies ``index`` (per-galaxy fields indexed, the rest shared)."""
+        def pick(v):
+            return v[index] if isinstance(v, torch.Tensor) else v
+
+        return replace(self, zeropoint=pick(self.zeropoint), exptime=pick(self.exptime),
+                       region_sizes=pick(self.region_sizes))
+
+    def sky_offsets(self, like: torch.Tensor):
+        """(x - x_c, y - y_c) over the frame: (b or 1, 1, W) and (b or 1, H, 1) [pix].
+
+        x_c, y_c is the centre of the region, or with ``region_sizes`` the centre of each
+        galaxy's own region (its first ``width_b`` x ``height_b`` pixels).
+        """
+        xs = _axis(self.x_min, self.width, like)[None, None, :]
+        ys = _axis(self.y_min, self.height, like)[None, :, None]
+        if self.region_sizes is None:
+            xc, yc = self.centre
+            return xs - xc, ys - yc
+        sizes = self.region_sizes.to(dtype=like.dtype, device=like.device)
+        xc = self.x_min + (sizes[:, 0] - 1) / 2.0
+        yc = self.y_min + (sizes[:, 1] - 1) / 2.0
+        return xs - xc[:, None, None], ys - yc[:, None, None]
 
     def inside_convolution_box(self, like: torch.Tensor) -> torch.Tensor | None:
         """(H, W) bool: pixels inside the convolution box, or None when it covers the region."""
@@ -326,27 +355,28 @@ def _component_light(profile, params, xs, ys, config: RenderConfig):
 
 
 def _convolve_canvas(light: torch.Tensor, psf: PreparedPSF) -> torch.Tensor:
-    """Circular FFT convolution of (..., Hc, Wc) with the ePSF centred at (0, 0).
+    """Circular FFT convolution of (..., Hc, Wc) (or (B, C, Hc, Wc) with one ePSF per
+    galaxy) with the ePSF centred at (0, 0).
 
     The canvas is larger than the frame by at least the PSF half-size on every side, so
     the wrap-around only reaches margin pixels that are cropped away.
     """
     hc, wc = light.shape[-2:]
     kernel = psf.image.to(dtype=light.dtype, device=light.device)
-    ky, kx = kernel.shape[0] // 2, kernel.shape[1] // 2
-    padded = torch.nn.functional.pad(kernel, (0, wc - kernel.shape[1], 0, hc - kernel.shape[0]))
-    padded = torch.roll(padded, shifts=(-ky, -kx), dims=(0, 1))
-    spectrum = torch.fft.rfft2(light) * torch.fft.rfft2(padded)
+    ky, kx = kernel.shape[-2] // 2, kernel.shape[-1] // 2
+    padded = torch.nn.functional.pad(kernel, (0, wc - kernel.shape[-1], 0, hc - kernel.shape[-2]))
+    padded = torch.roll(padded, shifts=(-ky, -kx), dims=(-2, -1))
+    kernel_spectrum = torch.fft.rfft2(padded)
+    if psf.per_galaxy:  # (B, Hc, Wc') against light (B, C, Hc, Wc)
+        kernel_spectrum = kernel_spectrum[:, None]
+    spectrum = torch.fft.rfft2(light) * kernel_spectrum
     return torch.fft.irfft2(spectrum, s=(hc, wc))
 
 
 def _sky(params, frame: Frame, like: torch.Tensor) -> torch.Tensor:
     """Tilted plane over the frame: sky + dsdx (x - x_c) + dsdy (y - y_c), (B, H, W) [ADU]."""
-    xc, yc = frame.centre
-    xs = _axis(frame.x_min, frame.width, like) - xc
-    ys = _axis(frame.y_min, frame.height, like) - yc
-    return (params["sky"][:, None, None] + params["dsdx"][:, None, None] * xs[None, None, :]
-            + params["dsdy"][:, None, None] * ys[None, :, None])
+    dx, dy = frame.sky_offsets(like)
+    return params["sky"][:, None, None] + params["dsdx"][:, None, None] * dx + params["dsdy"][:, None, None] * dy
 
 
 def canvas_margin(psf: PreparedPSF | None, config: RenderConfig) -> int:
