@@ -176,3 +176,24 @@ def test_galprof_imfit_unsupported_options_are_clear_errors(imfit_workdir, capsy
     open("bad.dat", "w").write("X0 41\nY0 38\nFUNCTION Core-Sersic\n")
     assert main(["imfit", "gal.fits", "-c", "bad.dat"]) == 2
     assert "bad.dat:3" in capsys.readouterr().err
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "imfit" / "tests"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "n3073rss_small.fits").exists(), reason="needs ../shared/data (not in the repo)")
+def test_agrees_with_imfits_published_fit_of_n3073(tmp_path, monkeypatch):
+    """imfit's own reference run (perwin/imfit tests/imfit_reference/imfit_textout4: Sersic +
+    Exponential, PSF, mask, data-based chi^2) gives n = 3.2805, r_e = 26.7975, h = 53.6058.
+    With --legacy-pixel-integration galprof must agree to 0.5 %."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["imfit", str(SHARED / "n3073rss_small.fits"), "-c", str(SHARED / "imfit_reference" /
+                 "imfit_config_n3073.dat"), "--psf", str(SHARED / "psf_moffat_35_n4699z.fits"), "--mask",
+                 str(SHARED / "n3073rss_small_mask.fits"), "--legacy-pixel-integration", "--quiet"]) == 0
+    best = read_imfit_config("bestfit_parameters_imfit.dat")
+    sersic, expo = best.sets[0].functions
+    assert sersic.parameters["n"].value == pytest.approx(3.2805, rel=0.005)
+    assert sersic.parameters["r_e"].value == pytest.approx(26.7975, rel=0.005)
+    assert expo.parameters["h"].value == pytest.approx(53.6058, rel=0.005)
+    assert sersic.parameters["PA"].value == pytest.approx(111.919, abs=0.3)

@@ -434,7 +434,23 @@ def run_imfit(args) -> int:
                  lm_settings=lm, dtype=getattr(torch, args.dtype), device=args.device, names=[args.image])
     values = _per_component(result.values[0], result.names)
     errors = _per_component(result.errors[0], result.names)
-    centres, rows = values_to_imfit(config, values, errors, centre)
+    free_columns = [j for j in range(len(result.names)) if result.free[j]]
+    covariance = result.covariance[0]
+
+    def covariances(component, names):
+        """Covariance of parameters ``names`` of component ``component`` (0-based)."""
+        if result.constrained.any() and len(free_columns) != covariance.shape[0]:
+            return None
+        out = np.zeros((len(names), len(names)))
+        where = [free_columns.index(result.column(component + 1, n)) if result.column(component + 1, n)
+                 in free_columns else None for n in names]
+        for a, ia in enumerate(where):
+            for b, ib in enumerate(where):
+                if ia is not None and ib is not None:
+                    out[a, b] = covariance[ia, ib]
+        return out
+
+    centres, rows = values_to_imfit(config, values, errors, centre, covariances)
     chi2, ndof = float(result.chi2[0]), int(result.ndof[0])
     n_free = int(result.free.sum())
     n_pix = ndof + n_free

@@ -322,13 +322,73 @@ def model_from_imfit(config: ImfitConfig, image_centre: tuple[float, float]) -> 
     return Model(tuple(comps), tuple(constraints))
 
 
+def _intensity_error(func_name: str, v: dict, covariance) -> float | None:
+    """1-sigma error of a function's intensity (I_e, I_0) from the covariance of the
+    galprof parameters it depends on (magnitude, size, shape, q), by the gradient."""
+    names = {"Sersic": ("mag", "r_e", "n", "q"), "Exponential": ("mag", "r_s", "q"),
+             "Gaussian": ("mag", "fwhm", "q"), "Moffat": ("mag", "fwhm", "beta", "q")}[func_name]
+    cov = covariance(names)
+    if cov is None:
+        return None
+
+    def intensity(p):
+        flux = 10.0 ** (-0.4 * p["mag"])
+        if func_name == "Sersic":
+            return float(conv.sersic_i_e(flux, p["r_e"], p["n"], p["q"]))
+        if func_name == "Exponential":
+            return float(conv.exponential_i0(flux, p["r_s"], p["q"]))
+        if func_name == "Gaussian":
+            return float(conv.gaussian_i0(flux, p["fwhm"] / conv.FWHM_PER_SIGMA, p["q"]))
+        return float(conv.moffat_i0(flux, p["fwhm"], p["beta"], p["q"]))
+
+    grad = []
+    for name in names:
+        step = 1e-6 * max(abs(v[name]), 1e-3)
+        up, down = dict(v), dict(v)
+        up[name] += step
+        down[name] -= step
+        grad.append((intensity(up) - intensity(down)) / (2 * step))
+    grad = np.array(grad)
+    variance = float(grad @ np.asarray(cov) @ grad)
+    return math.sqrt(variance) if variance >= 0 else float("nan")
+
+
+def _intensity_per_flux(func_name: str, v: dict) -> float:
+    """The function's intensity (I_e or I_0) per unit total flux at the values ``v``."""
+    q = v["q"]
+    if func_name == "Sersic":
+        return float(conv.sersic_i_e(1.0, v["r_e"], v["n"], q))
+    if func_name == "Exponential":
+        return float(conv.exponential_i0(1.0, v["r_s"], q))
+    if func_name == "Gaussian":
+        return float(conv.gaussian_i0(1.0, v["fwhm"] / conv.FWHM_PER_SIGMA, q))
+    return float(conv.moffat_i0(1.0, v["fwhm"], v["beta"], q))
+
+
+def _pa_in_limits(pa: float, p: ImfitParameter) -> float:
+    """PA moved by multiples of 180 deg (the same ellipse) into the input limits, if possible."""
+    if p.low is None or p.fixed:
+        return pa
+    for k in range(-3, 4):
+        candidate = pa + 180.0 * k
+        if p.low <= candidate <= p.high:
+            return candidate
+    return pa
+
+
 def values_to_imfit(config: ImfitConfig, component_values: list[dict], component_errors: list[dict],
-                    image_centre: tuple[float, float]):
+                    image_centre: tuple[float, float], covariances=None):
     """Best-fit galprof values back in imfit's parameterisation.
 
+    Args:
+        covariances: optional callable(component index, parameter names) -> covariance
+            matrix of those galprof parameters (zeros for fixed ones), or None. With it,
+            intensity errors include the correlations with size, shape and q (as imfit's
+            do); without, they come from the magnitude error alone.
+
     Returns ([(x0, x0_err, y0, y0_err)] per set, [{imfit name: (value, error)}] per function),
-    in the order of :meth:`ImfitConfig.functions`. Errors of intensities are propagated
-    from the magnitude error only (relative error 0.4 ln 10 sigma_mag).
+    in the order of :meth:`ImfitConfig.functions`. A PA is moved by multiples of 180 deg
+    into its input limits when that is possible.
     """
     set_centres = []
     out = []
@@ -337,6 +397,7 @@ def values_to_imfit(config: ImfitConfig, component_values: list[dict], component
         centre = None
         for func in fset.functions:
             v, e = component_values[k], component_errors[k]
+            index = k
             k += 1
             row = {}
             if func.name == "FlatSky":
@@ -356,7 +417,12 @@ def values_to_imfit(config: ImfitConfig, component_values: list[dict], component
                     row["I_tot"] = (flux, flux * rel)
                 else:
                     q = v["q"]
-                    row["PA"] = (v["pa"], e.get("pa", 0.0))
+                    row["PA"] = (_pa_in_limits(v["pa"], func.parameters["PA"]), e.get("pa", 0.0))
+                    error = None
+                    if covariances is not None:
+                        error = _intensity_error(func.name, v, lambda names, i=index: covariances(i, names))
+                    if error is not None:
+                        rel = error / (flux * _intensity_per_flux(func.name, v))
                     row["ell"] = (1.0 - q, e.get("q", 0.0))
                     if func.name == "Sersic":
                         i_e = float(conv.sersic_i_e(flux, v["r_e"], v["n"], q))
