@@ -171,8 +171,10 @@ def test_galprof_imfit_recovers_a_galsim_galaxy(imfit_workdir):
 
 
 def test_galprof_imfit_unsupported_options_are_clear_errors(imfit_workdir, capsys):
-    assert main(["imfit", "gal.fits", "-c", "config.dat", "--cashstat"]) == 2
-    assert "--cashstat is not supported" in capsys.readouterr().err
+    assert main(["imfit", "gal.fits", "-c", "config.dat", "--bootstrap", "10"]) == 2
+    assert "--bootstrap is not supported" in capsys.readouterr().err
+    assert main(["imfit", "gal.fits", "-c", "config.dat", "--cashstat", "--poisson-mlr"]) == 2
+    assert "choose one" in capsys.readouterr().err
     open("bad.dat", "w").write("X0 41\nY0 38\nFUNCTION Core-Sersic\n")
     assert main(["imfit", "gal.fits", "-c", "bad.dat"]) == 2
     assert "bad.dat:3" in capsys.readouterr().err
@@ -197,3 +199,43 @@ def test_agrees_with_imfits_published_fit_of_n3073(tmp_path, monkeypatch):
     assert sersic.parameters["r_e"].value == pytest.approx(26.7975, rel=0.005)
     assert expo.parameters["h"].value == pytest.approx(53.6058, rel=0.005)
     assert sersic.parameters["PA"].value == pytest.approx(111.919, abs=0.3)
+    # imfit's chi^2 of the initial model (tests/imfit_reference/imfit_textout4c): 235606.146670
+    # on 28754 pixels; galprof's noise model and legacy rendering give it to 0.1 %
+    from galprof.io.imfit_config import imfit_sigma
+    from galprof.params import ParameterLayout
+    from galprof.render.config import RenderConfig
+    from galprof.render.psf import prepare_psf
+    from galprof.render.scene import Frame, render_model
+    image = fits.getdata(SHARED / "n3073rss_small.fits").astype(float)
+    mask = fits.getdata(SHARED / "n3073rss_small_mask.fits")
+    config = read_imfit_config(str(SHARED / "imfit_reference" / "imfit_config_n3073.dat"))
+    ny, nx = image.shape
+    model = model_from_imfit(config, ((nx + 1) / 2, (ny + 1) / 2))
+    layout = ParameterLayout(model, ((0.5, nx + 0.5), (0.5, ny + 0.5)))
+    import torch
+    rendered = render_model(layout.components(torch.tensor(layout.initial_values(1))), Frame(1, 1, nx, ny),
+                            prepare_psf(fits.getdata(SHARED / "psf_moffat_35_n4699z.fits").astype(float)),
+                            RenderConfig(legacy_pixel_integration=True))[0].numpy()
+    sigma = imfit_sigma(image, config.prelude)
+    good = (mask == 0) & (sigma > 0)
+    assert good.sum() == 28754
+    assert ((image - rendered)[good] ** 2 / sigma[good] ** 2).sum() == pytest.approx(235606.146670, rel=1e-3)
+
+
+@pytest.mark.parametrize("option, name", [("--poisson-mlr", "Poisson-MLR statistic"), ("--cashstat", "Cash statistic"),
+                                          ("--model-errors", "chi^2 (model-based)")])
+def test_galprof_imfit_poisson_and_model_based_statistics(imfit_workdir, option, name):
+    """Counts-like data (sky 50 ADU, gain 4): every statistic recovers the galaxy and says
+    which statistic it reports."""
+    data = fits.getdata("gal.fits")
+    rng = np.random.default_rng(7)
+    noisy = rng.poisson((data * 40 + 50.0) * 4.0) / 4.0 - 50.0  # 40x brighter than the noise-free render
+    fits.writeto("counts.fits", noisy, overwrite=True)
+    open("config40.dat", "w").write(open("config.dat").read().replace("I_e 20 0,1000", "I_e 800 0,5000"))
+    assert main(["imfit", "counts.fits", "-c", "config40.dat", "--psf", "psf.fits", "--gain", "4", "--sky", "50",
+                 option, "--quiet"]) == 0
+    text = open("bestfit_parameters_imfit.dat").read()
+    assert f"# Fit statistic: {name}" in text
+    p = parse_imfit_config(text, "best").sets[0].functions[0].parameters
+    assert p["n"].value == pytest.approx(TRUTH["n"], rel=0.05)
+    assert p["r_e"].value == pytest.approx(TRUTH["r_e"], rel=0.05)

@@ -25,7 +25,7 @@ from .io.constraints import read_constraints
 from .io.feedme import Feedme, FeedmeError, format_feedme, next_restart_path, read_feedme
 from .io.fits_io import InputError, exposure_time, read_image, read_mask, sigma_from_header
 from .io.galfit_output import ComponentReport, append_fit_log, galfit_header_cards, write_imgblock, write_model_image
-from .likelihood import LikelihoodError
+from .likelihood import LikelihoodError, PixelStatistic
 from .model import Component, Model, ModelError
 from .render.config import RenderConfig
 from .render.psf import PSFError, prepare_psf
@@ -377,8 +377,7 @@ def _image_spec(spec: str):
     return (match.group(1), int(match.group(2))) if match else (spec, None)
 
 
-_IMFIT_UNSUPPORTED = {"model_errors": "--model-errors", "cashstat": "--cashstat", "poisson_mlr": "--poisson-mlr",
-                      "bootstrap": "--bootstrap"}
+_IMFIT_UNSUPPORTED = {"bootstrap": "--bootstrap"}
 
 
 def run_imfit(args) -> int:
@@ -389,8 +388,10 @@ def run_imfit(args) -> int:
 
     for attr, flag in _IMFIT_UNSUPPORTED.items():
         if getattr(args, attr):
-            raise CommandError(f"{flag} is not supported by galprof yet: only imfit's default data-based chi^2 "
-                               "statistic is (with --noise or the GAIN/READNOISE noise model)")
+            raise CommandError(f"{flag} is not supported by galprof yet (parameter errors come from the "
+                               "covariance matrix)")
+    if sum(bool(x) for x in (args.model_errors, args.cashstat, args.poisson_mlr)) > 1:
+        raise CommandError("choose one of --model-errors, --cashstat and --poisson-mlr")
     say = (lambda *a: None) if args.quiet else print
     path, ext = _image_spec(args.image)
     if not pathlib.Path(path).exists():
@@ -427,11 +428,21 @@ def run_imfit(args) -> int:
     ny, nx = image.shape
     centre = ((nx + 1) / 2.0, (ny + 1) / 2.0)
     model = model_from_imfit(config, centre)
+    statistic, statistic_name = None, "chi^2 (data-based)" if not args.noise else "chi^2 (noise image)"
+    kind = "model-chi2" if args.model_errors else "cash" if args.cashstat else "poisson-mlr" if args.poisson_mlr else None
+    if kind is not None:
+        gain = prelude.get("GAIN", 1.0) * prelude.get("NCOMBINED", 1.0) * prelude.get("EXPTIME", 1.0)
+        statistic = PixelStatistic(kind, gain=gain, sky=prelude.get("ORIGINAL_SKY", 0.0),
+                                   read_noise=prelude.get("READNOISE", 0.0), ncombined=prelude.get("NCOMBINED", 1.0))
+        statistic_name = {"model-chi2": "chi^2 (model-based)", "cash": "Cash statistic",
+                          "poisson-mlr": "Poisson-MLR statistic"}[kind]
+        sigma = np.ones_like(image)  # the statistic brings its own noise model; sigma only selects pixels
     config_render = RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration)
     lm = LMSettings(max_iterations=args.max_iter, ftol=args.ftol)
     say(f"galprof {__version__} imfit: {args.image} with {args.config}; noise {noise_note}; PSF {args.psf or 'none'}")
     result = fit(model, image, sigma=sigma, mask=mask, psf=psf, zeropoint=0.0, exptime=1.0, config=config_render,
-                 lm_settings=lm, dtype=getattr(torch, args.dtype), device=args.device, names=[args.image])
+                 lm_settings=lm, dtype=getattr(torch, args.dtype), device=args.device, names=[args.image],
+                 statistic=statistic)
     values = _per_component(result.values[0], result.names)
     errors = _per_component(result.errors[0], result.names)
     free_columns = [j for j in range(len(result.names)) if result.free[j]]
@@ -459,7 +470,7 @@ def run_imfit(args) -> int:
     header = [f"Best-fit model results for {args.image} (galprof {__version__}, imfit-compatible output)",
               f"Command line: galprof {' '.join(args.argv)}",
               f"Config file: {args.config}",
-              "Fit statistic: chi^2 (data-based)",
+              f"Fit statistic: {statistic_name}",
               f"Fit statistic = {chi2:.6f}, reduced = {result.chi2_nu[0]:.6f}, ndof = {ndof}",
               f"AIC = {aic:.6f}, BIC = {bic:.6f}",
               f"Converged: {bool(result.converged[0])}, iterations: {int(result.iterations[0])}"]
@@ -490,10 +501,10 @@ def _imfit_parser(sub):
     p.add_argument("--exptime", type=float, help="exposure time (for images in counts per second)")
     p.add_argument("--ncombined", type=float, help="number of images averaged")
     p.add_argument("--sky", type=float, help="original sky level [ADU] already subtracted from the image")
-    p.add_argument("--model-errors", action="store_true", help="model-based chi^2 (not supported yet)")
-    p.add_argument("--cashstat", action="store_true", help="Cash statistic (not supported yet)")
+    p.add_argument("--model-errors", action="store_true", help="chi^2 with sigmas from the model, not the data")
+    p.add_argument("--cashstat", action="store_true", help="Cash statistic (Poisson likelihood)")
     p.add_argument("--poisson-mlr", "--mlr", dest="poisson_mlr", action="store_true",
-                   help="Poisson maximum-likelihood ratio (not supported yet)")
+                   help="Poisson maximum-likelihood-ratio statistic")
     p.add_argument("--ftol", type=float, default=1e-8, help="fractional tolerance of the fit statistic")
     p.add_argument("--max-iter", type=int, default=100, help="maximum iterations")
     p.add_argument("--bootstrap", type=int, default=0, help="bootstrap iterations (not supported yet)")

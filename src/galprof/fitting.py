@@ -84,7 +84,7 @@ def _without_free_index(model: Model) -> Model | None:
 
 
 def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, config, data, method, n_starts, retries,
-              lm_settings, adam_settings, dtype, progress):
+              lm_settings, adam_settings, dtype, progress, statistic=None):
     """Run the optimiser from ``initial`` (B, P) values; keep the best attempt per galaxy.
 
     Returns (theta (B, F), values (B, P) holding the fixed parameters, chi2 (B,),
@@ -97,7 +97,8 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
         """Optimise from (b, P) starting values for the galaxies ``galaxy`` (b,)."""
         fixed = torch.as_tensor(start_values, dtype=torch.float64, device=device_)
         functions = ModelFunctions(layout, fixed, frame, psf, config, internal=True, galaxies=galaxy)
-        problem = BatchProblem(functions.render, data.data[galaxy], data.weight[galaxy], functions.jacobian)
+        problem = BatchProblem(functions.render, data.data[galaxy], data.weight[galaxy], functions.jacobian,
+                               statistic)
         theta0 = layout.to_internal(fixed)
         if method == "lm":
             out = levenberg_marquardt(problem, theta0, lm_settings, dtype, progress)
@@ -150,7 +151,7 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
 
 def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
         origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
-        convolution_box: tuple[int, int] | None = None, region_sizes=None,
+        convolution_box: tuple[int, int] | None = None, region_sizes=None, statistic=None,
         method: str = "lm", n_starts: int = 1, retries: int = 2, staged: bool = True, stage_iterations: int = 8,
         config: RenderConfig = RenderConfig(),
         lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
@@ -175,6 +176,9 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
             width x height pixels of its (padded) array; the rest is ignored (weight 0)
             and its sky is referred to the centre of that region. For fitting images of
             different sizes together.
+        statistic: None for chi^2 with ``sigma`` (default), or a
+            :class:`galprof.likelihood.PixelStatistic` (Poisson maximum-likelihood ratio,
+            Cash, chi^2 with model-based sigmas); ``sigma`` then only selects pixels.
         convolution_box: GALFIT's line I, (size x, size y) [pix]: convolve only inside a
             box of this size centred on the region's centre (see :class:`Frame`).
         method: ``lm`` (batched Levenberg-Marquardt, default) or ``adam``.
@@ -247,7 +251,7 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     n_starts = max(1, int(n_starts))
     optimise = dict(frame=frame, psf=prepared_psf, config=config, data=data, method=method, n_starts=n_starts,
                     retries=retries, lm_settings=lm_settings, adam_settings=adam_settings, dtype=dtype,
-                    progress=progress)
+                    progress=progress, statistic=statistic)
     start = initial
     staged_model = _without_free_index(model) if staged and method == "lm" else None
     extra_iterations = 0
@@ -270,7 +274,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     values_t = torch.as_tensor(values, dtype=torch.float64, device=data.data.device)
     index = torch.arange(bsz, device=data.data.device)
     functions = ModelFunctions(layout, values_t, frame, prepared_psf, config, internal=False)
-    user_problem = BatchProblem(functions.render, data.data, data.weight, functions.jacobian)
+    user_problem = BatchProblem(functions.render, data.data, data.weight, functions.jacobian, statistic,
+                                fisher=True)
     free_cols = list(layout.free_index)
     with torch.no_grad():
         free_values = layout.free_coordinates(values_t).to(dtype)
@@ -302,8 +307,14 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     good = data.weight.cpu().numpy() > 0
     clean = data.data.to(torch.float64).cpu().numpy()  # unusable pixels zeroed (and weighted 0)
     chi2 = (((clean - model_np) * data.weight.cpu().numpy()) ** 2 * good).reshape(bsz, -1).sum(-1)
+    if statistic is None:
+        fit_statistic = chi2
+    else:
+        with torch.no_grad():
+            fit_statistic = statistic.value(data.data.to(torch.float64), model_images.to(torch.float64),
+                                            data.weight > 0).cpu().numpy()
     ndof = data.n_pixels.cpu().numpy() - layout.n_free
-    chi2_nu = chi2 / np.maximum(ndof, 1)
+    chi2_nu = fit_statistic / np.maximum(ndof, 1)
     iterations = iterations.cpu().numpy()
     converged = converged_best.cpu().numpy() & np.isfinite(chi2)
     free = np.array([e.role == "free" for e in layout.entries], dtype=bool)
@@ -318,7 +329,7 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         constrained=constrained,
         covariance=cov.cpu().numpy(),
         at_bound=at_bound,
-        chi2=chi2,
+        chi2=fit_statistic,
         ndof=ndof,
         chi2_nu=chi2_nu,
         iterations=iterations,

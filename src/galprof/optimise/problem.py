@@ -28,10 +28,19 @@ class BatchProblem:
     data: torch.Tensor
     weight: torch.Tensor
     jacobian: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+    statistic: object | None = None  # a galprof.likelihood.PixelStatistic, or None for chi^2
+    fisher: bool = False  # with a statistic: Jacobian for the covariance (expected information)
+
+    def _rho(self, model: torch.Tensor, index: torch.Tensor):
+        """Per-pixel terms (rho, d rho / d model) of a non-chi^2 statistic."""
+        return self.statistic.rho(self.data[index], model, self.weight[index] > 0)
 
     def chi2(self, theta: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """(b,) chi^2 of galaxies ``index`` at ``theta`` (b, F)."""
+        """(b,) chi^2 (or the sum of squares of ``statistic``) of galaxies ``index`` at ``theta`` (b, F)."""
         model = self.render(theta, index)
+        if self.statistic is not None:
+            rho, _ = self._rho(model, index)
+            return (rho**2).flatten(1).sum(-1)
         return (((self.data[index] - model) * self.weight[index]) ** 2).flatten(1).sum(-1)
 
     def residuals_and_jacobian(self, theta: torch.Tensor, index: torch.Tensor):
@@ -52,6 +61,11 @@ class BatchProblem:
                 model, column = jvp(lambda t: self.render(t, index), (theta,), (tangent,))
                 columns.append(column)
             jac = torch.stack(columns, dim=-1)
+        if self.statistic is not None:  # minimise sum(rho^2): residual -rho, Jacobian d rho / d theta
+            rho, drho = self._rho(model, index)
+            if self.fisher:
+                drho = self.statistic.fisher_scale(model, self.weight[index] > 0)
+            return (-rho).flatten(1), (jac * drho.unsqueeze(-1)).flatten(1, 2)
         w = self.weight[index]
         residual = ((self.data[index] - model) * w).flatten(1)
         jac = (jac * w.unsqueeze(-1)).flatten(1, 2)

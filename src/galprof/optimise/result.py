@@ -30,6 +30,8 @@ class FitResult:
         at_bound: (B, P) bool, parameters that ended on a bound or a constraint's limit,
             or whose error is undefined.
         chi2, ndof, chi2_nu: (B,) chi^2, degrees of freedom (pixels - free), chi^2/ndof.
+            With another fit statistic (``fit(..., statistic=...)``) ``chi2`` holds that
+            statistic's value and ``chi2_nu`` its value per degree of freedom.
         iterations: (B,) optimiser iterations (LM: Jacobian evaluations).
         converged: (B,) bool.
         model_images: (B, H, W) best-fit model over the fit region.
