@@ -239,3 +239,28 @@ def test_galprof_imfit_poisson_and_model_based_statistics(imfit_workdir, option,
     p = parse_imfit_config(text, "best").sets[0].functions[0].parameters
     assert p["n"].value == pytest.approx(TRUTH["n"], rel=0.05)
     assert p["r_e"].value == pytest.approx(TRUTH["r_e"], rel=0.05)
+
+
+def test_galprof_imfit_bootstrap_errors_match_the_covariance_for_white_noise(imfit_workdir):
+    """With white Gaussian noise and the right model, the bootstrap scatter estimates the
+    same errors as the covariance matrix (to the precision of 40 resamplings)."""
+    rng = np.random.default_rng(11)
+    noisy = fits.getdata("gal.fits") + rng.normal(0, 0.05, fits.getdata("gal.fits").shape)
+    fits.writeto("noisy.fits", noisy)
+    fits.writeto("sig.fits", np.full(noisy.shape, 0.05))
+    common = ["imfit", "noisy.fits", "-c", "config.dat", "--psf", "psf.fits", "--noise", "sig.fits", "--quiet"]
+    assert main(common + ["--save-params", "cov.dat"]) == 0
+    assert main(common + ["--bootstrap", "40", "--seed", "3", "--save-bootstrap", "boot.dat",
+                          "--save-params", "boot_params.dat"]) == 0
+    import re
+
+    def errors(path):
+        text = open(path).read()
+        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\w+)\s+\S+\s+\S+\s+# \+/- (\S+)$", text, re.M)}
+
+    cov, boot = errors("cov.dat"), errors("boot_params.dat")
+    assert "bootstrap" in open("boot_params.dat").read()
+    for name in ("X0", "Y0", "n", "r_e", "ell", "PA", "I_e"):
+        assert 0.6 < boot[name] / cov[name] < 1.6, (name, boot[name], cov[name])
+    table = np.loadtxt("boot.dat")
+    assert table.shape == (40, 7)
