@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from galprof import Component, Model, RenderConfig, fit
+from galprof import Component, Model, fit
 from galprof.profiles import get_profile
 from galprof.render.psf import prepare_psf
 from galprof.render.scene import Frame, render_model
