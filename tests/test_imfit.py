@@ -171,8 +171,8 @@ def test_galprof_imfit_recovers_a_galsim_galaxy(imfit_workdir):
 
 
 def test_galprof_imfit_unsupported_options_are_clear_errors(imfit_workdir, capsys):
-    assert main(["imfit", "gal.fits", "-c", "config.dat", "--bootstrap", "10"]) == 2
-    assert "--bootstrap is not supported" in capsys.readouterr().err
+    assert main(["imfit", "gal.fits", "-c", "config.dat", "--bootstrap", "4", "--cashstat", "--quiet"]) == 2
+    assert "--bootstrap works with chi^2 only" in capsys.readouterr().err
     assert main(["imfit", "gal.fits", "-c", "config.dat", "--cashstat", "--poisson-mlr"]) == 2
     assert "choose one" in capsys.readouterr().err
     open("bad.dat", "w").write("X0 41\nY0 38\nFUNCTION Core-Sersic\n")

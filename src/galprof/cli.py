@@ -439,6 +439,8 @@ def run_imfit(args) -> int:
                                "covariance matrix)")
     if sum(bool(x) for x in (args.model_errors, args.cashstat, args.poisson_mlr)) > 1:
         raise CommandError("choose one of --model-errors, --cashstat and --poisson-mlr")
+    if args.bootstrap and (args.model_errors or args.cashstat or args.poisson_mlr):
+        raise CommandError("--bootstrap works with chi^2 only in galprof for now")
     say = (lambda *a: None) if args.quiet else print
     path, ext = _image_spec(args.image)
     if not pathlib.Path(path).exists():
