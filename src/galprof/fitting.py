@@ -249,6 +249,9 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     initial = layout.move_inside_constraints(initial)
 
     n_starts = max(1, int(n_starts))
+    if sigma is None and statistic is None:
+        # unit weights: chi^2 has no absolute scale, so only the relative test applies
+        lm_settings = replace(lm_settings, chi2_tolerance=0.0)
     optimise = dict(frame=frame, psf=prepared_psf, config=config, data=data, method=method, n_starts=n_starts,
                     retries=retries, lm_settings=lm_settings, adam_settings=adam_settings, dtype=dtype,
                     progress=progress, statistic=statistic)

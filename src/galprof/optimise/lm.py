@@ -25,6 +25,10 @@ class LMSettings:
     Attributes:
         max_iterations: Jacobian evaluations per galaxy at most.
         ftol: converged when an accepted step lowers chi^2 by less than ftol * chi^2.
+        chi2_tolerance: also converged when an accepted step lowers chi^2 by less than
+            this absolute amount: a change of chi^2 far below 1 moves no parameter by a
+            noticeable fraction of its error (noise-free data otherwise iterate until
+            rounding, chi^2 falling geometrically towards 0).
         xtol: converged when no theta moves by more than xtol * (1 + |theta|).
         initial_damping: starting lambda (Marquardt scaling by diag(J^T J)).
         max_trials: damping increases tried per iteration before recomputing J.
@@ -34,6 +38,7 @@ class LMSettings:
 
     max_iterations: int = 100
     ftol: float = 1e-7
+    chi2_tolerance: float = 1e-3
     xtol: float = 1e-8
     initial_damping: float = 1e-3
     max_trials: int = 4
@@ -120,7 +125,8 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         chi2[index] = new_chi2
         damping[index] = lam
         decrease = current - new_chi2
-        small_f = accepted & (decrease <= settings.ftol * new_chi2.clamp(min=1e-300))
+        small_f = accepted & ((decrease <= settings.ftol * new_chi2.clamp(min=1e-300))
+                              | (decrease <= settings.chi2_tolerance))
         small_x = accepted & (last_step.abs() <= settings.xtol * (1.0 + th.abs())).all(-1)
         stalled = lam > settings.max_damping
         done = small_f | small_x | stalled
