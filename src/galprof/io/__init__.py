@@ -4,6 +4,9 @@
 * :mod:`galprof.io.fits_io`: read images and bad-pixel masks; GALFIT's default sigma
   image built from the data and header.
 * :mod:`galprof.io.galfit_output`: the image block, model image and ``fit.log``.
+* :mod:`galprof.io.constraints`: GALFIT constraint files (line G).
+* :mod:`galprof.io.imfit_config`: imfit configuration and best-fit files, and their
+  mapping onto galprof models.
 
 GALFIT's labels (numbered lines, header keywords) are mapped to galprof's internal
 parameter names (``x, y, mag, r_e, n, q, pa, r_s, fwhm, beta, sky, dsdx, dsdy``) only

@@ -46,6 +46,7 @@ __all__ = [
     "ImfitFunctionSet",
     "ImfitParameter",
     "format_imfit_config",
+    "imfit_sigma",
     "model_from_imfit",
     "parse_imfit_config",
     "read_imfit_config",
