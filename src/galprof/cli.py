@@ -23,7 +23,7 @@ from . import __version__
 from .fitting import fit
 from .io.constraints import read_constraints
 from .io.feedme import Feedme, FeedmeError, format_feedme, next_restart_path, read_feedme
-from .io.fits_io import InputError, exposure_time, read_image, read_mask, sigma_from_header
+from .io.fits_io import InputError, exposure_time, read_image, read_mask, sigma_from_header, split_extension
 from .io.galfit_output import ComponentReport, append_fit_log, galfit_header_cards, write_imgblock, write_model_image
 from .likelihood import LikelihoodError, PixelStatistic
 from .model import Component, Model, ModelError
@@ -369,14 +369,6 @@ def run_demo(n_galaxies: int = 6, seed: int = 2, dtype=torch.float32, quiet=Fals
     return dict(truth=truth, result=result)
 
 
-def _image_spec(spec: str):
-    """'file.fits[N]' -> (path, N); 'file.fits' -> (path, None)."""
-    import re
-
-    match = re.fullmatch(r"(.*)\[(\d+)\]", spec)
-    return (match.group(1), int(match.group(2))) if match else (spec, None)
-
-
 def _imfit_bootstrap(args, config, model, result, image, sigma, mask, psf, render_config, centre, statistic):
     """imfit's --bootstrap N: refit N resamplings of the pixels (drawn with replacement,
     a pixel drawn k times weighs k times in chi^2), all in one batch, starting from the
@@ -442,7 +434,7 @@ def run_imfit(args) -> int:
     if args.bootstrap and (args.model_errors or args.cashstat or args.poisson_mlr):
         raise CommandError("--bootstrap works with chi^2 only in galprof for now")
     say = (lambda *a: None) if args.quiet else print
-    path, ext = _image_spec(args.image)
+    path, ext = split_extension(args.image)
     if not pathlib.Path(path).exists():
         raise CommandError(f"image {path} does not exist")
     image, header = read_image(path, ext)
@@ -453,7 +445,7 @@ def run_imfit(args) -> int:
         if value is not None:
             prelude[key] = value
     if args.noise:
-        noise, _ = read_image(*_image_spec(args.noise))
+        noise, _ = read_image(*split_extension(args.noise))
         if noise.shape != image.shape:
             raise CommandError(f"noise image {args.noise} has shape {noise.shape[::-1]} but the image has "
                                f"{image.shape[::-1]} (x, y)")
@@ -471,7 +463,7 @@ def run_imfit(args) -> int:
     mask = read_mask(args.mask, image.shape) if args.mask else None
     psf = None
     if args.psf:
-        psf, _ = read_image(*_image_spec(args.psf))
+        psf, _ = read_image(*split_extension(args.psf))
     if args.nosubsampling:
         say("galprof: --nosubsampling has no effect: galprof always integrates the model accurately")
     ny, nx = image.shape

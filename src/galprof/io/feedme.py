@@ -23,6 +23,8 @@ import pathlib
 import re
 from dataclasses import dataclass, field
 
+from .fits_io import InputError, split_extension
+
 __all__ = [
     "FeedmeError",
     "FeedmeComponent",
@@ -137,9 +139,6 @@ _REQUIRED_CONTROL = {"A": "input image", "B": "output image block", "H": "fit re
 _KEY_LINE = re.compile(r"^\s*([A-Za-z0-9]+)\)(.*)$")
 _RULE_LINE = re.compile(r"^\s*=+\s*$")
 _HIDDEN_KEY = re.compile(r"^(C0|[FBR]\d+|T[oi0-9]\d*)$", re.IGNORECASE)
-_EXTENSION = re.compile(r"^(?P<name>.+?)\[(?P<ext>[^\[\]]*)\]$")
-
-
 # ----------------------------------------------------------------------------------------
 # Data classes
 # ----------------------------------------------------------------------------------------
@@ -522,17 +521,10 @@ class _Parser:
         if len(tokens) != 1:
             raise self.error(line, f"'A)' takes one file name, got {len(tokens)} tokens "
                                    "(multi-band GALFITM input is not supported)")
-        spec = tokens[0]
-        match = _EXTENSION.match(spec)
-        if match is None:
-            if "[" in spec or "]" in spec:
-                raise self.error(line, f"'A)': cannot read the extension in {spec!r}; use 'image.fits[N]'")
-            return spec, None
-        ext = match.group("ext").strip()
-        if not ext.isdigit():
-            raise self.error(line, f"'A)': galprof does not support the extension syntax [{ext}] yet; "
-                                   "give the HDU number, e.g. 'image.fits[1]'")
-        return match.group("name"), int(ext)
+        try:
+            return split_extension(tokens[0])
+        except InputError as err:
+            raise self.error(line, f"'A)': {err}") from None
 
     def sigma_image(self) -> str | None:
         tokens, line = self.control.get("C", ([], None))

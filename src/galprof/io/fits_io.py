@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+import re
 import warnings
 
 import numpy as np
@@ -16,6 +17,7 @@ from astropy.io import fits
 
 __all__ = [
     "InputError",
+    "split_extension",
     "read_image",
     "read_mask",
     "sigma_from_header",
@@ -45,6 +47,27 @@ class InputError(ValueError):
 
 def _describe(path, extension) -> str:
     return f"{path}[{extension}]" if extension is not None else str(path)
+
+
+_EXTENSION = re.compile(r"^(?P<name>.+?)\[(?P<ext>[^\[\]]*)\]$")
+
+
+def split_extension(spec: str) -> tuple[str, int | None]:
+    """'image.fits[N]' -> ('image.fits', N); 'image.fits' -> ('image.fits', None).
+
+    Raises:
+        InputError: brackets that do not hold an HDU number (named in the message).
+    """
+    match = _EXTENSION.match(spec)
+    if match is None:
+        if "[" in spec or "]" in spec:
+            raise InputError(f"cannot read the extension in {spec!r}; use 'image.fits[N]'")
+        return spec, None
+    ext = match.group("ext").strip()
+    if not ext.isdigit():
+        raise InputError(f"galprof does not support the extension syntax [{ext}] yet; give the HDU number, "
+                         "e.g. 'image.fits[1]'")
+    return match.group("name"), int(ext)
 
 
 def read_image(path: str, extension: int | None = None) -> tuple[np.ndarray, fits.Header]:
