@@ -43,6 +43,15 @@ class BatchProblem:
             return (rho**2).flatten(1).sum(-1)
         return (((self.data[index] - model) * self.weight[index]) ** 2).flatten(1).sum(-1)
 
+    def residuals(self, theta: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """(b, N) the residual vector whose sum of squares :meth:`chi2` returns:
+        (data - model) w, or -rho with a ``statistic``."""
+        model = self.render(theta, index)
+        if self.statistic is not None:
+            rho, _ = self._rho(model, index)
+            return (-rho).flatten(1)
+        return ((self.data[index] - model) * self.weight[index]).flatten(1)
+
     def residuals_and_jacobian(self, theta: torch.Tensor, index: torch.Tensor):
         """Weighted residuals r = (data - model) w, (b, N), and J = d(model w)/d theta, (b, N, F).
 
