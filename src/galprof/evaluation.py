@@ -9,8 +9,9 @@ The optimisers see a batch of galaxies through two functions of the free paramet
 
 The Jacobian is exact. It is first formed with respect to every parameter that varies
 (free, tied or coupled by a constraint). Columns of the parameters the model is linear
-in are analytic: a magnitude's column is -0.4 ln(10) times its component's image, the
-sky's are 1, x - x_c and y - y_c. All other columns (centres, sizes, shapes) come from
+in are analytic: a magnitude's (or a surface brightness's) column is -0.4 ln(10) times
+its component's image, a linear intensity's its unit-amplitude image, the sky's are 1,
+x - x_c and y - y_c. All other columns (centres, sizes, shapes) come from
 one forward-mode autodiff pass (``torch.func.jvp``) vectorised over the tangents with
 ``torch.func.vmap``, which also yields the per-component images. The chain rule
 through the bound transforms and the constraints (d values / d coordinates, a small
@@ -19,16 +20,13 @@ through the bound transforms and the constraints (d values / d coordinates, a sm
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.func import jvp, vmap
 
 from .params import ParameterLayout
 from .render.config import RenderConfig
-from .render.scene import Frame, canvas_margin, render_parts
+from .render.scene import Frame, amplitude_log_slope, canvas_margin, render_parts
 
-_DMAG = -0.4 * math.log(10.0)  # d ln(flux) / d mag
 
 
 class ModelFunctions:
@@ -62,11 +60,11 @@ class ModelFunctions:
         self._magnitudes, self._sky_terms, nonlinear = [], [], []
         for j, i in enumerate(self._varying):
             entry = layout.entries[i]
-            kind = layout.model.components[entry.component].profile_class.kind
-            if kind == "sky":
-                self._sky_terms.append((j, entry.name))
-            elif entry.name == "mag":
-                self._magnitudes.append((j, convolved[entry.component]))
+            profile = layout.model.components[entry.component].profile_class
+            if profile.kind == "sky":
+                self._sky_terms.append((j, entry.component, entry.name))
+            elif entry.name == profile.amplitude:
+                self._magnitudes.append((j, convolved[entry.component], amplitude_log_slope(profile)))
             else:
                 nonlinear.append(j)
         self._nonlinear = nonlinear
@@ -94,13 +92,14 @@ class ModelFunctions:
         """(b, H, W) model images of galaxies ``index`` at optimiser coordinates ``free`` (b, F)."""
         return self._parts(self._user_values(free, index), index).total()
 
-    def _sky_column(self, name: str, like: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    def _sky_column(self, component: int, name: str, like: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         frame, _ = self._context(index)
         bsz = like.shape[0]
-        if name == "sky":
+        basis = self.layout.model.components[component].profile_class.sky_basis[name]
+        if basis == "1":
             return like.new_ones(bsz, frame.height, frame.width)
         dx, dy = frame.sky_offsets(like)
-        if name == "dsdx":
+        if basis == "x":
             return dx.expand(bsz, frame.height, -1)
         return dy.expand(bsz, -1, frame.width)
 
@@ -135,7 +134,7 @@ class ModelFunctions:
 
             def model_of(v):
                 parts = self._parts(values.index_copy(1, cols, v), index)
-                return parts.total(), (parts.unit_images, parts.fluxes)
+                return parts.total(), (parts.unit_images, parts.amplitudes)
 
             start = values[:, cols]
             tangents = torch.eye(len(self._nonlinear), dtype=free.dtype, device=free.device)
@@ -149,11 +148,14 @@ class ModelFunctions:
                 columns[j] = derivative[n]
         else:
             parts = self._parts(values, index)
-            model, unit_images, fluxes = parts.total(), parts.unit_images, parts.fluxes
-        for j, c in self._magnitudes:
-            columns[j] = _DMAG * fluxes[:, c, None, None] * unit_images[:, c]
-        for j, name in self._sky_terms:
-            columns[j] = self._sky_column(name, model, index)
+            model, unit_images, fluxes = parts.total(), parts.unit_images, parts.amplitudes
+        for j, c, slope in self._magnitudes:
+            if slope is None:  # a linear intensity
+                columns[j] = unit_images[:, c]
+            else:
+                columns[j] = slope * fluxes[:, c, None, None] * unit_images[:, c]
+        for j, component, name in self._sky_terms:
+            columns[j] = self._sky_column(component, name, model, index)
         if not columns:
             return model, model.new_zeros(*model.shape, 0)
         jac_varying = torch.stack(columns, dim=-1)  # (b, H, W, V)

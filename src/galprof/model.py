@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import math
+
 import numpy as np
 
 from .profiles import get_profile
@@ -62,7 +64,27 @@ class Component:
         for name, (low, high) in self.bounds.items():
             if not low < high:
                 raise ModelError(f"component {self.profile!r}: bounds of {name!r} need low < high, got {(low, high)}")
+        self._check_domains(profile)
         object.__setattr__(self, "fixed", frozenset(self.fixed))
+
+    def _check_domains(self, profile) -> None:
+        """Values and bounds must keep every parameter inside its profile's domain."""
+        for spec in profile.parameters:
+            domain = spec.domain if spec.domain is not None else ((0.0, math.inf) if spec.scale == "log" else None)
+            if domain is None:
+                continue
+            low, high = domain
+            where = f"component {self.profile!r}: {spec.name}"
+            if spec.name in self.bounds:
+                b_low, b_high = self.bounds[spec.name]
+                if b_low < low or b_high > high:
+                    raise ModelError(f"{where}: bounds ({b_low:g}, {b_high:g}) reach outside ({low:g}, {high:g}), "
+                                     f"where the profile is undefined")
+            value = np.asarray(self.values[spec.name], dtype=float)
+            bad = ~((value > low) & (value < high))
+            if np.any(bad):
+                first = np.ravel(value)[np.argmax(np.ravel(bad))]
+                raise ModelError(f"{where} = {first:g} lies outside ({low:g}, {high:g}), where the profile is undefined")
 
     @property
     def profile_class(self):

@@ -14,6 +14,8 @@ class DeVaucouleurs(EllipticalProfile):
     name = "devauc"
     description = "de Vaucouleurs (Sérsic n = 4) profile"
     parameters = (POSITION_X, POSITION_Y, MAGNITUDE, R_E, AXIS_RATIO, POSITION_ANGLE)
+    galfit_name = "devauc"
+    galfit_comments = {key: text for key, text in Sersic.galfit_comments.items() if key != "5"}
 
     @staticmethod
     def prepare(params):
@@ -22,4 +24,4 @@ class DeVaucouleurs(EllipticalProfile):
 
     surface_brightness = Sersic.surface_brightness
     surface_brightness_squared = classmethod(Sersic.surface_brightness_squared.__func__)
-    enclosed_fraction = Sersic.enclosed_fraction
+    enclosed_fraction = classmethod(Sersic.enclosed_fraction.__func__)

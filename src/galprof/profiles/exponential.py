@@ -12,7 +12,7 @@ import torch
 from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec
 from .registry import register
 
-R_S = ParameterSpec("r_s", "pix", "exponential scale length along the major axis", (0.02, 1e4), "log")
+R_S = ParameterSpec("r_s", "pix", "exponential scale length along the major axis", (0.02, 1e4), "log", galfit="4")
 
 
 @register
@@ -20,6 +20,14 @@ class ExponentialDisk(EllipticalProfile):
     name = "expdisk"
     description = "exponential disk, total magnitude and scale length"
     parameters = (POSITION_X, POSITION_Y, MAGNITUDE, R_S, AXIS_RATIO, POSITION_ANGLE)
+    galfit_name = "expdisk"
+    galfit_comments = {
+        "1": "Position x, y  [pixel, 1-based]",
+        "3": "Integrated magnitude",
+        "4": "R_s (disk scale length)  [pix]",
+        "9": "Axis ratio (b/a)",
+        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
+    }
 
     @staticmethod
     def prepare(params):
@@ -30,7 +38,7 @@ class ExponentialDisk(EllipticalProfile):
     def surface_brightness(rho, derived):
         return torch.exp(derived["log_i0"] - rho / derived["r_s"])
 
-    @staticmethod
-    def enclosed_fraction(rho, derived):
+    @classmethod
+    def enclosed_fraction(cls, rho, derived):
         x = rho / derived["r_s"]
         return 1.0 - (1.0 + x) * torch.exp(-x)

@@ -9,7 +9,7 @@ import torch
 from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec
 from .registry import register
 
-FWHM = ParameterSpec("fwhm", "pix", "full width at half maximum along the major axis", (0.02, 1e4), "log")
+FWHM = ParameterSpec("fwhm", "pix", "full width at half maximum along the major axis", (0.02, 1e4), "log", galfit="4")
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
@@ -18,6 +18,14 @@ class Gaussian(EllipticalProfile):
     name = "gaussian"
     description = "elliptical Gaussian, total magnitude and FWHM"
     parameters = (POSITION_X, POSITION_Y, MAGNITUDE, FWHM, AXIS_RATIO, POSITION_ANGLE)
+    galfit_name = "gaussian"
+    galfit_comments = {
+        "1": "Position x, y  [pixel, 1-based]",
+        "3": "Integrated magnitude",
+        "4": "FWHM  [pix]",
+        "9": "Axis ratio (b/a)",
+        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
+    }
 
     @staticmethod
     def prepare(params):
@@ -32,6 +40,6 @@ class Gaussian(EllipticalProfile):
     def surface_brightness_squared(cls, rho_squared, derived):
         return torch.exp(derived["log_i0"] - rho_squared * (0.5 / derived["sigma"] ** 2))
 
-    @staticmethod
-    def enclosed_fraction(rho, derived):
+    @classmethod
+    def enclosed_fraction(cls, rho, derived):
         return -torch.expm1(-0.5 * (rho / derived["sigma"]) ** 2)

@@ -13,7 +13,7 @@ from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y,
 from .gaussian import FWHM
 from .registry import register
 
-BETA = ParameterSpec("beta", "", "power-law index (GALFIT 'powerlaw')", (1.01, 100.0), "log")
+BETA = ParameterSpec("beta", "", "power-law index (GALFIT 'powerlaw')", (1.01, 100.0), "log", galfit="5")
 
 
 @register
@@ -21,6 +21,15 @@ class Moffat(EllipticalProfile):
     name = "moffat"
     description = "elliptical Moffat, total magnitude, FWHM and power-law index"
     parameters = (POSITION_X, POSITION_Y, MAGNITUDE, FWHM, BETA, AXIS_RATIO, POSITION_ANGLE)
+    galfit_name = "moffat"
+    galfit_comments = {
+        "1": "Position x, y  [pixel, 1-based]",
+        "3": "Integrated magnitude",
+        "4": "FWHM  [pix]",
+        "5": "Moffat power-law index",
+        "9": "Axis ratio (b/a)",
+        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
+    }
 
     @staticmethod
     def prepare(params):
@@ -37,6 +46,6 @@ class Moffat(EllipticalProfile):
     def surface_brightness_squared(cls, rho_squared, derived):
         return torch.exp(derived["log_i0"] - derived["beta"] * torch.log1p(rho_squared / derived["alpha"] ** 2))
 
-    @staticmethod
-    def enclosed_fraction(rho, derived):
+    @classmethod
+    def enclosed_fraction(cls, rho, derived):
         return -torch.expm1((1.0 - derived["beta"]) * torch.log1p((rho / derived["alpha"]) ** 2))

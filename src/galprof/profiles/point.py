@@ -15,3 +15,5 @@ class PointSource(Profile):
     kind = "point"
     description = "point source (scaled PSF)"
     parameters = (POSITION_X, POSITION_Y, MAGNITUDE)
+    galfit_name = "psf"
+    galfit_comments = {"1": "Position x, y  [pixel, 1-based]", "3": "Integrated magnitude"}

@@ -14,8 +14,8 @@ from ..special import gammainc_lower_regularized, sersic_b
 from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec
 from .registry import register
 
-R_E = ParameterSpec("r_e", "pix", "effective (half-light) radius along the major axis", (0.05, 1e4), "log")
-SERSIC_N = ParameterSpec("n", "", "Sérsic index", (0.2, 10.0), "log")
+R_E = ParameterSpec("r_e", "pix", "effective (half-light) radius along the major axis", (0.05, 1e4), "log", galfit="4")
+SERSIC_N = ParameterSpec("n", "", "Sérsic index", (0.2, 10.0), "log", galfit="5")
 
 
 def sersic_derived(r_e: torch.Tensor, n: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -35,6 +35,15 @@ class Sersic(EllipticalProfile):
     name = "sersic"
     description = "Sérsic profile, total magnitude and half-light radius"
     parameters = (POSITION_X, POSITION_Y, MAGNITUDE, R_E, SERSIC_N, AXIS_RATIO, POSITION_ANGLE)
+    galfit_name = "sersic"
+    galfit_comments = {
+        "1": "Position x, y  [pixel, 1-based]",
+        "3": "Integrated magnitude",
+        "4": "R_e (effective radius)  [pix]",
+        "5": "Sersic index n (de Vaucouleurs n=4)",
+        "9": "Axis ratio (b/a)",
+        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
+    }
 
     @staticmethod
     def prepare(params):
@@ -51,6 +60,6 @@ class Sersic(EllipticalProfile):
         scaled = derived["b"] * torch.exp(log_rho2 * derived["half_inv_n"] - derived["log_r_e_over_n"])
         return torch.exp(derived["log_i0"] - scaled)
 
-    @staticmethod
-    def enclosed_fraction(rho, derived):
+    @classmethod
+    def enclosed_fraction(cls, rho, derived):
         return gammainc_lower_regularized(2.0 * derived["n"], sersic_scaled_radius(rho, derived)).to(rho.dtype)

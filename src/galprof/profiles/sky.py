@@ -9,9 +9,9 @@ from __future__ import annotations
 from .base import ParameterSpec, Profile
 from .registry import register
 
-SKY = ParameterSpec("sky", "ADU", "background at the centre of the fit region", None, "free")
-DSDX = ParameterSpec("dsdx", "ADU/pix", "sky gradient along x", None, "free")
-DSDY = ParameterSpec("dsdy", "ADU/pix", "sky gradient along y", None, "free")
+SKY = ParameterSpec("sky", "ADU", "background at the centre of the fit region", None, "free", galfit="1")
+DSDX = ParameterSpec("dsdx", "ADU/pix", "sky gradient along x", None, "free", galfit="2")
+DSDY = ParameterSpec("dsdy", "ADU/pix", "sky gradient along y", None, "free", galfit="3")
 
 
 @register
@@ -20,3 +20,25 @@ class Sky(Profile):
     kind = "sky"
     description = "tilted-plane sky background"
     parameters = (SKY, DSDX, DSDY)
+    amplitude = None
+    galfit_name = "sky"
+    #: each parameter multiplies a basis image: 1, x - x_c or y - y_c
+    sky_basis = {"sky": "1", "dsdx": "x", "dsdy": "y"}
+    galfit_comments = {
+        "1": "Sky background at the centre of the fit region  [ADU]",
+        "2": "dsky/dx (sky gradient in x)  [ADU/pix]",
+        "3": "dsky/dy (sky gradient in y)  [ADU/pix]",
+    }
+
+
+@register
+class FlatSky(Profile):
+    """imfit's FlatSky: a constant pedestal I_sky [ADU/pix] over the whole frame."""
+
+    name = "flatsky"
+    kind = "sky"
+    description = "constant sky pedestal (imfit FlatSky)"
+    parameters = (ParameterSpec("sky", "ADU", "constant background level", None, "free", imfit="I_sky"),)
+    amplitude = None
+    imfit_name = "FlatSky"
+    sky_basis = {"sky": "1"}

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import torch
 
-from ..conventions import elliptical_coordinates, elliptical_radius_squared
+from ..conventions import elliptical_coordinates
 from ..profiles.base import EllipticalProfile, safe_radius
 
 
@@ -50,20 +50,17 @@ def cell_integrals_gauss(
     derived: dict[str, torch.Tensor],
     dx: torch.Tensor,
     dy: torch.Tensor,
-    pa_deg: torch.Tensor,
-    q: torch.Tensor,
     cell: float,
     order: int,
     window: tuple[float, float, bool] | None = None,
 ) -> torch.Tensor:
-    """Unit-flux profile integrated over square cells by Gauss-Legendre quadrature.
+    """Unit-amplitude profile integrated over square cells by Gauss-Legendre quadrature.
 
     Args:
         profile: the elliptical profile class.
-        derived: ``profile.prepare`` output, tensors of shape (B, 1, 1).
+        derived: ``profile.setup`` output (geometry included), tensors of shape (B, 1, 1).
         dx, dy: cell-centre offsets from the profile centre [pix], broadcastable to
             (B, Ny, Nx).
-        pa_deg, q: (B, 1, 1) position angle [deg, CCW from +y] and axis ratio.
         cell: side of the cells [pix].
         order: nodes per axis.
         window: optional (inner, outer, complement): multiply the profile by the radial
@@ -71,7 +68,8 @@ def cell_integrals_gauss(
             from the centre.
 
     Returns:
-        (B, Ny, Nx) flux in each cell (fraction of the total flux).
+        (B, Ny, Nx) light in each cell per unit amplitude (for a total-magnitude
+        profile: the fraction of the total flux).
     """
     nodes, weights = gauss_legendre_unit(order, dx.dtype, dx.device)
     offsets = cell * nodes
@@ -83,7 +81,7 @@ def cell_integrals_gauss(
         return t[..., None, None]
 
     der = {k: expand(v) for k, v in derived.items()}
-    value = profile.surface_brightness_squared(elliptical_radius_squared(dxn, dyn, expand(pa_deg), expand(q)), der)
+    value = profile.brightness(dxn, dyn, der)
     if window is not None:
         inner, outer, complement = window
         win = smooth_window(safe_radius(dxn * dxn + dyn * dyn), inner, outer)
@@ -93,13 +91,17 @@ def cell_integrals_gauss(
     return total * (cell * cell)
 
 
-def _edge_integrals(profile, derived, x0, y0, x1, y1, pa_deg, q, nodes, weights):
-    """(1/2pi) * signed integral of E(rho) dphi along the segments (x0,y0) -> (x1,y1).
+def _edge_integrals(profile, derived, x0, y0, x1, y1, nodes, weights):
+    """(1/2pi) * signed integral of E(rho h) / h^2 dphi along the segments (x0,y0) -> (x1,y1).
 
-    Segment coordinates are offsets from the profile centre [pix], (B, ...) tensors.
+    Segment coordinates are offsets from the profile centre [pix], (B, ...) tensors. The
+    integral runs in the circularised frame (u, w) of the ellipse, where the plain
+    elliptical radius is the distance from the centre; a shape-modified radius is that
+    distance times h(direction) (:meth:`EllipticalProfile.radius_scale`), and the light
+    of the sector under the segment is then E(R h) / h^2 / (2 pi) per unit angle.
     """
-    u0, w0 = elliptical_coordinates(x0, y0, pa_deg, q)
-    u1, w1 = elliptical_coordinates(x1, y1, pa_deg, q)
+    u0, w0 = elliptical_coordinates(x0, y0, derived["pa"], derived["q"])
+    u1, w1 = elliptical_coordinates(x1, y1, derived["pa"], derived["q"])
     du, dw = u1 - u0, w1 - w0
     length = safe_radius(du * du + dw * dw)
     cross = u0 * dw - w0 * du
@@ -112,7 +114,18 @@ def _edge_integrals(profile, derived, x0, y0, x1, y1, pa_deg, q, nodes, weights)
     t = mid.unsqueeze(-1) + half.unsqueeze(-1) * nodes
     cosh_t = torch.cosh(t)
     d = {k: v.unsqueeze(-1) for k, v in derived.items()}
-    enclosed = profile.enclosed_fraction(dist.unsqueeze(-1) * cosh_t, d)
+    radius = dist.unsqueeze(-1) * cosh_t
+    scale = None
+    if profile.shape_modified:
+        # the point of the edge at parameter t: foot + d sinh(t) along the edge direction
+        fu = (u0 + t_foot * du).unsqueeze(-1)
+        fw = (w0 + t_foot * dw).unsqueeze(-1)
+        along = dist.unsqueeze(-1) * torch.sinh(t) / length.unsqueeze(-1)
+        scale = profile.radius_scale(fu + along * du.unsqueeze(-1), fw + along * dw.unsqueeze(-1), d)
+    if scale is None:
+        enclosed = profile.enclosed_fraction(radius, d)
+    else:
+        enclosed = profile.enclosed_fraction(radius * scale, d) / (scale * scale)
     integral = half * (enclosed / cosh_t * weights).sum(-1)
     return torch.sign(cross) * integral / (2.0 * math.pi)
 
@@ -122,25 +135,32 @@ def cell_integrals_exact(
     derived: dict[str, torch.Tensor],
     x_edges: torch.Tensor,
     y_edges: torch.Tensor,
-    pa_deg: torch.Tensor,
-    q: torch.Tensor,
     edge_nodes: int,
+    cell: float,
 ) -> torch.Tensor:
-    """Exact unit-flux integrals over the cells of a rectilinear grid (Green's theorem).
+    """Exact unit-amplitude integrals over the cells of a square grid (Green's theorem).
 
     Args:
         x_edges: (B, 1, Nx+1) cell edges along x, offsets from the centre [pix].
         y_edges: (B, Ny+1, 1) cell edges along y.
-        derived: ``profile.prepare`` output, (B, 1, 1) tensors.
-        pa_deg, q: (B, 1, 1).
+        derived: ``profile.setup`` output, (B, 1, 1) tensors.
+        edge_nodes: quadrature nodes per edge.
+        cell: side of the cells [pix] (the edges are uniformly spaced).
+
+    A non-radial profile (``profile.radial`` False, no cusp) gets tensor-product
+    Gauss-Legendre with ``edge_nodes // 3`` nodes per axis per cell instead.
 
     Returns:
-        (B, Ny, Nx) flux fractions. Computed in float64, returned in the input dtype.
+        (B, Ny, Nx) light per unit amplitude. Computed in float64, returned in the input dtype.
     """
     dtype = x_edges.dtype
+    if not profile.radial:
+        order = max(4, edge_nodes // 3)
+        centres_x = 0.5 * (x_edges[..., 1:] + x_edges[..., :-1])
+        centres_y = 0.5 * (y_edges[:, 1:] + y_edges[:, :-1])
+        return cell_integrals_gauss(profile, derived, centres_x, centres_y, cell, order)
     f64 = torch.float64
     xe, ye = x_edges.to(f64), y_edges.to(f64)
-    pa64, q64 = pa_deg.to(f64), q.to(f64)
     der = {k: v.to(f64) for k, v in derived.items()}
     nodes, weights = np.polynomial.legendre.leggauss(edge_nodes)
     nodes = torch.as_tensor(nodes, dtype=f64, device=xe.device)
@@ -148,12 +168,12 @@ def cell_integrals_exact(
     # horizontal edges: from (x_i, y_j) to (x_{i+1}, y_j): shape (B, Ny+1, Nx)
     h_edges = _edge_integrals(
         profile, der, xe[..., :-1].expand(-1, ye.shape[1], -1), ye.expand(-1, -1, xe.shape[2] - 1),
-        xe[..., 1:].expand(-1, ye.shape[1], -1), ye.expand(-1, -1, xe.shape[2] - 1), pa64, q64, nodes, weights,
+        xe[..., 1:].expand(-1, ye.shape[1], -1), ye.expand(-1, -1, xe.shape[2] - 1), nodes, weights,
     )
     # vertical edges: from (x_i, y_j) to (x_i, y_{j+1}): shape (B, Ny, Nx+1)
     v_edges = _edge_integrals(
         profile, der, xe.expand(-1, ye.shape[1] - 1, -1), ye[:, :-1].expand(-1, -1, xe.shape[2]),
-        xe.expand(-1, ye.shape[1] - 1, -1), ye[:, 1:].expand(-1, -1, xe.shape[2]), pa64, q64, nodes, weights,
+        xe.expand(-1, ye.shape[1] - 1, -1), ye[:, 1:].expand(-1, -1, xe.shape[2]), nodes, weights,
     )
     cells = h_edges[:, :-1, :] + v_edges[:, :, 1:] - h_edges[:, 1:, :] - v_edges[:, :, :-1]
     return cells.to(dtype)

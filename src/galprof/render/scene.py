@@ -40,7 +40,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..conventions import elliptical_radius_squared, flux_from_mag
+import math
+
+from ..conventions import flux_from_mag
 from ..profiles.base import EllipticalProfile, Profile
 from .config import RenderConfig
 from .psf import PreparedPSF, interpolation_matrix
@@ -68,6 +70,8 @@ class Frame:
         region_sizes: optional (B, 2) tensor of (width, height) [pix]: galaxy b's own
             region is the first width x height pixels of the frame (images of different
             sizes padded to one frame); its sky is referred to that region's centre.
+        pixel_scale: (dx, dy) [arcsec/pix], GALFIT's line K: surface brightnesses in
+            mag/arcsec^2 are zp - 2.5 log10(I / (EXPTIME dx dy)), I in ADU/pix.
     """
 
     x_min: int
@@ -78,6 +82,7 @@ class Frame:
     exptime: float | torch.Tensor = 1.0
     convolution_box: tuple[int, int] | None = None
     region_sizes: torch.Tensor | None = None
+    pixel_scale: tuple[float, float] = (1.0, 1.0)
 
     def select(self, index: torch.Tensor) -> Frame:
         """The frame of galaxies ``index`` (per-galaxy fields indexed, the rest shared)."""
@@ -161,11 +166,6 @@ def _set_patches(canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tensor, 
     return canvas.reshape(bsz, -1).scatter(1, index, patch.reshape(bsz, -1)).reshape(bsz, height, width)
 
 
-def _geometry(params: dict[str, torch.Tensor]):
-    """(B,1,1) views of q and pa of an elliptical component."""
-    return params["pa"][:, None, None], params["q"][:, None, None]
-
-
 # 5-tap separable filter whose response matches 1 / sinc(f) to fourth order in f: it turns
 # pixel integrals into the samples of a function whose pixel integrals they are.
 _PIXEL_DECONVOLUTION = (3.0 / 640.0, -29.0 / 480.0, 1.0 + 29.0 / 240.0 - 3.0 / 320.0, -29.0 / 480.0, 3.0 / 640.0)
@@ -207,21 +207,20 @@ def _pixel_integrals(profile, params, derived, xs, ys, config: RenderConfig):
     in a small box of pixels around the centre, where the profile may have a cusp.
     """
     x0, y0 = params["x"], params["y"]
-    pa, q = _geometry(params)
     dx = xs[None, None, :] - x0[:, None, None]
     dy = ys[None, :, None] - y0[:, None, None]
-    image = cell_integrals_gauss(profile, derived, dx, dy, pa, q, 1.0, config.outer_gl_order)
+    image = cell_integrals_gauss(profile, derived, dx, dy, 1.0, config.outer_gl_order)
     half = config.fine_box // 2 + 2
     cx = _nearest_pixel(x0, xs, half)
     cy = _nearest_pixel(y0, ys, half)
     k = torch.arange(-half, half + 1, dtype=x0.dtype, device=x0.device)
     pdx = (cx - x0)[:, None, None] + k[None, None, :]
     pdy = (cy - y0)[:, None, None] + k[None, :, None]
-    patch = cell_integrals_gauss(profile, derived, pdx, pdy, pa, q, 1.0, config.gl_order)
+    patch = cell_integrals_gauss(profile, derived, pdx, pdy, 1.0, config.gl_order)
     e = config.exact_box // 2
     edges = torch.arange(-e, e + 2, dtype=x0.dtype, device=x0.device) - 0.5
     box = cell_integrals_exact(profile, derived, (cx - x0)[:, None, None] + edges[None, None, :],
-                               (cy - y0)[:, None, None] + edges[None, :, None], pa, q, config.edge_nodes)
+                               (cy - y0)[:, None, None] + edges[None, :, None], config.edge_nodes, 1.0)
     patch = _set_patches(patch, box, torch.full_like(cx, half - e).long(), torch.full_like(cx, half - e).long())
     row0 = (cy - ys[0] - half).long()
     col0 = (cx - xs[0] - half).long()
@@ -264,31 +263,26 @@ def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderC
     with the centre's nearest pixel leaves no visible seam.
     """
     x0, y0 = params["x"], params["y"]
-    pa, q = _geometry(params)
     dx = xs[None, None, :] - x0[:, None, None]
     dy = ys[None, :, None] - y0[:, None, None]
-    canvas = profile.surface_brightness_squared(elliptical_radius_squared(dx, dy, pa, q), derived)
+    canvas = profile.brightness(dx, dy, derived)
     half_box = config.outer_box // 2 + 2  # two more pixels for the filter's reach
     k = torch.arange(-half_box, half_box + 1, dtype=x0.dtype, device=x0.device)
     bdx = (cx - x0)[:, None, None] + k[None, None, :]
     bdy = (cy - y0)[:, None, None] + k[None, :, None]
-    box = cell_integrals_gauss(profile, derived, bdx, bdy, pa, q, 1.0, config.outer_gl_order)
+    box = cell_integrals_gauss(profile, derived, bdx, bdy, 1.0, config.outer_gl_order)
     inner = config.fine_box // 2 + 2
     pdx = (cx - x0)[:, None, None] + k[None, None, half_box - inner:half_box + inner + 1]
     pdy = (cy - y0)[:, None, None] + k[None, half_box - inner:half_box + inner + 1, None]
     window = (config.window_inner, config.window_outer, True)
-    patch = cell_integrals_gauss(profile, derived, pdx, pdy, pa, q, 1.0, config.gl_order, window=window)
+    patch = cell_integrals_gauss(profile, derived, pdx, pdy, 1.0, config.gl_order, window=window)
     start = torch.full_like(cx, half_box - inner).long()
     box = _deconvolve_pixel(_set_patches(box, patch, start, start))[:, 2:-2, 2:-2]
-    # minus the plain samples there, gathered from the canvas
+    # the box replaces the plain samples there (a replacement, not an added difference:
+    # the plain sample at a cusp is huge and would cancel catastrophically)
     nb = box.shape[-1]
-    width = canvas.shape[-1]
-    rows = (cy - ys[0]).long()[:, None] + torch.arange(-(nb // 2), nb // 2 + 1, device=x0.device)
-    cols = (cx - xs[0]).long()[:, None] + torch.arange(-(nb // 2), nb // 2 + 1, device=x0.device)
-    index = (rows[:, :, None] * width + cols[:, None, :]).reshape(x0.shape[0], -1)
-    plain = canvas.reshape(x0.shape[0], -1).gather(1, index).reshape(box.shape)
-    pad = half - nb // 2
-    return canvas, torch.nn.functional.pad(box - plain, (pad, pad, pad, pad))
+    canvas = _set_patches(canvas, box, (cy - ys[0]).long() - nb // 2, (cx - xs[0]).long() - nb // 2)
+    return canvas, box.new_zeros(box.shape[0], 2 * half + 1, 2 * half + 1)
 
 
 def _fine_light(profile, params, derived, cx, cy, half, config: RenderConfig):
@@ -300,7 +294,6 @@ def _fine_light(profile, params, derived, cx, cy, half, config: RenderConfig):
     around the cusp (whose flux is the exact integral).
     """
     x0, y0 = params["x"], params["y"]
-    pa, q = _geometry(params)
     dtype, device = x0.dtype, x0.device
     s = config.fine_factor
     n_fine = config.fine_box * s
@@ -312,8 +305,7 @@ def _fine_light(profile, params, derived, cx, cy, half, config: RenderConfig):
     core_half = config.exact_core // 2
     centre = (n_fine - 1) // 2
     in_core = ((torch.arange(n_fine, device=device) - centre).abs() <= core_half).repeat_interleave(config.gl_order)
-    value = profile.surface_brightness_squared(
-        elliptical_radius_squared(node_offsets[None, None, :], node_offsets[None, :, None], pa, q), derived)
+    value = profile.brightness(node_offsets[None, None, :], node_offsets[None, :, None], derived)
     radius = torch.sqrt(node_offsets[None, :] ** 2 + node_offsets[:, None] ** 2)
     window = smooth_window(radius, config.window_inner, config.window_outer)
     core_mask = in_core[:, None] & in_core[None, :]
@@ -326,7 +318,7 @@ def _fine_light(profile, params, derived, cx, cy, half, config: RenderConfig):
     edges = (torch.arange(n_core + 1, dtype=dtype, device=device) - n_core / 2.0) / s
     bsz = x0.shape[0]
     core = cell_integrals_exact(profile, derived, edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1),
-                                pa, q, config.edge_nodes)
+                                config.edge_nodes, 1.0 / s)
     core_centres = (torch.arange(n_core, dtype=dtype, device=device) - core_half) / s
     return patch + _spread(fx + core_centres, fy + core_centres, core, order, half)
 
@@ -343,7 +335,7 @@ def _component_light(profile, params, xs, ys, config: RenderConfig):
         patch = _spread((x0 - cx)[:, None], (y0 - cy)[:, None], one, config.psf_interpolation_order, half)
         canvas = x0.new_zeros(bsz, ys.shape[0], xs.shape[0])
     else:
-        derived = profile.prepare({k: v[:, None, None] for k, v in params.items()})
+        derived = profile.setup({k: v[:, None, None] for k, v in params.items()})
         if config.legacy_pixel_integration:
             return _pixel_integrals(profile, params, derived, xs, ys, config)
         half = _patch_half(config)
@@ -373,10 +365,17 @@ def _convolve_canvas(light: torch.Tensor, psf: PreparedPSF) -> torch.Tensor:
     return torch.fft.irfft2(spectrum, s=(hc, wc))
 
 
-def _sky(params, frame: Frame, like: torch.Tensor) -> torch.Tensor:
-    """Tilted plane over the frame: sky + dsdx (x - x_c) + dsdy (y - y_c), (B, H, W) [ADU]."""
+def _sky(profile, params, frame: Frame, like: torch.Tensor) -> torch.Tensor:
+    """A sky component over the frame, (B, H, W) [ADU]: the sum of its parameters times
+    their basis images (``profile.sky_basis``: 1, x - x_c or y - y_c, with (x_c, y_c)
+    the centre of the fit region)."""
     dx, dy = frame.sky_offsets(like)
-    return params["sky"][:, None, None] + params["dsdx"][:, None, None] * dx + params["dsdy"][:, None, None] * dy
+    bsz = like.shape[0]
+    total = like.new_zeros(bsz, frame.height, frame.width)
+    for name, basis in profile.sky_basis.items():
+        value = params[name][:, None, None]
+        total = total + (value if basis == "1" else value * (dx if basis == "x" else dy))
+    return total
 
 
 def canvas_margin(psf: PreparedPSF | None, config: RenderConfig) -> int:
@@ -387,30 +386,57 @@ def canvas_margin(psf: PreparedPSF | None, config: RenderConfig) -> int:
     return max(psf.half_size, _patch_half(config) + 2)
 
 
+_LN10_04 = 0.4 * math.log(10.0)
+
+
+def amplitude_scale(profile, params: dict[str, torch.Tensor], frame: Frame) -> torch.Tensor:
+    """(B,) the factor a component's unit-amplitude image is multiplied by [ADU].
+
+    ``total_magnitude``: the total flux EXPTIME 10^(-0.4 (mag - zp)); ``surface_brightness``
+    (mag/arcsec^2): EXPTIME dx dy 10^(-0.4 (mu - zp)) [ADU/pix]; ``intensity``: the
+    value itself [ADU/pix].
+    """
+    value = params[profile.amplitude]
+    if profile.amplitude_kind == "intensity":
+        return value
+    scale = flux_from_mag(value, frame.zeropoint, frame.exptime)
+    if profile.amplitude_kind == "surface_brightness":
+        scale = scale * (frame.pixel_scale[0] * frame.pixel_scale[1])
+    return scale
+
+
+def amplitude_log_slope(profile) -> float | None:
+    """d ln(scale) / d amplitude for magnitude-like amplitudes (-0.4 ln 10); None for a
+    linear intensity (d scale / d amplitude = 1)."""
+    return None if profile.amplitude_kind == "intensity" else -_LN10_04
+
+
 @dataclass(frozen=True)
 class RenderedParts:
     """A model split into the pieces that its linear parameters multiply.
 
     Attributes:
-        unit_images: (B, C, H, W) image of each non-sky component at unit total flux
-            (PSF-convolved when there is a PSF) [fraction of the flux per pixel].
-        fluxes: (B, C) total flux of each of those components [ADU], from its magnitude.
+        unit_images: (B, C, H, W) image of each non-sky component at unit amplitude
+            (PSF-convolved when there is a PSF): for a total-magnitude profile the
+            fraction of its flux per pixel.
+        amplitudes: (B, C) what each unit image is multiplied by (:func:`amplitude_scale`):
+            the total flux [ADU] of a total-magnitude profile.
         sky: (B, H, W) sum of the sky components [ADU], or None.
     """
 
     unit_images: torch.Tensor
-    fluxes: torch.Tensor
+    amplitudes: torch.Tensor
     sky: torch.Tensor | None
 
     def total(self) -> torch.Tensor:
-        """The model image (B, H, W): sum of flux x unit image, plus the sky."""
-        image = (self.fluxes[:, :, None, None] * self.unit_images).sum(1)
+        """The model image (B, H, W): sum of amplitude x unit image, plus the sky."""
+        image = (self.amplitudes[:, :, None, None] * self.unit_images).sum(1)
         return image if self.sky is None else image + self.sky
 
 
 def render_parts(components, frame: Frame, psf: PreparedPSF | None = None,
                  config: RenderConfig = RenderConfig()) -> RenderedParts:
-    """The unit-flux images, fluxes and sky of a model over the frame (see :func:`render_model`).
+    """The unit-amplitude images, amplitudes and sky of a model over the frame (see :func:`render_model`).
 
     Each non-sky component is rendered on its own canvas and all canvases are convolved
     together (one batched FFT); the sky is added after the convolution.
@@ -423,17 +449,17 @@ def render_parts(components, frame: Frame, psf: PreparedPSF | None = None,
     sky = None
     for profile, params in components:
         if profile.kind == "sky":
-            term = _sky(params, frame, first)
+            term = _sky(profile, params, frame, first)
             sky = term if sky is None else sky + term
             continue
         if profile.kind not in ("point", "elliptical") or (profile.kind == "elliptical"
                                                            and not issubclass(profile, EllipticalProfile)):
             raise RenderError(f"profile {profile.name!r} has an unknown kind {profile.kind!r}")
-        fluxes.append(flux_from_mag(params["mag"], frame.zeropoint, frame.exptime))
+        fluxes.append(amplitude_scale(profile, params, frame))
         if psf is None:
             if profile.kind == "point":
                 raise RenderError("a point source ('psf' component) needs a PSF image")
-            derived = profile.prepare({k: v[:, None, None] for k, v in params.items()})
+            derived = profile.setup({k: v[:, None, None] for k, v in params.items()})
             lights.append(_pixel_integrals(profile, params, derived, xs, ys, config))
         else:
             lights.append(_component_light(profile, params, xs, ys, config))
