@@ -362,14 +362,18 @@ class ParameterLayout:
         """
         out = values.copy()
         for ci, comp in enumerate(self.model.components):
-            if not issubclass(comp.profile_class, EllipticalProfile):
+            profile = comp.profile_class
+            if not issubclass(profile, EllipticalProfile) or "q" not in profile.parameter_names():
+                if "pa" in profile.parameter_names():
+                    ipa = self.index(ci, "pa")
+                    out[:, ipa] = canonical_pa_deg(out[:, ipa])
                 continue
             iq, ipa = self.index(ci, "q"), self.index(ci, "pa")
             swap = out[:, iq] > 1.0
             if swap.any():
-                for name in _SIZE_NAMES:
-                    if (ci, name) in self.names:
-                        j = self.index(ci, name)
+                for spec in profile.parameters:
+                    if spec.is_size or spec.name in _SIZE_NAMES:
+                        j = self.index(ci, spec.name)
                         out[swap, j] = out[swap, j] * out[swap, iq]
                 out[swap, ipa] = out[swap, ipa] + 90.0
                 out[swap, iq] = 1.0 / out[swap, iq]

@@ -38,6 +38,8 @@ class ParameterSpec:
             (alpha > 0: (0, inf)); values and user bounds reaching outside it are an
             error. None: no restriction beyond ``bounds`` (a log-scaled parameter is
             positive).
+        is_size: a length along the major axis [pix] (scaled by q when a fit that
+            swapped the axes is reported with q <= 1).
     """
 
     def relabel(self, **changes) -> "ParameterSpec":
@@ -52,6 +54,7 @@ class ParameterSpec:
     galfit: str | None = None
     imfit: str | None = None
     domain: tuple[float, float] | None = None
+    is_size: bool = False
 
 
 POSITION_X = ParameterSpec("x", "pix", "centre x, 1-based pixel coordinate (pixel centres at integers)", None,

@@ -12,7 +12,7 @@ import torch
 from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec
 from .registry import register
 
-R_S = ParameterSpec("r_s", "pix", "exponential scale length along the major axis", (0.02, 1e4), "log", galfit="4")
+R_S = ParameterSpec("r_s", "pix", "exponential scale length along the major axis", (0.02, 1e4), "log", galfit="4", is_size=True)
 
 
 @register

@@ -9,7 +9,7 @@ import torch
 from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec
 from .registry import register
 
-FWHM = ParameterSpec("fwhm", "pix", "full width at half maximum along the major axis", (0.02, 1e4), "log", galfit="4")
+FWHM = ParameterSpec("fwhm", "pix", "full width at half maximum along the major axis", (0.02, 1e4), "log", galfit="4", is_size=True)
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 

@@ -14,7 +14,7 @@ from ..special import gammainc_lower_regularized, sersic_b
 from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec
 from .registry import register
 
-R_E = ParameterSpec("r_e", "pix", "effective (half-light) radius along the major axis", (0.05, 1e4), "log", galfit="4")
+R_E = ParameterSpec("r_e", "pix", "effective (half-light) radius along the major axis", (0.05, 1e4), "log", galfit="4", is_size=True)
 SERSIC_N = ParameterSpec("n", "", "Sérsic index", (0.2, 10.0), "log", galfit="5")
 
 
