@@ -112,11 +112,11 @@ def test_missing_file_and_region_errors_name_the_line(workdir, capsys):
 
 
 def test_unsupported_component_and_missing_constraint_file_are_clear_errors(workdir, capsys):
-    text = FEEDME.format(mode=0, mask="none").replace(" 0) sky", " 0) ferrer", 1)
+    text = FEEDME.format(mode=0, mask="none").replace(" 0) sky", " 0) blob", 1)
     open("f.feedme", "w").write(text)
     assert main(["fit", "f.feedme"]) == 2
     err = capsys.readouterr().err
-    assert "f.feedme:" in err and "ferrer" in err
+    assert "f.feedme:" in err and "blob" in err
     open("c.feedme", "w").write(FEEDME.format(mode=0, mask="none").replace("G) none", "G) my.constraints"))
     assert main(["fit", "c.feedme"]) == 2
     err = capsys.readouterr().err

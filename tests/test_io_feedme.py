@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from galprof.io import Feedme, FeedmeComponent, FeedmeError, format_feedme, next_restart_path, read_feedme
-from galprof.io.feedme import PROFILE_LINES, parse_feedme
+from galprof.io.feedme import parse_feedme, profile_lines
 
 REALISTIC = """\
 
@@ -161,7 +162,7 @@ def test_each_profile(tmp_path, profile, lines, expected):
     (comp,) = f.components
     assert comp.profile == profile
     assert comp.values == expected
-    assert list(comp.values) == [n for names in PROFILE_LINES[profile].values() for n in names]
+    assert list(comp.values) == [n for names in profile_lines(profile).values() for n in names]
     if profile == "sky":
         assert comp.free == {"sky": True, "dsdx": False, "dsdy": False}
 
@@ -225,14 +226,14 @@ BAD_CASES = [
     (MINIMAL_CONTROL.replace("J) 25.0", "J) abc") + SERSIC, 4, "not a number"),
     (MINIMAL_CONTROL + "E) 0.5\n" + SERSIC, 5, "not an integer"),
     (MINIMAL_CONTROL + "E) 0\n" + SERSIC, 5, "positive integer"),
-    (MINIMAL_CONTROL + "0) ferrer\n", 5, "galprof does not support the GALFIT component type 'ferrer' yet"),
-    (MINIMAL_CONTROL + "0) king\n", 5, "galprof does not support"),
-    (MINIMAL_CONTROL + "0) nuker\n", 5, "galprof does not support"),
-    (MINIMAL_CONTROL + "0) edgedisk\n", 5, "galprof does not support"),
+    (MINIMAL_CONTROL + "0) blob\n", 5, "unknown component type 'blob'"),
     (MINIMAL_CONTROL + "0) sersik\n", 5, "unknown component type 'sersik'"),
-    (MINIMAL_CONTROL + SERSIC + "C0) 0.1 1\n", 12, "hidden parameter line 'C0)'"),
-    (MINIMAL_CONTROL + SERSIC + "F1) 0.1 10 1 1\n", 12, "galprof does not support"),
-    (MINIMAL_CONTROL + SERSIC + "B2) 0.1 1\n", 12, "galprof does not support"),
+    (MINIMAL_CONTROL + SERSIC + "C0) 0.1\n", 12, "needs 2 tokens"),
+    (MINIMAL_CONTROL + SERSIC + "F1) 0.1 10 1\n", 12, "needs 4 tokens"),
+    (MINIMAL_CONTROL + SERSIC + "F11) 0.1 10 1 1\n", 12, "unknown parameter line 'F11)'"),
+    (MINIMAL_CONTROL + SERSIC.replace("0) sersic", "0) psf").replace("4) 5 1\n", "").replace("5) 2 1\n", "")
+     .replace("9) 0.8 1\n", "").replace("10) 10 1\n", "") + "C0) 0.1 1\n", 8, "takes no shape modifiers"),
+    (MINIMAL_CONTROL + SERSIC + "B2) 0.1 1\n", 12, "hidden parameter line 'B2)'"),
     (MINIMAL_CONTROL + SERSIC + "R0) powerlaw\n", 12, "galprof does not support"),
     (MINIMAL_CONTROL + SERSIC + "T0) radial\n", 12, "galprof does not support"),
     (MINIMAL_CONTROL + SERSIC + "Ti) 1\n", 12, "galprof does not support"),
@@ -397,3 +398,21 @@ def test_next_restart_path(tmp_path):
 
 def test_next_restart_path_missing_directory(tmp_path):
     assert next_restart_path(tmp_path / "new") == tmp_path / "new" / "galfit.01"
+
+
+def test_shape_modifier_lines_are_read_and_written_back(tmp_path):
+    """GALFIT's C0 and F<m> lines become c0, f<m>_amp, f<m>_phase with their flags, and
+    the writer puts them back as the same lines."""
+    text = MINIMAL_CONTROL + SERSIC + "C0) -0.25 1\nF1) 0.05 30.0 1 0\nF4) 0.02 -10 0 1\n"
+    feedme = read_feedme(write(tmp_path, text))
+    comp = feedme.components[0]
+    assert comp.values["c0"] == -0.25 and comp.free["c0"]
+    assert (comp.values["f1_amp"], comp.values["f1_phase"]) == (0.05, 30.0)
+    assert comp.free["f1_amp"] and not comp.free["f1_phase"]
+    assert (comp.values["f4_amp"], comp.values["f4_phase"]) == (0.02, -10.0)
+    assert not comp.free["f4_amp"] and comp.free["f4_phase"]
+    written = format_feedme(feedme)
+    assert re.search(r"^C0\) -0\.2500 +1 ", written, re.M)
+    assert re.search(r"^F1\) 0\.0500 30\.0000 +1 0 ", written, re.M)
+    again = parse_feedme(written, "again")
+    assert again.components == feedme.components

@@ -164,9 +164,9 @@ def _batch_key(job: _Job):
         return None
     if f.convolution_box is not None and (f.convolution_box[0] < w or f.convolution_box[1] < h):
         return None
-    comps = tuple((c.profile, frozenset(n for n, free in c.free.items() if not free), c.skip_in_residual)
-                  for c in f.components)
-    return comps, job.inputs["psf"] is not None, f.psf_oversampling
+    comps = tuple((c.profile, tuple(c.values), frozenset(n for n, free in c.free.items() if not free),
+                   c.skip_in_residual) for c in f.components)
+    return comps, job.inputs["psf"] is not None, f.psf_oversampling, tuple(f.plate_scale)
 
 
 def _outcome(result, b: int, shift=(0.0, 0.0)) -> _Outcome:
@@ -195,6 +195,7 @@ def _fit_group(jobs: list[_Job], *, config, dtype, device, quiet) -> list[_Outco
         result = fit(job.model, job.inputs["image"], sigma=job.inputs["sigma"], mask=job.inputs["mask"],
                      psf=job.inputs["psf"], psf_oversampling=f.psf_oversampling, origin=(x1, y1),
                      zeropoint=f.zeropoint, exptime=job.exptime, convolution_box=f.convolution_box, config=config,
+                     pixel_scale=f.plate_scale,
                      dtype=dtype, device=device, names=[str(f.path)], progress=progress)
         return [_outcome(result, 0)]
     height = max(j.shape[0] for j in jobs)
@@ -226,6 +227,7 @@ def _fit_group(jobs: list[_Job], *, config, dtype, device, quiet) -> list[_Outco
                  psf_oversampling=jobs[0].feedme.psf_oversampling, origin=(1, 1),
                  zeropoint=[j.feedme.zeropoint for j in jobs], exptime=[j.exptime for j in jobs],
                  region_sizes=[(j.shape[1], j.shape[0]) for j in jobs], config=config, dtype=dtype, device=device,
+                 pixel_scale=jobs[0].feedme.plate_scale,
                  names=[str(j.feedme.path) for j in jobs], progress=progress)
     return [_outcome(result, b, shifts[b]) for b in range(bsz)]
 
@@ -288,12 +290,15 @@ def _write_job(job: _Job, outcome: _Outcome | None, *, config, say) -> int:
         chi2 = ndof = chi2nu = 0.0
         nfree = sum(sum(c.free.values()) for c in feedme.components)
     # images of every component at the reported values
-    frame = Frame(x1, y1, x2 - x1 + 1, y2 - y1 + 1, feedme.zeropoint, exptime, feedme.convolution_box)
+    frame = Frame(x1, y1, x2 - x1 + 1, y2 - y1 + 1, feedme.zeropoint, exptime, feedme.convolution_box,
+                  pixel_scale=tuple(feedme.plate_scale))
     from .profiles import get_profile
+    from .profiles.modifiers import profile_for_values
     comp_images = []
     for c, v in zip(feedme.components, values):
         params = {k: torch.tensor([float(val)], dtype=torch.float64) for k, val in v.items()}
-        comp_images.append(render_component(get_profile(c.profile), params, frame, frame_psf, config)[0].numpy())
+        profile = profile_for_values(get_profile(c.profile), v.keys())
+        comp_images.append(render_component(profile, params, frame, frame_psf, config)[0].numpy())
     model_image = np.sum(comp_images, axis=0)
     residual = inputs["image"] - sum(img for img, c in zip(comp_images, feedme.components) if not c.skip_in_residual)
     if feedme.mode != 0:  # chi^2 of the initial model

@@ -152,6 +152,7 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
 def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
         origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
         convolution_box: tuple[int, int] | None = None, region_sizes=None, statistic=None,
+        pixel_scale: tuple[float, float] = (1.0, 1.0),
         method: str = "lm", n_starts: int = 1, retries: int = 2, staged: bool = True, stage_iterations: int = 8,
         config: RenderConfig = RenderConfig(),
         lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
@@ -181,6 +182,9 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
             Cash, chi^2 with model-based sigmas); ``sigma`` then only selects pixels.
         convolution_box: GALFIT's line I, (size x, size y) [pix]: convolve only inside a
             box of this size centred on the region's centre (see :class:`Frame`).
+        pixel_scale: GALFIT's line K, (dx, dy) [arcsec/pix]: surface-brightness
+            amplitudes (mu_0 of ferrer, king, edgedisk; mu_b of nuker) are
+            zp - 2.5 log10(I / (EXPTIME dx dy)) with I in ADU/pix.
         method: ``lm`` (batched Levenberg-Marquardt, default) or ``adam``.
         n_starts: starts per galaxy (the given one, then variants of n and size); the
             start with the lowest chi^2 wins.
@@ -227,7 +231,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
             sigma = np.where(outside, 1.0, np.asarray(sigma, dtype=np.float64).reshape(img.shape))
     frame = Frame(int(origin[0]), int(origin[1]), width, height, per_galaxy(zeropoint, "zeropoint"),
                   per_galaxy(exptime, "exptime"),
-                  None if convolution_box is None else (int(convolution_box[0]), int(convolution_box[1])), sizes_t)
+                  None if convolution_box is None else (int(convolution_box[0]), int(convolution_box[1])), sizes_t,
+                  (float(pixel_scale[0]), float(pixel_scale[1])))
     prepared_psf = None
     if psf is not None:
         max_shape = (2 * height + 1, 2 * width + 1)

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from .profiles import get_profile
+from .profiles.modifiers import profile_for_values
 
 
 class ModelError(ValueError):
@@ -34,6 +35,9 @@ class Component:
             ``expdisk``, ``gaussian``, ``moffat``, ``psf``, ``sky``).
         values: initial value of every parameter, a number or an array of shape (B,)
             (one per galaxy in a batch). Units as in :mod:`galprof.conventions`.
+            Radial profiles also take GALFIT's shape modifiers: ``c0`` (boxy > 0,
+            disky < 0) and Fourier modes ``f<m>_amp``, ``f<m>_phase`` [deg], m = 1..10
+            (see :mod:`galprof.profiles.modifiers`).
         fixed: names of parameters held fixed (all others are free).
         bounds: optional {name: (low, high)} replacing the default bounds.
         skip_in_residual: GALFIT's ``Z) 1``: fitted, but left in the residual image.
@@ -47,9 +51,11 @@ class Component:
 
     def __post_init__(self):
         try:
-            profile = get_profile(self.profile)
+            profile = profile_for_values(get_profile(self.profile), self.values.keys())
         except KeyError as err:
             raise ModelError(str(err.args[0])) from None
+        except (TypeError, ValueError) as err:
+            raise ModelError(f"component {self.profile!r}: {err}") from None
         names = profile.parameter_names()
         missing = [n for n in names if n not in self.values]
         unknown = [n for n in self.values if n not in names]
@@ -88,7 +94,9 @@ class Component:
 
     @property
     def profile_class(self):
-        return get_profile(self.profile)
+        """The profile class, with shape modifiers when the values name them (``c0``,
+        ``f<m>_amp``/``f<m>_phase``; see :mod:`galprof.profiles.modifiers`)."""
+        return profile_for_values(get_profile(self.profile), self.values.keys())
 
     def batch_size(self) -> int | None:
         sizes = {np.shape(v)[0] for v in self.values.values() if np.ndim(v) == 1}

@@ -22,7 +22,7 @@ import pathlib
 import re
 
 from ..constraints import PairRange, Range, RelativeRange, Tie
-from .feedme import PROFILE_LINES, FeedmeError
+from .feedme import FeedmeError, profile_lines
 
 __all__ = ["parse_constraints", "read_constraints"]
 
@@ -40,7 +40,7 @@ def _number(text: str) -> float:
 
 def _parameter_of(profile: str, token: str) -> str | None:
     """galprof's name of parameter ``token`` (name or line number) of a ``profile`` component."""
-    lines = PROFILE_LINES[profile]
+    lines = profile_lines(profile)
     names = [n for group in lines.values() for n in group]
     if token.isdigit():
         if profile != "sky" and token in ("1", "2") and "1" in lines:

@@ -23,14 +23,16 @@ import pathlib
 import re
 from dataclasses import dataclass, field
 
+from ..profiles import EllipticalProfile, available_profiles, get_profile
+from ..profiles.modifiers import profile_for_values
 from .fits_io import InputError, split_extension
 
 __all__ = [
     "FeedmeError",
     "FeedmeComponent",
     "Feedme",
-    "PROFILE_LINES",
-    "SUPPORTED_PROFILES",
+    "profile_lines",
+    "supported_profiles",
     "read_feedme",
     "parse_feedme",
     "format_feedme",
@@ -64,69 +66,54 @@ class FeedmeError(ValueError):
 # The GALFIT <-> galprof vocabulary (the only place where GALFIT line numbers appear).
 # ----------------------------------------------------------------------------------------
 
-#: For each supported component type: GALFIT parameter line -> internal name(s). Line 1
-#: carries two values (x, y) and two flags. Order of the internal names is the profile's.
-PROFILE_LINES: dict[str, dict[str, tuple[str, ...]]] = {
-    "sersic": {"1": ("x", "y"), "3": ("mag",), "4": ("r_e",), "5": ("n",), "9": ("q",), "10": ("pa",)},
-    "devauc": {"1": ("x", "y"), "3": ("mag",), "4": ("r_e",), "9": ("q",), "10": ("pa",)},
-    "expdisk": {"1": ("x", "y"), "3": ("mag",), "4": ("r_s",), "9": ("q",), "10": ("pa",)},
-    "gaussian": {"1": ("x", "y"), "3": ("mag",), "4": ("fwhm",), "9": ("q",), "10": ("pa",)},
-    "moffat": {"1": ("x", "y"), "3": ("mag",), "4": ("fwhm",), "5": ("beta",), "9": ("q",), "10": ("pa",)},
-    "psf": {"1": ("x", "y"), "3": ("mag",)},
-    "sky": {"1": ("sky",), "2": ("dsdx",), "3": ("dsdy",)},
-}
+#: GALFIT's hidden lines galprof reads: C0 (generalised ellipse) and F1..F10 (Fourier
+#: modes, amplitude and phase); the rest (bending B, rotation R, truncation T) is refused.
+_MODIFIER_KEY = re.compile(r"^(C0|F([1-9]|10))$", re.IGNORECASE)
+_MODIFIER_COMMENTS = {"C0": "traditional diskyness(-)/boxyness(+)"}
 
-SUPPORTED_PROFILES: tuple[str, ...] = tuple(PROFILE_LINES)
 
-#: GALFIT component types galprof knows of but cannot fit yet.
-_UNSUPPORTED_PROFILES = ("edgedisk", "ferrer", "king", "nuker")
+def _profile_class(profile: str):
+    """The registered profile whose GALFIT component name is ``profile``, or None."""
+    for name in available_profiles():
+        cls = get_profile(name)
+        if cls.galfit_name == profile:
+            return cls
+    return None
 
-#: Comments written by :func:`format_feedme` after each parameter line.
-_LINE_COMMENTS: dict[str, dict[str, str]] = {
-    "sersic": {
-        "1": "Position x, y  [pixel, 1-based]",
-        "3": "Integrated magnitude",
-        "4": "R_e (effective radius)  [pix]",
-        "5": "Sersic index n (de Vaucouleurs n=4)",
-        "9": "Axis ratio (b/a)",
-        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
-    },
-    "devauc": {
-        "1": "Position x, y  [pixel, 1-based]",
-        "3": "Integrated magnitude",
-        "4": "R_e (effective radius)  [pix]",
-        "9": "Axis ratio (b/a)",
-        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
-    },
-    "expdisk": {
-        "1": "Position x, y  [pixel, 1-based]",
-        "3": "Integrated magnitude",
-        "4": "R_s (disk scale length)  [pix]",
-        "9": "Axis ratio (b/a)",
-        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
-    },
-    "gaussian": {
-        "1": "Position x, y  [pixel, 1-based]",
-        "3": "Integrated magnitude",
-        "4": "FWHM  [pix]",
-        "9": "Axis ratio (b/a)",
-        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
-    },
-    "moffat": {
-        "1": "Position x, y  [pixel, 1-based]",
-        "3": "Integrated magnitude",
-        "4": "FWHM  [pix]",
-        "5": "Moffat power-law index",
-        "9": "Axis ratio (b/a)",
-        "10": "Position angle (PA)  [deg: Up=0, Left=90]",
-    },
-    "psf": {"1": "Position x, y  [pixel, 1-based]", "3": "Integrated magnitude"},
-    "sky": {
-        "1": "Sky background at the centre of the fit region  [ADU]",
-        "2": "dsky/dx (sky gradient in x)  [ADU/pix]",
-        "3": "dsky/dy (sky gradient in y)  [ADU/pix]",
-    },
-}
+
+def supported_profiles() -> tuple[str, ...]:
+    """GALFIT component types galprof reads (every registered profile with a GALFIT name)."""
+    return tuple(sorted(c.galfit_name for c in map(get_profile, available_profiles()) if c.galfit_name))
+
+
+def profile_lines(profile: str, names=None) -> dict[str, tuple[str, ...]]:
+    """GALFIT parameter line -> internal name(s) of component type ``profile``.
+
+    Line 1 carries two values (x, y) and two flags; an F line a Fourier amplitude and
+    phase. ``names`` (the component's parameter names) adds the lines of its shape
+    modifiers (C0, F<m>). Taken from the profile's :class:`ParameterSpec` declarations,
+    so a registered profile needs no entry here.
+    """
+    cls = _profile_class(profile)
+    if cls is None:
+        raise KeyError(profile)
+    if names is not None:
+        cls = profile_for_values(cls, names)
+    return cls.galfit_lines()
+
+
+def _line_comment(profile: str, key: str) -> str:
+    cls = _profile_class(profile)
+    if key in cls.galfit_comments:
+        return cls.galfit_comments[key]
+    if key.upper() in _MODIFIER_COMMENTS:
+        return _MODIFIER_COMMENTS[key.upper()]
+    if key.upper().startswith("F"):
+        return f"Azim. Fourier mode {key[1:]}, amplitude & phase angle [deg]"
+    names = cls.galfit_lines().get(key, ())
+    return ", ".join(f"{cls.spec(n).description} [{cls.spec(n).unit}]" if cls.spec(n).unit else cls.spec(n).description
+                     for n in names)
+
 
 #: Sky gradients may be left out of a feedme; they are then 0 and fixed.
 _OPTIONAL_DEFAULTS: dict[str, dict[str, float]] = {"sky": {"dsdx": 0.0, "dsdy": 0.0}}
@@ -138,7 +125,7 @@ _REQUIRED_CONTROL = {"A": "input image", "B": "output image block", "H": "fit re
 
 _KEY_LINE = re.compile(r"^\s*([A-Za-z0-9]+)\)(.*)$")
 _RULE_LINE = re.compile(r"^\s*=+\s*$")
-_HIDDEN_KEY = re.compile(r"^(C0|[FBR]\d+|T[oi0-9]\d*)$", re.IGNORECASE)
+_HIDDEN_KEY = re.compile(r"^([BR]\d+|T[oi0-9]\d*)$", re.IGNORECASE)
 # ----------------------------------------------------------------------------------------
 # Data classes
 # ----------------------------------------------------------------------------------------
@@ -340,12 +327,9 @@ class _Parser:
         if len(tokens) != 1:
             raise self.error(number, f"'0)' needs exactly one component type, got {len(tokens)} tokens")
         profile = tokens[0].lower()
-        if profile in _UNSUPPORTED_PROFILES:
-            raise self.error(number, f"galprof does not support the GALFIT component type {profile!r} yet "
-                                     f"(supported: {', '.join(SUPPORTED_PROFILES)})")
-        if profile not in PROFILE_LINES:
+        if _profile_class(profile) is None:
             raise self.error(number, f"unknown component type {tokens[0]!r} "
-                                     f"(supported: {', '.join(SUPPORTED_PROFILES)})")
+                                     f"(supported: {', '.join(supported_profiles())})")
         self.current = {"profile": profile, "line": number, "values": {}, "free": {}, "lines": {},
                         "seen": {}, "skip": False}
         self.components.append(self.current)
@@ -365,12 +349,25 @@ class _Parser:
             return
         if _HIDDEN_KEY.match(key):
             raise self.error(number, f"galprof does not support GALFIT's hidden parameter line '{key})' "
-                                     "(boxiness C0, Fourier F, bending B, rotation R or truncation T modes) yet")
+                                     "(bending B, rotation R or truncation T modes) yet")
+        if _MODIFIER_KEY.match(key):
+            cls = _profile_class(profile)
+            if not (issubclass(cls, EllipticalProfile) and cls.radial):
+                raise self.error(number, f"line '{key})': a {profile} component takes no shape modifiers "
+                                         "(C0 and Fourier modes apply to radial elliptical profiles)")
+            ukey = key.upper()
+            names = ("c0",) if ukey == "C0" else (f"f{ukey[1:]}_amp", f"f{ukey[1:]}_phase")
+            values, flags = self.values_and_flags(number, key, tokens, len(names))
+            for name, value, flag in zip(names, values, flags):
+                comp["values"][name] = value
+                comp["free"][name] = flag
+                comp["lines"][name] = number
+            return
         if not key.isdigit():
             raise self.error(number, f"unknown parameter line '{key})' in a {profile} component")
-        names = PROFILE_LINES[profile].get(key)
+        names = profile_lines(profile).get(key)
         if names is None:
-            if profile != "sky" and key in ("2", "5", "6", "7", "8"):
+            if profile != "sky" and key in ("2", "5", "6", "7", "8", "9"):
                 # GALFIT writes unused lines (e.g. 6-8 of a sersic) as "value 0": accept and ignore.
                 values, flags = self.values_and_flags(number, key, tokens, 1)
                 if flags[0]:
@@ -378,7 +375,7 @@ class _Parser:
                                              "and cannot be free (flag 1)")
                 return
             raise self.error(number, f"line '{key})' is not a parameter of a {profile} component "
-                                     f"(it uses lines {', '.join(PROFILE_LINES[profile])})")
+                                     f"(it uses lines {', '.join(profile_lines(profile))})")
         values, flags = self.values_and_flags(number, key, tokens, len(names))
         for name, value, flag in zip(names, values, flags):
             comp["values"][name] = value
@@ -557,7 +554,8 @@ class _Parser:
         profile = comp["profile"]
         defaults = _OPTIONAL_DEFAULTS.get(profile, {})
         values, free, lines = dict(comp["values"]), dict(comp["free"]), dict(comp["lines"])
-        for key, names in PROFILE_LINES[profile].items():
+        lines_of = profile_lines(profile, values.keys())
+        for key, names in lines_of.items():
             for name in names:
                 if name in values:
                     continue
@@ -565,7 +563,7 @@ class _Parser:
                     values[name], free[name], lines[name] = defaults[name], False, comp["line"]
                     continue
                 raise self.error(comp["line"], f"component {index} ({profile}) is missing line '{key})' ({name})")
-        order = [n for names in PROFILE_LINES[profile].values() for n in names]
+        order = [n for names in lines_of.values() for n in names]
         lines["profile"] = comp["line"]
         return FeedmeComponent(
             number=index,
@@ -698,11 +696,10 @@ def format_feedme(
         out.append("")
         out.append(f"# Component number: {comp.number}")
         out.append(f" 0) {comp.profile:<22s} #  Component type")
-        comments = _LINE_COMMENTS[comp.profile]
-        for key, names in PROFILE_LINES[comp.profile].items():
+        for key, names in profile_lines(comp.profile, comp.values.keys()).items():
             nums = " ".join(_fmt_number(vals[n]) for n in names)
             flags = " ".join(_fmt_flag(comp.free[n]) for n in names)
-            out.append(f"{key:>2s}) {nums + '  ' + flags:<23s}#  {comments[key]}")
+            out.append(f"{key:>2s}) {nums + '  ' + flags:<23s}#  {_line_comment(comp.profile, key)}")
         out.append(f" Z) {int(comp.skip_in_residual):<23d}#  Skip this model in output image?  (yes=1, no=0)")
     out.append("")
     out.append("=" * 80)
