@@ -34,6 +34,17 @@ from .uncertainty.covariance import covariance_from_jacobian
 
 _START_N = (None, 1.0, 4.0, 2.0, 0.6, 6.0)
 _START_SIZE = (1.0, 0.6, 1.7, 1.0, 1.3, 0.8)
+#: besides every size (ParameterSpec.is_size): parameters whose ending on a bound
+#: triggers further starts
+_RETRY_SHAPES = ("n", "q", "c0")
+
+
+def _retry_parameter(layout: ParameterLayout, i: int) -> bool:
+    e = layout.entries[i]
+    spec = layout.model.components[e.component].profile_class.spec(e.name)
+    return e.name in _RETRY_SHAPES or spec.is_size or e.from_constraint
+
+
 _START_FRACTION = (0.5, 0.5, 0.25, 0.75, 0.1, 0.9)
 
 
@@ -45,9 +56,9 @@ def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int) 
         for ci, comp in enumerate(layout.model.components):
             if not issubclass(comp.profile_class, EllipticalProfile):
                 continue
-            for name, factor in (("r_e", _START_SIZE), ("r_s", _START_SIZE), ("fwhm", _START_SIZE)):
-                if (ci, name) in layout.names and name not in comp.fixed:
-                    v[:, layout.index(ci, name)] *= factor[k % len(factor)]
+            for spec in comp.profile_class.parameters:
+                if spec.is_size and spec.name not in comp.fixed:
+                    v[:, layout.index(ci, spec.name)] *= _START_SIZE[k % len(_START_SIZE)]
             if (ci, "n") in layout.names and "n" not in comp.fixed:
                 n_value = _START_N[k % len(_START_N)]
                 if n_value is not None:
@@ -134,7 +145,7 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
     # huge, and the bound transform is flat there); the lowest chi^2 wins
     for attempt in range(1, retries + 1):
         shape_cols = [k for k, i in enumerate(layout.free_index)
-                      if layout.entries[i].name in ("n", "r_e", "r_s", "fwhm", "q") or layout.entries[i].from_constraint]
+                      if _retry_parameter(layout, i)]
         if not shape_cols:
             break
         stuck = layout.at_bound(best_theta)[:, shape_cols].any(-1)

@@ -356,7 +356,9 @@ class ParameterLayout:
         return out
 
     def canonicalise(self, values: np.ndarray) -> np.ndarray:
-        """Report form: q <= 1 (swapping axes: q -> 1/q, sizes -> size * q, PA + 90) and PA in (-90, 90].
+        """Report form: q <= 1 (swapping axes: q -> 1/q, sizes -> size * q, PA + 90, Fourier
+        phases + 90) and PA in (-90, 90]; Fourier amplitudes >= 0 with phases in
+        (-180/m, 180/m] deg (the same shape).
 
         Only applied to components whose q bounds allow q > 1.
         """
@@ -377,5 +379,16 @@ class ParameterLayout:
                         out[swap, j] = out[swap, j] * out[swap, iq]
                 out[swap, ipa] = out[swap, ipa] + 90.0
                 out[swap, iq] = 1.0 / out[swap, iq]
+                for m in range(1, 11):  # Fourier angles are measured from the major axis
+                    if (ci, f"f{m}_phase") in self.names:
+                        out[swap, self.index(ci, f"f{m}_phase")] += 90.0
             out[:, ipa] = canonical_pa_deg(out[:, ipa])
+            for m in range(1, 11):
+                if (ci, f"f{m}_amp") in self.names:
+                    ia, ip = self.index(ci, f"f{m}_amp"), self.index(ci, f"f{m}_phase")
+                    negative = out[:, ia] < 0  # a cos(m(t + p)) = -a cos(m(t + p + 180/m))
+                    out[negative, ia] = -out[negative, ia]
+                    out[negative, ip] = out[negative, ip] + 180.0 / m
+                    period = 360.0 / m
+                    out[:, ip] = period / 2 - np.remainder(period / 2 - out[:, ip], period)
         return out
