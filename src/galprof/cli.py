@@ -381,7 +381,7 @@ def _imfit_bootstrap(args, config, model, result, image, sigma, mask, psf, rende
     of all N parameter sets (imfit names, one row per resampling)."""
     from dataclasses import replace as _replace
 
-    from .io.imfit_config import IMFIT_FUNCTIONS, values_to_imfit
+    from .io.imfit_config import function_parameters, values_to_imfit
 
     if statistic is not None:
         raise CommandError("--bootstrap works with chi^2 only in galprof for now")
@@ -408,16 +408,16 @@ def _imfit_bootstrap(args, config, model, result, image, sigma, mask, psf, rende
         c, r = values_to_imfit(config, values, zeros, centre)
         centres.append([v for cs in c for v in (cs[0], cs[2])])
         rows.append([r[k][name][0] for k, (_, func) in enumerate(config.functions())
-                     for name in IMFIT_FUNCTIONS[func.name]])
+                     for name in function_parameters(func.name)])
     centres, rows = np.array(centres), np.array(rows)
     centre_err = centres.std(axis=0, ddof=1)
     per_function, j = [], 0
     for _, func in config.functions():
         per_function.append({name: float(rows[:, j + i].std(ddof=1))
-                             for i, name in enumerate(IMFIT_FUNCTIONS[func.name])})
-        j += len(IMFIT_FUNCTIONS[func.name])
+                             for i, name in enumerate(function_parameters(func.name))})
+        j += len(function_parameters(func.name))
     names = [f"{axis}0_{k + 1}" for k in range(len(config.sets)) for axis in ("X", "Y")]
-    names += [f"{name}_{k + 1}" for k, (_, func) in enumerate(config.functions()) for name in IMFIT_FUNCTIONS[func.name]]
+    names += [f"{name}_{k + 1}" for k, (_, func) in enumerate(config.functions()) for name in function_parameters(func.name)]
     return centre_err, per_function, names, np.hstack([centres, rows])
 
 

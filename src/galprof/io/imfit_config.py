@@ -46,6 +46,8 @@ __all__ = [
     "ImfitFunctionSet",
     "ImfitParameter",
     "format_imfit_config",
+    "function_parameters",
+    "supported_functions",
     "imfit_sigma",
     "model_from_imfit",
     "parse_imfit_config",
@@ -63,9 +65,41 @@ IMFIT_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "TiltedSkyPlane": ("I_0", "m_x", "m_y"),
     "PointSource": ("I_tot",),
 }
-_KNOWN_UNSUPPORTED = ("BrokenExponential", "BrokenExponential2D", "EdgeOnDisk", "EdgeOnRing", "FerrersBar2D",
-                      "ModifiedKing", "ModifiedKing2", "Sersic_GenEllipse", "Core-Sersic", "GaussianRing",
+_KNOWN_UNSUPPORTED = ("BrokenExponential2D", "EdgeOnRing", "FerrersBar2D",
+                      "ModifiedKing", "ModifiedKing2", "Sersic_GenEllipse",
                       "GaussianRing2Side", "Exponential_GenEllipse", "FlatBar", "PointSourceRot", "Gaussian2D")
+
+
+def _registered_function(name: str):
+    """The registered galprof profile whose ``imfit_name`` is ``name`` (beyond the
+    converted built-ins of :data:`IMFIT_FUNCTIONS`), or None. Such profiles carry
+    imfit's parameterisation: every parameter maps one to one (q = 1 - ell)."""
+    from ..profiles import available_profiles, get_profile
+
+    for profile in map(get_profile, available_profiles()):
+        if profile.imfit_name == name:
+            return profile
+    return None
+
+
+def function_parameters(name: str) -> tuple[str, ...] | None:
+    """imfit parameter names of FUNCTION ``name`` in imfit's order (PA and ell first),
+    or None when galprof has no such function."""
+    if name in IMFIT_FUNCTIONS:
+        return IMFIT_FUNCTIONS[name]
+    profile = _registered_function(name)
+    if profile is None:
+        return None
+    labels = [p.imfit for p in profile.parameters if p.imfit and p.imfit not in ("X0", "Y0")]
+    head = [k for k in ("PA", "ell") if k in labels]
+    return tuple(head + [k for k in labels if k not in head])
+
+
+def supported_functions() -> tuple[str, ...]:
+    from ..profiles import available_profiles, get_profile
+
+    extra = [get_profile(n).imfit_name for n in available_profiles()]
+    return tuple(IMFIT_FUNCTIONS) + tuple(sorted(n for n in extra if n and n not in IMFIT_FUNCTIONS))
 _PRELUDE = ("GAIN", "READNOISE", "EXPTIME", "NCOMBINED", "ORIGINAL_SKY")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
@@ -145,7 +179,7 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
     def finish_function(number):
         if current is None:
             return
-        expected = IMFIT_FUNCTIONS[current.name]
+        expected = function_parameters(current.name)
         missing = [n for n in expected if n not in current.parameters]
         if missing:
             raise FeedmeError(path, current.line, f"FUNCTION {current.name} lacks parameter(s) {', '.join(missing)}")
@@ -182,11 +216,11 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
             if len(tokens) != 2:
                 fail("expected 'FUNCTION Name'")
             name = tokens[1]
-            if name not in IMFIT_FUNCTIONS:
+            if function_parameters(name) is None:
                 if name in _KNOWN_UNSUPPORTED:
                     fail(f"imfit function {name} is not supported by galprof yet "
-                         f"(supported: {', '.join(IMFIT_FUNCTIONS)})")
-                fail(f"unknown imfit function {name!r} (supported: {', '.join(IMFIT_FUNCTIONS)})")
+                         f"(supported: {', '.join(supported_functions())})")
+                fail(f"unknown imfit function {name!r} (supported: {', '.join(supported_functions())})")
             finish_function(number)
             label = ""
             match = re.match(r"\s*LABEL\s+(.*\S)", comment)
@@ -197,7 +231,7 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
             continue
         if current is None:
             fail(f"unexpected {key!r}: expected a prelude keyword ({', '.join(_PRELUDE)}), X0, Y0 or FUNCTION")
-        expected = IMFIT_FUNCTIONS[current.name]
+        expected = function_parameters(current.name)
         if key not in expected:
             fail(f"FUNCTION {current.name} has no parameter {key!r} (expected {', '.join(expected)})")
         if key in current.parameters:
@@ -268,6 +302,22 @@ def model_from_imfit(config: ImfitConfig, image_centre: tuple[float, float]) -> 
                     fixed.add(name)
                 elif _bounds(par):
                     bounds[name] = _bounds(par)
+            registered = _registered_function(func.name) if func.name not in IMFIT_FUNCTIONS else None
+            if registered is not None:
+                for spec in registered.parameters:
+                    if spec.imfit in (None, "X0", "Y0"):
+                        continue
+                    par = p[spec.imfit]
+                    transform = (lambda e: 1.0 - e) if spec.imfit == "ell" else None
+                    values[spec.name] = par.value if transform is None else transform(par.value)
+                    if par.fixed:
+                        fixed.add(spec.name)
+                    elif _bounds(par, transform):
+                        low, high = _bounds(par, transform)
+                        bounds[spec.name] = (max(low, 0.02), high) if spec.name == "q" else (low, high)
+                comps.append(Component(registered.name, values, fixed=frozenset(fixed), bounds=bounds))
+                members.append(len(comps))
+                continue
             if func.name == "PointSource":
                 values["mag"] = _mag(p["I_tot"].value)
                 if p["I_tot"].fixed:
@@ -408,6 +458,19 @@ def values_to_imfit(config: ImfitConfig, component_values: list[dict], component
                 i0 = v["sky"] - v["dsdx"] * (image_centre[0] - cx) - v["dsdy"] * (image_centre[1] - cy)
                 row.update(I_0=(i0, e.get("sky", 0.0)), m_x=(v["dsdx"], e.get("dsdx", 0.0)),
                            m_y=(v["dsdy"], e.get("dsdy", 0.0)))
+            elif func.name not in IMFIT_FUNCTIONS:  # a registered profile in imfit's parameterisation
+                if centre is None:
+                    centre = (v["x"], v["y"])
+                    set_centres.append((v["x"], e.get("x", 0.0), v["y"], e.get("y", 0.0)))
+                for spec in _registered_function(func.name).parameters:
+                    if spec.imfit in (None, "X0", "Y0"):
+                        continue
+                    if spec.imfit == "ell":
+                        row["ell"] = (1.0 - v["q"], e.get("q", 0.0))
+                    elif spec.imfit == "PA":
+                        row["PA"] = (_pa_in_limits(v["pa"], func.parameters["PA"]), e.get("pa", 0.0))
+                    else:
+                        row[spec.imfit] = (v[spec.name], e.get(spec.name, 0.0))
             else:
                 if centre is None:
                     centre = (v["x"], v["y"])
@@ -495,7 +558,7 @@ def format_imfit_config(config: ImfitConfig, set_centres=None, function_values=N
             lines.append(head)
             row = function_values[k] if function_values is not None else {}
             k += 1
-            for name in IMFIT_FUNCTIONS[func.name]:
+            for name in function_parameters(func.name):
                 value, error = row.get(name, (None, None))
                 lines.append(fmt(func.parameters[name], value, error))
             lines.append("")

@@ -33,12 +33,12 @@ class Sky(Profile):
 
 @register
 class FlatSky(Profile):
-    """imfit's FlatSky: a constant pedestal I_sky [ADU/pix] over the whole frame."""
+    """A constant pedestal [ADU/pix] over the whole frame (imfit's FlatSky; imfit
+    configurations map FlatSky to ``sky`` with fixed zero gradients)."""
 
     name = "flatsky"
     kind = "sky"
-    description = "constant sky pedestal (imfit FlatSky)"
-    parameters = (ParameterSpec("sky", "ADU", "constant background level", None, "free", imfit="I_sky"),)
+    description = "constant sky pedestal"
+    parameters = (ParameterSpec("sky", "ADU", "constant background level", None, "free"),)
     amplitude = None
-    imfit_name = "FlatSky"
     sky_basis = {"sky": "1"}
