@@ -21,6 +21,9 @@ import torch
 __all__ = ["x_k1", "x_k0"]
 
 
+_LARGE = 1e4  # K1, K0 underflow to 0 long before; clamping keeps inf * 0 out (x = inf gives 0)
+
+
 def _small(dtype: torch.dtype) -> float:
     """Below this x, x K1(x) = 1 to working precision: 1 - x K1(x) ~ (x^2 / 2) |ln(x / 2)|
     is < 1e-17 at x = 1e-9 (float64) and < 6e-8 at x = 1e-4 (float32)."""
@@ -31,7 +34,7 @@ def _x_k1_value(x: torch.Tensor) -> torch.Tensor:
     """x K1(x) for x >= 0 (1 at and near 0; x < 0 is treated as |x|)."""
     small = _small(x.dtype)
     ax = x.abs()
-    xs = ax.clamp(min=small)
+    xs = ax.clamp(min=small, max=_LARGE)
     value = xs * torch.special.modified_bessel_k1(xs)
     return torch.where(ax < small, torch.ones_like(value), value)
 
@@ -40,7 +43,7 @@ def x_k0(x: torch.Tensor) -> torch.Tensor:
     """x K0(x) for x >= 0 (0 at x = 0; x < 0 is treated as |x|). No derivative."""
     ax = x.abs()
     tiny = torch.finfo(x.dtype).tiny
-    xs = ax.clamp(min=tiny)
+    xs = ax.clamp(min=tiny, max=_LARGE)
     value = xs * torch.special.modified_bessel_k0(xs)
     return torch.where(ax > 0, value, torch.zeros_like(value))
 

@@ -59,7 +59,7 @@ def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int) 
             for spec in comp.profile_class.parameters:
                 if spec.is_size and spec.name not in comp.fixed:
                     v[:, layout.index(ci, spec.name)] *= _START_SIZE[k % len(_START_SIZE)]
-            if (ci, "n") in layout.names and "n" not in comp.fixed:
+            if "n" in comp.profile_class.staged and "n" not in comp.fixed:
                 n_value = _START_N[k % len(_START_N)]
                 if n_value is not None:
                     v[:, layout.index(ci, "n")] = n_value
@@ -86,7 +86,7 @@ def _without_free_index(model: Model) -> Model | None:
     """The model with every free Sersic index held fixed, or None if none is free."""
     comps, changed = [], False
     for comp in model.components:
-        if "n" in comp.profile_class.parameter_names() and "n" not in comp.fixed:
+        if "n" in comp.profile_class.staged and "n" not in comp.fixed:
             comps.append(replace(comp, fixed=comp.fixed | {"n"}))
             changed = True
         else:

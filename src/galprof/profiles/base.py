@@ -96,6 +96,12 @@ class Profile:
     imfit_name: ClassVar[str | None] = None
     #: comment written after each GALFIT line of this profile by the feedme writer
     galfit_comments: ClassVar[dict[str, str]] = {}
+    #: parameters a staged LM fit holds fixed at first and multi-starts vary (a Sérsic
+    #: index "n"); see :func:`galprof.fit`
+    staged: ClassVar[tuple[str, ...]] = ()
+    #: Gauss-Legendre nodes per axis per pixel at least (without a PSF), for profiles
+    #: with sub-pixel structure away from the centre (a thin edge-on disk)
+    min_gl_order: ClassVar[int] = 1
 
     @classmethod
     def parameter_names(cls) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ class Sersic(EllipticalProfile):
     description = "Sérsic profile, total magnitude and half-light radius"
     parameters = (POSITION_X, POSITION_Y, MAGNITUDE, R_E, SERSIC_N, AXIS_RATIO, POSITION_ANGLE)
     galfit_name = "sersic"
+    staged = ("n",)
     galfit_comments = {
         "1": "Position x, y  [pixel, 1-based]",
         "3": "Integrated magnitude",

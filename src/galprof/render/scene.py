@@ -209,7 +209,7 @@ def _pixel_integrals(profile, params, derived, xs, ys, config: RenderConfig):
     x0, y0 = params["x"], params["y"]
     dx = xs[None, None, :] - x0[:, None, None]
     dy = ys[None, :, None] - y0[:, None, None]
-    image = cell_integrals_gauss(profile, derived, dx, dy, 1.0, config.outer_gl_order)
+    image = cell_integrals_gauss(profile, derived, dx, dy, 1.0, max(config.outer_gl_order, profile.min_gl_order))
     half = config.fine_box // 2 + 2
     cx = _nearest_pixel(x0, xs, half)
     cy = _nearest_pixel(y0, ys, half)
@@ -270,7 +270,7 @@ def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderC
     k = torch.arange(-half_box, half_box + 1, dtype=x0.dtype, device=x0.device)
     bdx = (cx - x0)[:, None, None] + k[None, None, :]
     bdy = (cy - y0)[:, None, None] + k[None, :, None]
-    box = cell_integrals_gauss(profile, derived, bdx, bdy, 1.0, config.outer_gl_order)
+    box = cell_integrals_gauss(profile, derived, bdx, bdy, 1.0, max(config.outer_gl_order, profile.min_gl_order))
     inner = config.fine_box // 2 + 2
     pdx = (cx - x0)[:, None, None] + k[None, None, half_box - inner:half_box + inner + 1]
     pdy = (cy - y0)[:, None, None] + k[None, half_box - inner:half_box + inner + 1, None]
