@@ -377,6 +377,9 @@ class ParameterLayout:
                     if spec.is_size or spec.name in _SIZE_NAMES:
                         j = self.index(ci, spec.name)
                         out[swap, j] = out[swap, j] * out[swap, iq]
+                    elif spec.per_length:
+                        j = self.index(ci, spec.name)
+                        out[swap, j] = out[swap, j] / out[swap, iq]
                 out[swap, ipa] = out[swap, ipa] + 90.0
                 out[swap, iq] = 1.0 / out[swap, iq]
                 for m in range(1, 11):  # Fourier angles are measured from the major axis

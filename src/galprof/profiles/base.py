@@ -40,6 +40,7 @@ class ParameterSpec:
             positive).
         is_size: a length along the major axis [pix] (scaled by q when a fit that
             swapped the axes is reported with q <= 1).
+        per_length: an inverse length along the major axis [1/pix] (divided by q then).
     """
 
     def relabel(self, **changes) -> "ParameterSpec":
@@ -55,6 +56,7 @@ class ParameterSpec:
     imfit: str | None = None
     domain: tuple[float, float] | None = None
     is_size: bool = False
+    per_length: bool = False
 
 
 POSITION_X = ParameterSpec("x", "pix", "centre x, 1-based pixel coordinate (pixel centres at integers)", None,
@@ -214,7 +216,10 @@ def numerical_enclosed(profile, rho: torch.Tensor, derived: dict[str, torch.Tens
 
     ``rho`` (..., N) and ``derived`` broadcastable against it. Panels [rho/2^(k+1),
     rho/2^k] for k < 12, and [0, rho/2^12] with s = rho/2^12 t^2; 6 nodes each. Relative
-    accuracy ~1e-7 for smooth profiles, ~1e-5 at a kink (a truncation radius).
+    accuracy ~1e-7 for smooth profiles and ~1e-5 at a kink (a truncation radius), but
+    ~1e-3 just beyond a break sharper than 0.2 px, and worse at radii of thousands of
+    scale lengths (the last panel is too coarse): meant for the renderer's central
+    cells, not for total fluxes at huge radii.
     """
     import numpy as np
 

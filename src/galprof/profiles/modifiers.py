@@ -163,6 +163,7 @@ def with_modifiers(base: type[EllipticalProfile], c0: bool, modes: tuple[int, ..
         "description": base.description + " with shape modifiers",
         "parameters": base.parameters + extra,
         "shape_modified": True,
+        "total_per_amplitude": None,  # the closed forms assume the plain ellipse
         "base_profile": base,
         "modifiers": (c0, tuple(sorted(modes))),
         "setup": classmethod(setup),
