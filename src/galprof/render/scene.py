@@ -254,8 +254,8 @@ def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderC
     Returns the canvas of samples at the pixel centres xs (W,), ys (H,), (B, H, W), and
     a (B, 2 half + 1, 2 half + 1) correction patch centred on the pixel (cx, cy).
 
-    Far from the centre the profile is smooth on the pixel scale and is sampled at the
-    pixel centres. In a box of ``outer_box`` pixels around the centre, where it may still
+    Far from the centre a radial profile is smooth on the pixel scale and is sampled at
+    the pixel centres (a non-radial one is anti-aliased everywhere, see below). In a box of ``outer_box`` pixels around the centre, where it may still
     be steep, the samples are anti-aliased: pixel integrals (``gl_order`` nodes in the
     windowed patch, ``outer_gl_order`` elsewhere) turned into samples by the 5-tap
     inverse-pixel filter; the patch holds their difference from the plain samples. The
@@ -265,7 +265,13 @@ def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderC
     x0, y0 = params["x"], params["y"]
     dx = xs[None, None, :] - x0[:, None, None]
     dy = ys[None, :, None] - y0[:, None, None]
-    canvas = profile.brightness(dx, dy, derived)
+    if profile.radial:
+        canvas = profile.brightness(dx, dy, derived)
+    else:
+        # a non-radial profile (a thin edge-on disk) keeps sub-pixel structure along its
+        # whole length: anti-aliased samples over the whole canvas
+        order = max(config.outer_gl_order, profile.min_gl_order)
+        canvas = _deconvolve_pixel(cell_integrals_gauss(profile, derived, dx, dy, 1.0, order))
     half_box = config.outer_box // 2 + 2  # two more pixels for the filter's reach
     k = torch.arange(-half_box, half_box + 1, dtype=x0.dtype, device=x0.device)
     bdx = (cx - x0)[:, None, None] + k[None, None, :]
