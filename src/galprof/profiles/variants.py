@@ -24,11 +24,17 @@ def has_closed_form_total(profile) -> bool:
 
 def magnitude_variant(base: type[EllipticalProfile]) -> type[EllipticalProfile]:
     """The class ``<base.name>_mag``: ``base`` with its amplitude replaced by a total
-    magnitude ``mag``; register it with :func:`galprof.profiles.register`."""
+    magnitude ``mag``; register it with :func:`galprof.profiles.register`.
+
+    A profile whose total is finite only in part of its domain declares
+    ``magnitude_variant_specs = {name: {field: value}}`` (e.g. the Nuker profile's
+    beta > 2): those ParameterSpec fields are replaced in the variant."""
     if not has_closed_form_total(base):
         raise TypeError(f"profile {base.name!r} has no closed-form total light (total_per_amplitude)")
     mag = dataclasses.replace(MAGNITUDE, galfit=None, imfit=None)
-    parameters = tuple(mag if p.name == base.amplitude else dataclasses.replace(p, galfit=None, imfit=None)
+    overrides = getattr(base, "magnitude_variant_specs", {})
+    parameters = tuple(mag if p.name == base.amplitude
+                       else dataclasses.replace(p, galfit=None, imfit=None, **overrides.get(p.name, {}))
                        for p in base.parameters)
 
     def setup(cls, params):
