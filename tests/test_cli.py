@@ -216,3 +216,59 @@ def test_a_bad_feedme_does_not_stop_the_others(workdir, capsys):
     assert main(["fit", "missing.feedme", "good.feedme", "--quiet"]) == 2
     assert "missing.feedme" in capsys.readouterr().err
     assert fits.getheader("out.fits", 2)["COMP_1"] == "sersic"
+
+
+KING_FEEDME = """A) king.fits
+B) king_out.fits
+C) none
+D) none
+H) 1 48 1 48
+J) 24.0
+K) 0.4 0.4
+P) 0
+ 0) king
+ 1) 24.8 23.9 1 1
+ 3) 20.3 1
+ 4) 2.5 1
+ 5) 22.0 1
+ 6) 2.0 0
+ 9) 0.7 1
+10) 25.0 1
+C0) 0.0 1
+ Z) 0
+"""
+
+
+def test_fit_of_a_boxy_king_feedme_reads_line_k_and_c0(tmp_path, monkeypatch):
+    """A GALFIT king component with a C0 line: surface brightness mu_0 through the plate
+    scale of line K, boxiness fitted, both written to the header and the restart file.
+    The image is made by numpy from GALFIT's formulas (6 x 6 Gauss nodes per pixel)."""
+    truth = dict(x=24.3, y=24.6, mu_0=20.0, r_c=3.0, r_t=20.0, alpha=2.0, q=0.6, pa=30.0, c0=0.4)
+    nodes, weights = np.polynomial.legendre.leggauss(6)
+    sub = (np.arange(1, 49)[:, None] + nodes[None, :] / 2).ravel()
+    w = np.tile(weights / 2, 48)
+    dx, dy = sub[None, :] - truth["x"], sub[:, None] - truth["y"]
+    t = np.radians(truth["pa"])
+    u = -dx * np.sin(t) + dy * np.cos(t)
+    v = (-dx * np.cos(t) - dy * np.sin(t)) / truth["q"]
+    c = truth["c0"] + 2
+    r = (np.abs(u) ** c + np.abs(v) ** c) ** (1 / c)
+    i0 = 0.4 * 0.4 * 10 ** (-0.4 * (truth["mu_0"] - 24.0))
+    edge = (1 + (truth["r_t"] / truth["r_c"]) ** 2) ** (-1 / truth["alpha"])
+    shape = np.where(r < truth["r_t"], (1 + (r / truth["r_c"]) ** 2) ** (-1 / truth["alpha"]) - edge, 0.0) ** 2
+    image = (i0 * shape / (1 - edge) ** 2 * w[None, :] * w[:, None]).reshape(48, 6, 48, 6).sum((1, 3))
+    monkeypatch.chdir(tmp_path)
+    fits.writeto("king.fits", image)
+    open("king.feedme", "w").write(KING_FEEDME)
+    assert main(["fit", "king.feedme", "--quiet"]) == 0
+    with fits.open("king_out.fits") as hdus:
+        header = hdus[2].header
+    assert header["COMP_1"] == "king"
+    assert float(header["1_MU_0"].split()[0]) == pytest.approx(truth["mu_0"], abs=0.01)
+    assert float(header["1_C0"].split()[0]) == pytest.approx(truth["c0"], abs=0.01)
+    restart = read_feedme("galfit.01")
+    comp = restart.components[0]
+    assert comp.values["r_c"] == pytest.approx(truth["r_c"], rel=0.01)
+    assert comp.values["r_t"] == pytest.approx(truth["r_t"], rel=0.01)
+    assert comp.values["c0"] == pytest.approx(truth["c0"], abs=0.01) and comp.free["c0"]
+    assert not comp.free["alpha"]
