@@ -582,6 +582,64 @@ def _imfit_parser(sub):
     return p
 
 
+def _batch_parser(sub):
+    p = sub.add_parser("batch", help="fit a catalog of cutouts in streamed, checkpointed batches",
+                       description="Fit every row of CATALOG (CSV, ECSV, FITS table or Parquet: id, image and "
+                                   "optional sigma, psf, mask, segmentation/target_label and <k>_<KEY> initial "
+                                   "values) with the model of --template (a GALFIT feedme or an imfit config). "
+                                   "Rerun the same command to resume after an interruption.")
+    p.add_argument("catalog")
+    p.add_argument("--template", required=True, help="GALFIT feedme or imfit configuration giving the model")
+    p.add_argument("-o", "--output", required=True, help="results table: .fits, .parquet, .csv or .ecsv")
+    p.add_argument("--id-column", default="id")
+    p.add_argument("--image-column", default="image")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--method", default="lm", choices=["lm", "adam"])
+    p.add_argument("--auto-init", default="auto", choices=["auto", "always", "never"],
+                   help="initial values and masks from source detection (sep): when a row gives no 1_XC/1_YC "
+                        "(auto), always, or never")
+    p.add_argument("--mask-mode", default="others", choices=["others", "target", "none"],
+                   help="with automatic initial values: mask the other detected sources (others), fit only the "
+                        "target's segment (target), or mask nothing")
+    p.add_argument("--workers", type=int, default=2, help="background threads reading and preparing images")
+    p.add_argument("--legacy-pixel-integration", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _device(name: str) -> str:
+    if name != "auto":
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def run_batch_command(args) -> int:
+    """``galprof batch``: see :mod:`galprof.pipeline.runner`."""
+    from .pipeline.catalog import CatalogError, read_catalog, template_from_file
+    from .pipeline.runner import BatchOptions, run_batch
+
+    try:
+        template = template_from_file(args.template)
+        sources = read_catalog(args.catalog, template, id_column=args.id_column, image_column=args.image_column)
+        options = BatchOptions(batch_size=args.batch_size, dtype=getattr(torch, args.dtype), device=_device(args.device),
+                               method=args.method, auto_init=args.auto_init, mask_mode=args.mask_mode,
+                               workers=args.workers,
+                               config=RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration))
+        summary = run_batch(sources, template, args.output, options, progress=not args.quiet)
+    except (CatalogError, ValueError) as err:
+        raise CommandError(str(err)) from None
+    rate = summary.n_fitted_now / summary.seconds if summary.seconds > 0 else float("nan")
+    print(f"galprof batch: {summary.n_galaxies} galaxies ({summary.n_fitted_now} fitted now, {rate:.1f}/s, "
+          f"{summary.seconds_waiting:.1f} s of {summary.seconds:.1f} s waiting on input), "
+          f"{summary.n_failed} failed -> {summary.output}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="galprof", description="Batched galaxy profile fitting (GALFIT drop-in).")
     parser.add_argument("--version", action="version", version=f"galprof {__version__}")
@@ -594,6 +652,7 @@ def main(argv=None) -> int:
     p_fit.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p_fit.add_argument("--quiet", action="store_true")
     _imfit_parser(sub)
+    _batch_parser(sub)
     p_demo = sub.add_parser("demo", help="simulate a handful of galaxies in memory, fit them, print truth vs fit")
     p_demo.add_argument("--galaxies", type=int, default=6)
     p_demo.add_argument("--seed", type=int, default=2)
@@ -605,6 +664,8 @@ def main(argv=None) -> int:
             return 0
         if args.command == "imfit":
             return run_imfit(args)
+        if args.command == "batch":
+            return run_batch_command(args)
         config = RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration)
         return run_feedmes(args.feedme, config=config, dtype=getattr(torch, args.dtype), device=args.device,
                            quiet=args.quiet)

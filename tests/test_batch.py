@@ -1,0 +1,169 @@
+"""`galprof batch`: catalog mode against GalSim-made cutouts, failure isolation, resume."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from galprof.cli import main
+from galprof.pipeline.catalog import read_catalog, template_from_file
+from galprof.pipeline.runner import BatchOptions, run_batch
+from references import FFT_GSPARAMS, galsim_moffat, galsim_sersic, moffat_epsf
+
+ZP = 25.0
+TEMPLATE = """A) none.fits
+B) out.fits
+C) none
+D) psf.fits
+H) 1 40 1 40
+J) 25.0
+K) 0.4 0.4
+P) 0
+ 0) sersic
+ 1) 20.5 20.5 1 1
+ 3) 17.0 1
+ 4) 4.0 1
+ 5) 2.0 1
+ 9) 0.8 1
+10) 0.0 1
+ 0) sky
+ 1) 0.0 1
+ 2) 0.0 0
+ 3) 0.0 0
+"""
+
+
+def galsim_cutout(size, t):
+    import galsim
+    flux = 10 ** (-0.4 * (t["mag"] - ZP))
+    gal = galsim_sersic(t["n"], t["r_e"], t["q"], t["pa"], flux, gsparams=FFT_GSPARAMS)
+    conv = galsim.Convolve(gal, galsim_moffat(3.5, 2.8, gsparams=FFT_GSPARAMS), gsparams=FFT_GSPARAMS)
+    centre = (size + 1) / 2
+    return conv.drawImage(nx=size, ny=size, scale=1.0, offset=(t["x"] - centre, t["y"] - centre)).array + t["sky"]
+
+
+TRUTHS = [dict(size=40, x=20.3, y=20.8, mag=16.5, r_e=3.0, n=1.5, q=0.6, pa=30.0, sky=0.2),
+          dict(size=48, x=24.6, y=23.9, mag=16.8, r_e=4.0, n=3.0, q=0.8, pa=-45.0, sky=-0.1),
+          dict(size=40, x=19.7, y=20.2, mag=17.2, r_e=2.5, n=1.0, q=0.5, pa=70.0, sky=0.0),
+          dict(size=48, x=24.2, y=24.4, mag=16.2, r_e=5.0, n=2.2, q=0.7, pa=10.0, sky=0.3),
+          dict(size=40, x=20.9, y=19.6, mag=17.0, r_e=3.5, n=0.8, q=0.9, pa=-20.0, sky=0.1)]
+
+
+@pytest.fixture()
+def survey(tmp_path):
+    """Five good cutouts (two sizes) and four broken rows, with a catalog giving centres."""
+    rows = []
+    fits.writeto(tmp_path / "psf.fits", moffat_epsf(3.5, 2.8, 25))
+    for k, t in enumerate(TRUTHS):
+        image = galsim_cutout(t["size"], t)
+        fits.writeto(tmp_path / f"g{k}.fits", image)
+        fits.writeto(tmp_path / f"s{k}.fits", np.full_like(image, 0.01))
+        rows.append(dict(id=f"gal{k}", image=f"g{k}.fits", sigma=f"s{k}.fits", psf="psf.fits",
+                         **{"1_XC": round(t["x"]), "1_YC": round(t["y"]), "2_SKY": 0.0}))
+    (tmp_path / "corrupt.fits").write_text("not a FITS file")
+    nan = np.full((40, 40), np.nan)
+    fits.writeto(tmp_path / "nan.fits", nan)
+    bad_psf = moffat_epsf(3.5, 2.8, 25).copy()
+    bad_psf[3, 3] = np.nan
+    fits.writeto(tmp_path / "badpsf.fits", bad_psf)
+    rows += [dict(id="missing", image="nowhere.fits", sigma="", psf="psf.fits", **{"1_XC": 20, "1_YC": 20, "2_SKY": 0.0}),
+             dict(id="corrupt", image="corrupt.fits", sigma="", psf="psf.fits", **{"1_XC": 20, "1_YC": 20, "2_SKY": 0.0}),
+             dict(id="allnan", image="nan.fits", sigma="", psf="psf.fits", **{"1_XC": 20, "1_YC": 20, "2_SKY": 0.0}),
+             dict(id="badpsf", image="g0.fits", sigma="s0.fits", psf="badpsf.fits",
+                  **{"1_XC": 20, "1_YC": 21, "2_SKY": 0.0})]
+    order = [0, 5, 1, 2, 6, 3, 7, 4, 8]  # broken rows among the good ones
+    Table(rows=[rows[i] for i in order]).write(tmp_path / "catalog.ecsv", format="ascii.ecsv")
+    (tmp_path / "template.feedme").write_text(TEMPLATE)
+    return tmp_path
+
+
+def _check(table):
+    by_id = {str(r["id"]): r for r in table}
+    for k, t in enumerate(TRUTHS):
+        r = by_id[f"gal{k}"]
+        assert r["STATUS"] == "converged", (k, r["STATUS"])
+        assert r["1_N"] == pytest.approx(t["n"], rel=0.01)
+        assert r["1_RE"] == pytest.approx(t["r_e"], rel=0.01)
+        assert r["1_MAG"] == pytest.approx(t["mag"], abs=0.01)
+        assert r["1_XC"] == pytest.approx(t["x"], abs=0.02)
+        assert r["2_SKY"] == pytest.approx(t["sky"], abs=0.005)
+        assert r["1_N_ERR"] > 0
+    for gid, fragment in (("missing", "nowhere.fits"), ("corrupt", "corrupt.fits"), ("allnan", "no usable pixel"),
+                          ("badpsf", "NaN")):
+        status = str(by_id[gid]["STATUS"])
+        assert status.startswith("failed: ") and fragment in status, (gid, status)
+        value = by_id[gid]["1_N"]
+        assert np.ma.is_masked(value) or np.isnan(value)
+
+
+def test_catalog_batch_fits_mixed_sizes_and_isolates_failures(survey, capsys):
+    out = survey / "results.fits"
+    code = main(["batch", str(survey / "catalog.ecsv"), "--template", str(survey / "template.feedme"),
+                 "-o", str(out), "--batch-size", "4", "--quiet", "--auto-init", "never", "--device", "cpu"])
+    assert code == 0
+    assert "4 failed" in capsys.readouterr().out
+    table = Table.read(out)
+    assert list(table["id"]) == ["gal0", "missing", "gal1", "gal2", "corrupt", "gal3", "allnan", "gal4", "badpsf"]
+    _check(table)
+    with fits.open(out) as hdus:
+        assert hdus[1].header["GALPROF"] and "batch_size" in hdus[1].header["OPTIONS"]
+
+
+def test_resume_after_a_crash_gives_the_same_table(survey):
+    template = template_from_file(str(survey / "template.feedme"))
+    sources = read_catalog(str(survey / "catalog.ecsv"), template)
+    options = BatchOptions(batch_size=3, auto_init="never")
+    whole = run_batch(sources, template, survey / "whole.ecsv", options, progress=False)
+    assert whole.n_fitted_now == 9
+
+    class Crash(Exception):
+        pass
+
+    def crash_after_first(k):
+        raise Crash
+
+    with pytest.raises(Crash):
+        run_batch(sources, template, survey / "resumed.ecsv", options, progress=False, chunk_hook=crash_after_first)
+    assert len(list((survey / "resumed.ecsv.parts").glob("chunk-*.ecsv"))) == 1
+    again = run_batch(sources, template, survey / "resumed.ecsv", options, progress=False)
+    assert again.n_fitted_now == 6  # the committed chunk is not refitted
+    a, b = Table.read(survey / "whole.ecsv"), Table.read(survey / "resumed.ecsv")
+    assert a.colnames == b.colnames and len(a) == len(b) == 9
+    for name in a.colnames:
+        assert list(a[name]) == list(b[name]) or np.array_equal(np.asarray(a[name]), np.asarray(b[name]), equal_nan=True)
+    # another run into the same parts with other options is refused
+    with pytest.raises(ValueError, match="different run"):
+        run_batch(sources, template, survey / "resumed.ecsv", BatchOptions(batch_size=2), progress=False)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9(survey):
+    """A subprocess killed with SIGKILL after its first committed chunk resumes to the
+    same table as an uninterrupted run."""
+    args = [sys.executable, "-m", "galprof.cli", "batch", "catalog.ecsv", "--template", "template.feedme",
+            "--batch-size", "2", "--quiet", "--auto-init", "never", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(args + ["-o", "whole.ecsv"], cwd=survey, check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(args + ["-o", "killed.ecsv"], cwd=survey, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = pathlib.Path(survey / "killed.ecsv.parts")
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("chunk-*.ecsv"))) < 1:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert not (survey / "killed.ecsv").exists() or proc.returncode == 0
+    rerun = subprocess.run(args + ["-o", "killed.ecsv"], cwd=survey, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    a, b = Table.read(survey / "whole.ecsv"), Table.read(survey / "killed.ecsv")
+    for name in a.colnames:
+        assert np.array_equal(np.asarray(a[name]), np.asarray(b[name])) or \
+            np.array_equal(np.asarray(a[name], dtype=float), np.asarray(b[name], dtype=float), equal_nan=True)
