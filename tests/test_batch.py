@@ -167,3 +167,29 @@ def test_resume_after_kill_9(survey):
     for name in a.colnames:
         assert np.array_equal(np.asarray(a[name]), np.asarray(b[name])) or \
             np.array_equal(np.asarray(a[name], dtype=float), np.asarray(b[name], dtype=float), equal_nan=True)
+
+
+def test_automatic_initial_values_and_masks_on_fields_with_neighbours(survey):
+    """Rows without 1_XC/1_YC are initialised by sep; a neighbour is masked; the fit
+    reaches the GalSim truth (noise sigma 0.05 ADU)."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for k, t in enumerate(TRUTHS[:3]):
+        size = t["size"]
+        neighbour = dict(t, x=t["x"] + 13.0, y=t["y"] - 11.0, mag=17.5, r_e=2.0, n=1.0, q=0.9, pa=0.0, sky=0.0)
+        image = galsim_cutout(size, t) + galsim_cutout(size, neighbour) + rng.normal(0, 0.05, (size, size))
+        fits.writeto(survey / f"field{k}.fits", image)
+        fits.writeto(survey / f"fsig{k}.fits", np.full_like(image, 0.05))
+        rows.append(dict(id=f"field{k}", image=f"field{k}.fits", sigma=f"fsig{k}.fits", psf="psf.fits"))
+    Table(rows=rows).write(survey / "fields.csv", format="ascii.csv")
+    template = template_from_file(str(survey / "template.feedme"))
+    sources = read_catalog(str(survey / "fields.csv"), template)
+    run_batch(sources, template, survey / "fields.fits", BatchOptions(batch_size=8), progress=False)
+    table = Table.read(survey / "fields.fits")
+    for k, t in enumerate(TRUTHS[:3]):
+        r = table[k]
+        assert r["AUTO_INIT"] and r["STATUS"] == "converged", r["STATUS"]
+        assert r["1_XC"] == pytest.approx(t["x"], abs=0.05)
+        assert r["1_N"] == pytest.approx(t["n"], rel=0.05)
+        assert r["1_RE"] == pytest.approx(t["r_e"], rel=0.05)
+        assert r["1_MAG"] == pytest.approx(t["mag"], abs=0.03)

@@ -1,0 +1,1 @@
+"""Survey-scale fitting: catalogs of cutouts, streamed in batches, checkpointed and resumable."""
