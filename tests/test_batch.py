@@ -193,3 +193,35 @@ def test_automatic_initial_values_and_masks_on_fields_with_neighbours(survey):
         assert r["1_N"] == pytest.approx(t["n"], rel=0.05)
         assert r["1_RE"] == pytest.approx(t["r_e"], rel=0.05)
         assert r["1_MAG"] == pytest.approx(t["mag"], abs=0.03)
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_with_a_killed_worker_gives_the_single_process_table(survey):
+    """Chunks run as Dask tasks on a 2-process LocalCluster; one worker is SIGKILLed after
+    the first chunk is committed; Dask re-runs its work elsewhere and the table equals a
+    single-process run."""
+    distributed = pytest.importorskip("dask.distributed")
+    import signal
+
+    template = template_from_file(str(survey / "template.feedme"))
+    sources = read_catalog(str(survey / "catalog.ecsv"), template)
+    options = BatchOptions(batch_size=2, auto_init="never")
+    run_batch(sources, template, survey / "single.ecsv", options, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        pids = client.run(os.getpid)
+        killed = []
+
+        def kill_one(k):
+            if not killed:
+                os.kill(next(iter(pids.values())), signal.SIGKILL)
+                killed.append(k)
+
+        run_batch(sources, template, survey / "dask.ecsv", options, progress=False, chunk_hook=kill_one,
+                  client=client)
+    assert killed
+    a, b = Table.read(survey / "single.ecsv"), Table.read(survey / "dask.ecsv")
+    assert list(a["id"]) == list(b["id"]) and list(a["STATUS"]) == list(b["STATUS"])
+    for name in a.colnames:
+        if a[name].dtype.kind == "f":
+            np.testing.assert_allclose(np.asarray(a[name]), np.asarray(b[name]), rtol=1e-6, atol=1e-9)

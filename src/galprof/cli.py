@@ -604,6 +604,10 @@ def _batch_parser(sub):
                    help="with automatic initial values: mask the other detected sources (others), fit only the "
                         "target's segment (target), or mask nothing")
     p.add_argument("--workers", type=int, default=2, help="background threads reading and preparing images")
+    p.add_argument("--scheduler", default=None,
+                   help="address of a dask.distributed scheduler (tcp://HOST:PORT): chunks run on its workers")
+    p.add_argument("--dask-workers", type=int, default=0,
+                   help="start a local Dask cluster with this many worker processes (one thread each)")
     p.add_argument("--legacy-pixel-integration", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -630,7 +634,25 @@ def run_batch_command(args) -> int:
                                method=args.method, auto_init=args.auto_init, mask_mode=args.mask_mode,
                                workers=args.workers,
                                config=RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration))
-        summary = run_batch(sources, template, args.output, options, progress=not args.quiet)
+        client = cluster = None
+        if args.scheduler or args.dask_workers:
+            try:
+                from dask.distributed import Client, LocalCluster
+            except ImportError:
+                raise CommandError("--scheduler and --dask-workers need dask.distributed: "
+                                   "pip install 'dask[distributed]'") from None
+            if args.scheduler:
+                client = Client(args.scheduler)
+            else:
+                cluster = LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True)
+                client = Client(cluster)
+        try:
+            summary = run_batch(sources, template, args.output, options, progress=not args.quiet, client=client)
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
     except (CatalogError, ValueError) as err:
         raise CommandError(str(err)) from None
     rate = summary.n_fitted_now / summary.seconds if summary.seconds > 0 else float("nan")

@@ -264,6 +264,11 @@ def fit_chunk(items: list, template: Template, options: BatchOptions) -> list[di
     return [rows[p.source.row] for p in items]
 
 
+def chunk_task(sources: list[GalaxySource], template: Template, options: BatchOptions) -> list[dict]:
+    """Prepare and fit one chunk in the calling process (a Dask task)."""
+    return fit_chunk([prepare(s, template, options) for s in sources], template, options)
+
+
 # --------------------------------------------------------------------- checkpointing
 
 def _fingerprint(sources, template: Template, options: BatchOptions) -> str:
@@ -322,7 +327,7 @@ class BatchSummary:
 
 
 def run_batch(sources: list[GalaxySource], template: Template, output, options: BatchOptions = BatchOptions(),
-              *, progress: bool = True, chunk_hook=None) -> BatchSummary:
+              *, progress: bool = True, chunk_hook=None, client=None) -> BatchSummary:
     """Fit every catalog row; write the results table ``output``. Resumes a killed run.
 
     Args:
@@ -333,6 +338,9 @@ def run_batch(sources: list[GalaxySource], template: Template, output, options: 
         options: batch settings.
         progress: show a tqdm progress bar (galaxies/s, ETA, failed fits) on stderr.
         chunk_hook: optional callable(chunk index) after each committed chunk (tests).
+        client: optional ``dask.distributed.Client``: chunks become tasks on its
+            workers (each preparing and fitting its chunk on its own device, see
+            ``options.device``); results stream back into the same checkpoints.
     """
     import time
 
@@ -376,24 +384,38 @@ def run_batch(sources: list[GalaxySource], template: Template, output, options: 
     start = time.perf_counter()
     waiting = 0.0
     failed = failed_before
-    with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
-        def submit(k):
-            return [pool.submit(prepare, s, template, options) for s in chunks[k]]
 
-        pending = submit(todo[0]) if todo else None
-        for position, k in enumerate(todo):
-            t0 = time.perf_counter()
-            items = [f.result() for f in pending]
-            waiting += time.perf_counter() - t0
-            pending = submit(todo[position + 1]) if position + 1 < len(todo) else None
-            rows = fit_chunk(items, template, options)
-            _write_atomically(_rows_table(rows, template), part(k))
-            failed += sum(r["STATUS"].startswith("failed") for r in rows)
-            if bar is not None:
-                bar.update(len(rows))
-                bar.set_postfix(failed=failed)
-            if chunk_hook is not None:
-                chunk_hook(k)
+    def commit(k, rows):
+        nonlocal failed
+        _write_atomically(_rows_table(rows, template), part(k))
+        failed += sum(r["STATUS"].startswith("failed") for r in rows)
+        if bar is not None:
+            bar.update(len(rows))
+            bar.set_postfix(failed=failed)
+        if chunk_hook is not None:
+            chunk_hook(k)
+
+    if client is not None and todo:
+        from dask.distributed import as_completed
+
+        # one task per chunk; Dask re-runs the chunk of a worker that dies
+        futures = {client.submit(chunk_task, chunks[k], template, options, key=f"galprof-{fingerprint[:12]}-{k}"): k
+                   for k in todo}
+        for future in as_completed(futures):
+            commit(futures[future], future.result())
+            future.release()
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, options.workers)) as pool:
+            def submit(k):
+                return [pool.submit(prepare, s, template, options) for s in chunks[k]]
+
+            pending = submit(todo[0]) if todo else None
+            for position, k in enumerate(todo):
+                t0 = time.perf_counter()
+                items = [f.result() for f in pending]
+                waiting += time.perf_counter() - t0
+                pending = submit(todo[position + 1]) if position + 1 < len(todo) else None
+                commit(k, fit_chunk(items, template, options))
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - start
