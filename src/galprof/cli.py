@@ -675,14 +675,22 @@ def main(argv=None) -> int:
     p_fit.add_argument("--quiet", action="store_true")
     _imfit_parser(sub)
     _batch_parser(sub)
-    p_demo = sub.add_parser("demo", help="simulate a handful of galaxies in memory, fit them, print truth vs fit")
-    p_demo.add_argument("--galaxies", type=int, default=6)
-    p_demo.add_argument("--seed", type=int, default=2)
+    p_demo = sub.add_parser("demo", help="simulate a small survey, fit it with galprof batch, print truth vs fit")
+    p_demo.add_argument("--galaxies", type=int, default=200, help="single-Sersic cutouts (bulge+disk: 30 %% of this)")
+    p_demo.add_argument("--seed", type=int, default=1)
+    p_demo.add_argument("--directory", default=None, help="where to write the survey (default: a new temporary one)")
+    p_demo.add_argument("--quick", action="store_true",
+                        help="instead: a handful of galaxies simulated in memory and fitted with galprof.fit")
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if args.command == "demo":
-            run_demo(args.galaxies, args.seed)
+            if args.quick:
+                run_demo(min(args.galaxies, 20), args.seed)
+            else:
+                from .pipeline.demo import run_survey_demo
+
+                run_survey_demo(args.galaxies, max(1, int(round(0.3 * args.galaxies))), args.seed, args.directory)
             return 0
         if args.command == "imfit":
             return run_imfit(args)
