@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -272,3 +274,17 @@ def test_fit_of_a_boxy_king_feedme_reads_line_k_and_c0(tmp_path, monkeypatch):
     assert comp.values["r_t"] == pytest.approx(truth["r_t"], rel=0.01)
     assert comp.values["c0"] == pytest.approx(truth["c0"], abs=0.01) and comp.free["c0"]
     assert not comp.free["alpha"]
+
+
+def test_batch_of_feedmes_writes_each_output_and_one_table(workdir, capsys):
+    from astropy.table import Table
+
+    write_feedme(0, name="a.feedme")
+    open("b.feedme", "w").write(FEEDME.format(mode=0, mask="none").replace("B) out.fits", "B) out_b.fits")
+                                .replace("A) img.fits", "A) nowhere.fits"))
+    assert main(["batch", "a.feedme", "b.feedme", "-o", "table.ecsv", "--quiet", "--device", "cpu"]) == 2
+    assert pathlib.Path("out.fits").exists() and pathlib.Path("galfit.01").exists()
+    table = Table.read("table.ecsv")
+    assert list(table["id"]) == ["a.feedme", "b.feedme"]
+    assert table["STATUS"][0] == "converged" and table["STATUS"][1].startswith("failed")
+    assert abs(table["1_N"][0] / TRUTH["n"] - 1) < 0.005 and table["1_N_ERR"][0] > 0

@@ -232,12 +232,14 @@ def _fit_group(jobs: list[_Job], *, config, dtype, device, quiet) -> list[_Outco
     return [_outcome(result, b, shifts[b]) for b in range(bsz)]
 
 
-def run_feedmes(paths: list[str], *, config: RenderConfig, dtype, device, quiet: bool = False) -> int:
+def run_feedmes(paths: list[str], *, config: RenderConfig, dtype, device, quiet: bool = False,
+                rows: list | None = None) -> int:
     """``galprof fit A.feedme B.feedme ...``: feedmes with the same kind of model (component
     types and fixed flags, PSF oversampling; no constraint file) are fitted together as one
     batch, whatever their image sizes; each one's outputs are written as if it had been
     fitted alone. A feedme that cannot be read or fitted is reported and the others go on
-    (exit status 2)."""
+    (exit status 2). With ``rows``, one results-table row per feedme is appended to it
+    (``galprof batch`` with feedmes)."""
     say = (lambda *a: None) if quiet else print
     status = 0
     jobs = []
@@ -247,6 +249,8 @@ def run_feedmes(paths: list[str], *, config: RenderConfig, dtype, device, quiet:
         except _USER_ERRORS as err:
             print(f"galprof: error: {err}", file=sys.stderr)
             status = 2
+            if rows is not None:
+                rows.append({"id": path, "STATUS": f"failed: {err}"})
     groups: dict = {}
     for job in jobs:
         key = _batch_key(job)
@@ -261,14 +265,36 @@ def run_feedmes(paths: list[str], *, config: RenderConfig, dtype, device, quiet:
         except _USER_ERRORS as err:
             print(f"galprof: error: {err}", file=sys.stderr)
             status = 2
+            if rows is not None:
+                rows.extend({"id": str(j.feedme.path), "STATUS": f"failed: {err}"} for j in group)
             continue
         for job, outcome in zip(group, outcomes):
             try:
                 _write_job(job, outcome, config=config, say=say)
+                if rows is not None and outcome is not None:
+                    rows.append(_feedme_row(job, outcome))
             except _USER_ERRORS as err:
                 print(f"galprof: error: {err}", file=sys.stderr)
                 status = 2
+                if rows is not None:
+                    rows.append({"id": str(job.feedme.path), "STATUS": f"failed: {err}"})
     return status
+
+
+def _feedme_row(job: _Job, outcome: _Outcome) -> dict:
+    from .pipeline.columns import error_column, parameter_column
+
+    row = {"id": str(job.feedme.path)}
+    for number, (values, errors) in enumerate(zip(outcome.values, outcome.errors), start=1):
+        for name, value in values.items():
+            row[parameter_column(number, name)] = float(value)
+            row[error_column(number, name)] = float(errors.get(name, float("nan")))
+    bound = [f"{k}_{n}" for k, comp in enumerate(outcome.at_bound, start=1) for n, hit in comp.items() if hit]
+    finite = math.isfinite(outcome.chi2)
+    row.update(CHISQ=outcome.chi2, CHI2NU=outcome.chi2nu, NDOF=outcome.ndof,
+               STATUS=("hit a bound: " + ",".join(bound)) if bound and finite else
+               ("converged" if finite else "failed: non-finite chi^2"))
+    return row
 
 
 def _write_job(job: _Job, outcome: _Outcome | None, *, config, say) -> int:
@@ -588,8 +614,9 @@ def _batch_parser(sub):
                                    "optional sigma, psf, mask, segmentation/target_label and <k>_<KEY> initial "
                                    "values) with the model of --template (a GALFIT feedme or an imfit config). "
                                    "Rerun the same command to resume after an interruption.")
-    p.add_argument("catalog")
-    p.add_argument("--template", required=True, help="GALFIT feedme or imfit configuration giving the model")
+    p.add_argument("catalog", nargs="+", help="a catalog table, or GALFIT feedme files (each fitted as galprof "
+                                              "fit would, with its usual outputs, together in batches)")
+    p.add_argument("--template", help="GALFIT feedme or imfit configuration giving the model (catalog mode)")
     p.add_argument("-o", "--output", required=True, help="results table: .fits, .parquet, .csv or .ecsv")
     p.add_argument("--id-column", default="id")
     p.add_argument("--image-column", default="image")
@@ -622,11 +649,44 @@ def _device(name: str) -> str:
     return "cpu"
 
 
+def _batch_feedmes(args) -> int:
+    """``galprof batch *.feedme -o results.fits``: :func:`run_feedmes` on ``--batch-size``
+    feedmes at a time (each one's GALFIT outputs as usual), plus one results table."""
+    from astropy.table import Table
+
+    from .pipeline.runner import write_table
+
+    rows: list = []
+    status = 0
+    config = RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration)
+    size = max(1, args.batch_size)
+    for start in range(0, len(args.catalog), size):
+        status |= run_feedmes(args.catalog[start:start + size], config=config, dtype=getattr(torch, args.dtype),
+                              device=_device(args.device), quiet=args.quiet, rows=rows)
+    names = ["id"] + sorted({k for r in rows for k in r} - {"id", "CHISQ", "CHI2NU", "NDOF", "STATUS"},
+                            key=lambda k: (int(k.split("_")[0]), k)) + ["CHISQ", "CHI2NU", "NDOF", "STATUS"]
+    order = {name: i for i, name in enumerate(args.catalog)}
+    rows.sort(key=lambda r: order.get(r["id"], len(order)))
+    table = Table({n: [r.get(n, float("nan") if n not in ("id", "STATUS", "NDOF") else (0 if n == "NDOF" else ""))
+                       for r in rows] for n in names}, names=names)
+    table.meta["GALPROF"] = __version__
+    write_table(table, pathlib.Path(args.output))
+    failed = sum(str(r["STATUS"]).startswith("failed") for r in rows)
+    print(f"galprof batch: {len(rows)} feedmes, {failed} failed -> {args.output}")
+    return status
+
+
 def run_batch_command(args) -> int:
     """``galprof batch``: see :mod:`galprof.pipeline.runner`."""
     from .pipeline.catalog import CatalogError, read_catalog, template_from_file
     from .pipeline.runner import BatchOptions, run_batch
 
+    if all(name.lower().endswith(".feedme") or pathlib.Path(name).name.startswith("galfit.")
+           for name in args.catalog):
+        return _batch_feedmes(args)
+    if len(args.catalog) != 1 or not args.template:
+        raise CommandError("galprof batch takes one catalog with --template, or a list of feedme files")
+    args.catalog = args.catalog[0]
     try:
         template = template_from_file(args.template)
         sources = read_catalog(args.catalog, template, id_column=args.id_column, image_column=args.image_column)
