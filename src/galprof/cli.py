@@ -707,7 +707,8 @@ def run_batch_command(args) -> int:
                 cluster = LocalCluster(n_workers=args.dask_workers, threads_per_worker=1, processes=True)
                 client = Client(cluster)
         try:
-            summary = run_batch(sources, template, args.output, options, progress=not args.quiet, client=client)
+            summary = run_batch(sources, template, args.output, options, progress=not args.quiet, client=client,
+                                catalog=args.catalog)
         finally:
             if client is not None:
                 client.close()

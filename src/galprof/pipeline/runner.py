@@ -327,7 +327,7 @@ class BatchSummary:
 
 
 def run_batch(sources: list[GalaxySource], template: Template, output, options: BatchOptions = BatchOptions(),
-              *, progress: bool = True, chunk_hook=None, client=None) -> BatchSummary:
+              *, progress: bool = True, chunk_hook=None, client=None, catalog=None) -> BatchSummary:
     """Fit every catalog row; write the results table ``output``. Resumes a killed run.
 
     Args:
@@ -341,6 +341,8 @@ def run_batch(sources: list[GalaxySource], template: Template, output, options: 
         client: optional ``dask.distributed.Client``: chunks become tasks on its
             workers (each preparing and fitting its chunk on its own device, see
             ``options.device``); results stream back into the same checkpoints.
+        catalog: path of the catalog ``sources`` came from, recorded (absolute) in the
+            table metadata as ``CATALOG`` so that plots can find each row's images.
     """
     import time
 
@@ -429,6 +431,8 @@ def run_batch(sources: list[GalaxySource], template: Template, output, options: 
     table.meta["GALPROF"] = __version__
     table.meta["DATE"] = datetime.datetime.now().replace(microsecond=0).isoformat()
     table.meta["TEMPLATE"] = template.source
+    if catalog is not None:
+        table.meta["CATALOG"] = str(pathlib.Path(catalog).resolve())
     table.meta["OPTIONS"] = json.dumps(options.describe(), default=str)
     write_table(table, output)
     return BatchSummary(output, len(sources), failed, sum(len(chunks[k]) for k in todo), elapsed, waiting)
