@@ -736,6 +736,9 @@ def main(argv=None) -> int:
     p_fit.add_argument("--quiet", action="store_true")
     _imfit_parser(sub)
     _batch_parser(sub)
+    from .plots.commands import COMMANDS as _PLOT_COMMANDS, add_parsers as _plot_parsers
+
+    _plot_parsers(sub)
     p_demo = sub.add_parser("demo", help="simulate a small survey, fit it with galprof batch, print truth vs fit")
     p_demo.add_argument("--galaxies", type=int, default=200, help="single-Sersic cutouts (bulge+disk: 30 %% of this)")
     p_demo.add_argument("--seed", type=int, default=1)
@@ -757,6 +760,10 @@ def main(argv=None) -> int:
             return run_imfit(args)
         if args.command == "batch":
             return run_batch_command(args)
+        if args.command in _PLOT_COMMANDS:
+            from .plots.commands import run as run_plot_command
+
+            return run_plot_command(args)
         config = RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration)
         return run_feedmes(args.feedme, config=config, dtype=getattr(torch, args.dtype), device=args.device,
                            quiet=args.quiet)
