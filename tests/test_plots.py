@@ -137,9 +137,10 @@ def test_ellipse_follows_the_rendered_galaxy():
     comp = ComponentView(1, "sersic", "elliptical", values, {}, {}, {}, image)
     view = FitView("g", image, image, (comp,))
     ellipse = [p for p in image_figure(view).axes[0].patches if p.get_gid() == "ellipse-1"][0]
-    verts = ellipse.get_patch_transform().transform(ellipse.get_path().vertices) - 30.0  # data coordinates
-    far = verts[np.argmax(np.hypot(verts[:, 0], verts[:, 1]))]
-    assert abs(abs(np.dot(far / np.linalg.norm(far), major)) - 1) < 1e-3
+    # the end of the patch's height axis (the unit circle's (0, 1)) in data coordinates
+    end = ellipse.get_patch_transform().transform([[0.0, 1.0]])[0] - 30.0
+    assert np.linalg.norm(end) == pytest.approx(values["r_e"])
+    assert abs(abs(np.dot(end / np.linalg.norm(end), major)) - 1) < 1e-4
     assert np.degrees(np.arctan2(-major[0], major[1])) % 180 == pytest.approx(30.0, abs=0.5)
 
 
