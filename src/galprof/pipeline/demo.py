@@ -193,8 +193,10 @@ def summarise(table, truths: list[dict], kind: str) -> dict:
 
 
 def run_survey_demo(n_sersic: int = 200, n_bulge_disk: int = 60, seed: int = 1, directory=None, quiet=False,
-                    batch_size: int = 64, dtype=torch.float32) -> dict:
-    """Simulate, fit with ``galprof batch`` and print the summary. Returns the summaries."""
+                    batch_size: int = 64, dtype=torch.float32, plots: bool = True) -> dict:
+    """Simulate, fit with ``galprof batch`` and print the summary; with ``plots``, end by
+    writing per-galaxy figures, fit-vs-truth comparisons and the HTML reports
+    (:func:`write_demo_plots`) and print their paths. Returns the summaries."""
     directory = pathlib.Path(directory or tempfile.mkdtemp(prefix="galprof-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     say = (lambda *a: None) if quiet else print
@@ -207,7 +209,8 @@ def run_survey_demo(n_sersic: int = 200, n_bulge_disk: int = 60, seed: int = 1, 
         template = template_from_file(str(directory / f"{kind}.feedme"))
         sources = read_catalog(str(directory / f"{kind}.csv"), template)
         options = BatchOptions(batch_size=batch_size, dtype=dtype, auto_init="auto")
-        summary = run_batch(sources, template, directory / f"{kind}_results.fits", options, progress=not quiet)
+        summary = run_batch(sources, template, directory / f"{kind}_results.fits", options, progress=not quiet,
+                            catalog=directory / f"{kind}.csv")
         table = Table.read(directory / f"{kind}_results.fits")
         result = summarise(table, truths[kind], kind)
         result["failed"] = summary.n_failed
@@ -223,4 +226,58 @@ def run_survey_demo(n_sersic: int = 200, n_bulge_disk: int = 60, seed: int = 1, 
             f"within 3 sigma of the truth ({'mag, r_e, n' if kind == 'sersic' else 'both mags, r_s'}): "
             f"{result['within_3_sigma']:.3f}")
     say(f"\noutputs in {directory} (catalogs *.csv, templates *.feedme, results *_results.fits)")
+    if plots:
+        t1 = time.perf_counter()
+        paths = write_demo_plots(directory, truths, progress=not quiet)
+        say(f"\nfigures and reports ({time.perf_counter() - t1:.1f} s):")
+        for label, path in paths:
+            say(f"  {label:<34s} {path}")
+        summaries["plots"] = dict(paths)
     return summaries
+
+
+def truth_table(truths: list[dict], kind: str):
+    """The simulated parameters as a results-like table (``id``, ``<k>_<KEY>`` columns)."""
+    rows = []
+    for i, t in enumerate(truths):
+        if kind == "sersic":
+            row = {"id": f"sersic{i:04d}", "1_XC": t["x"], "1_YC": t["y"], "1_MAG": t["mag"], "1_RE": t["r_e"],
+                   "1_N": t["n"], "1_AR": t["q"], "1_PA": t["pa"]}
+        else:
+            row = {"id": f"bulgedisk{i:04d}", "1_XC": t["x"], "1_YC": t["y"], "1_MAG": t["bulge_mag"],
+                   "1_RE": t["bulge_re"], "1_AR": t["bulge_q"], "1_PA": t["pa"], "2_MAG": t["disk_mag"],
+                   "2_RS": t["r_s"], "2_AR": t["disk_q"], "2_PA": t["pa"]}
+        rows.append(row)
+    return Table(rows=rows)
+
+
+def write_demo_plots(directory: pathlib.Path, truths: dict, *, progress: bool = True) -> list[tuple[str, str]]:
+    """Per-galaxy figures, fit-vs-truth comparisons and the HTML reports of the demo's
+    two results tables, under ``directory/plots``. Returns (label, path) pairs."""
+    from ..plots import BatchResults, compare_figure, compare_tables, fit_figure, save_figure, write_report
+
+    out = directory / "plots"
+    out.mkdir(exist_ok=True)
+    paths = []
+    for kind in ("sersic", "bulgedisk"):
+        results = BatchResults.open(directory / f"{kind}_results.fits")
+        statuses = [str(s) for s in results.table["STATUS"]]
+        chi = np.asarray(results.table["CHI2NU"], dtype=float)
+        good = [i for i, s in enumerate(statuses) if s == "converged"]
+        chosen = good[:1]
+        flagged = [i for i, s in enumerate(statuses) if not s.startswith("failed") and s != "converged"]
+        if flagged:
+            chosen.append(max(flagged, key=lambda i: chi[i] if np.isfinite(chi[i]) else 0.0))
+        for i in chosen:
+            view = results.view(i)
+            path = save_figure(fit_figure(view), out / f"{view.name}.png")
+            paths.append((f"{kind} fit ({view.status})", str(path)))
+        truth = truth_table(truths[kind], kind)
+        truth_path = directory / f"{kind}_truth.ecsv"
+        truth.write(truth_path, format="ascii.ecsv", overwrite=True)
+        comparison = compare_tables(truth, results.table, labels=("truth", "galprof"))
+        path = save_figure(compare_figure(comparison), out / f"{kind}_compare_truth.png")
+        paths.append((f"{kind} fit vs truth", str(path)))
+        summary = write_report(results, out / f"report_{kind}", figures="flagged", max_figures=3, progress=progress)
+        paths.append((f"{kind} report ({summary.n_thumbnails} thumbnails)", str(summary.index)))
+    return paths
