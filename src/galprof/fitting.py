@@ -11,7 +11,7 @@ coordinates of the first pixel of the arrays passed in (GALFIT's fit region corn
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import math
 
@@ -30,7 +30,7 @@ from .profiles.base import EllipticalProfile
 from .render.config import RenderConfig
 from .render.psf import prepare_psf, stack_psfs
 from .render.scene import Frame
-from .uncertainty.covariance import covariance_from_jacobian
+from .uncertainty.covariance import covariance_estimate
 
 _START_N = (None, 1.0, 4.0, 2.0, 0.6, 6.0)
 _START_SIZE = (1.0, 0.6, 1.7, 1.0, 1.3, 0.8)
@@ -160,58 +160,38 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
     return best_theta, best_fixed, best_chi2, iterations, converged_best
 
 
-def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
-        origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
-        convolution_box: tuple[int, int] | None = None, region_sizes=None, statistic=None,
-        pixel_scale: tuple[float, float] = (1.0, 1.0),
-        method: str = "lm", n_starts: int = 1, retries: int = 2, staged: bool = True, stage_iterations: int = 8,
-        config: RenderConfig = RenderConfig(),
-        lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
-        dtype: torch.dtype = torch.float32, device=None, names=None, progress=None) -> FitResult:
-    """Fit ``model`` to an image or a batch of images.
+@dataclass(frozen=True)
+class FitSetup:
+    """Everything :func:`fit` prepares before optimising (also used by
+    :mod:`galprof.uncertainty` to re-evaluate the model at other parameters).
 
-    Args:
-        model: components with initial values (scalars, or arrays of shape (B,)).
-        image: (H, W) or (B, H, W) data [ADU].
-        sigma: same shape, 1-sigma noise [ADU]; None for unit weights (the CLI builds
-            GALFIT's sigma image from the header when the feedme says ``none``).
-        mask: same shape, non-zero = bad pixel; NaN/inf data or sigma and sigma <= 0 are
-            masked too (with a warning).
-        psf: 2-D empirical PSF (pixel response included) shared by the batch, a (B, h, w)
-            array or a list of B 2-D arrays (sizes may differ: one ePSF per galaxy), or
-            None for no convolution.
-        psf_oversampling: the PSF is sampled this many times finer than the data.
-        origin: 1-based (x, y) coordinates of the first pixel of ``image``.
-        zeropoint, exptime: mag = zeropoint - 2.5 log10(flux / exptime); floats or (B,)
-            arrays (one per galaxy).
-        region_sizes: optional (B, 2) (width, height) [pix]: galaxy b's image is the first
-            width x height pixels of its (padded) array; the rest is ignored (weight 0)
-            and its sky is referred to the centre of that region. For fitting images of
-            different sizes together.
-        statistic: None for chi^2 with ``sigma`` (default), or a
-            :class:`galprof.likelihood.PixelStatistic` (Poisson maximum-likelihood ratio,
-            Cash, chi^2 with model-based sigmas); ``sigma`` then only selects pixels.
-        convolution_box: GALFIT's line I, (size x, size y) [pix]: convolve only inside a
-            box of this size centred on the region's centre (see :class:`Frame`).
-        pixel_scale: GALFIT's line K, (dx, dy) [arcsec/pix]: surface-brightness
-            amplitudes (mu_0 of ferrer, king, edgedisk; mu_b of nuker) are
-            zp - 2.5 log10(I / (EXPTIME dx dy)) with I in ADU/pix.
-        method: ``lm`` (batched Levenberg-Marquardt, default) or ``adam``.
-        n_starts: starts per galaxy (the given one, then variants of n and size); the
-            start with the lowest chi^2 wins.
-        retries: rounds of further starts (two more each round) for galaxies whose shape
-            parameters (n, sizes, q) ended on a bound.
-        staged: with LM, first fit with every free Sersic index held fixed for at most
-            ``stage_iterations`` iterations, then release it (robust to far starts).
-        config: rendering settings (e.g. ``legacy_pixel_integration``).
-        dtype: dtype of the rendering (float32 or float64); linear algebra is float64.
-        device: torch device (e.g. "cuda").
-        names: per-galaxy labels for messages.
-        progress: optional callable(iteration, n_running).
-
-    Returns:
-        a :class:`FitResult`.
+    Attributes:
+        image: (B, H, W) float64 data (padding zeroed when ``region_sizes`` is given).
+        batch_size: B.
+        frame: the :class:`galprof.render.scene.Frame` (origin, zeropoint, EXPTIME, regions).
+        psf: the prepared PSF (or None).
+        data: :class:`galprof.likelihood.PreparedData` (data, 1/sigma weights, pixel counts).
+        layout: the :class:`galprof.params.ParameterLayout` of the model.
+        layout_bounds: default ((x_lo, x_hi), (y_lo, y_hi)) bounds of centres [pix, 1-based].
+        initial: (B, P) starting values (moved inside constraint ranges).
     """
+
+    image: np.ndarray
+    batch_size: int
+    frame: Frame
+    psf: object
+    data: object
+    layout: ParameterLayout
+    layout_bounds: tuple
+    initial: np.ndarray
+
+
+def prepare_fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
+                origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
+                convolution_box: tuple[int, int] | None = None, region_sizes=None,
+                pixel_scale: tuple[float, float] = (1.0, 1.0), dtype: torch.dtype = torch.float32, device=None,
+                names=None) -> FitSetup:
+    """Check and prepare the inputs of :func:`fit` (same arguments); see :class:`FitSetup`."""
     img = np.asarray(image, dtype=np.float64)
     if img.ndim == 2:
         img = img[None]
@@ -264,6 +244,67 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     layout.check_inside_bounds(initial)
     initial = layout.move_inside_constraints(initial)
 
+    return FitSetup(img, bsz, frame, prepared_psf, data, layout, layout_bounds, initial)
+
+
+def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
+        origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
+        convolution_box: tuple[int, int] | None = None, region_sizes=None, statistic=None,
+        pixel_scale: tuple[float, float] = (1.0, 1.0),
+        method: str = "lm", n_starts: int = 1, retries: int = 2, staged: bool = True, stage_iterations: int = 8,
+        config: RenderConfig = RenderConfig(),
+        lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
+        dtype: torch.dtype = torch.float32, device=None, names=None, progress=None) -> FitResult:
+    """Fit ``model`` to an image or a batch of images.
+
+    Args:
+        model: components with initial values (scalars, or arrays of shape (B,)).
+        image: (H, W) or (B, H, W) data [ADU].
+        sigma: same shape, 1-sigma noise [ADU]; None for unit weights (the CLI builds
+            GALFIT's sigma image from the header when the feedme says ``none``).
+        mask: same shape, non-zero = bad pixel; NaN/inf data or sigma and sigma <= 0 are
+            masked too (with a warning).
+        psf: 2-D empirical PSF (pixel response included) shared by the batch, a (B, h, w)
+            array or a list of B 2-D arrays (sizes may differ: one ePSF per galaxy), or
+            None for no convolution.
+        psf_oversampling: the PSF is sampled this many times finer than the data.
+        origin: 1-based (x, y) coordinates of the first pixel of ``image``.
+        zeropoint, exptime: mag = zeropoint - 2.5 log10(flux / exptime); floats or (B,)
+            arrays (one per galaxy).
+        region_sizes: optional (B, 2) (width, height) [pix]: galaxy b's image is the first
+            width x height pixels of its (padded) array; the rest is ignored (weight 0)
+            and its sky is referred to the centre of that region. For fitting images of
+            different sizes together.
+        statistic: None for chi^2 with ``sigma`` (default), or a
+            :class:`galprof.likelihood.PixelStatistic` (Poisson maximum-likelihood ratio,
+            Cash, chi^2 with model-based sigmas); ``sigma`` then only selects pixels.
+        convolution_box: GALFIT's line I, (size x, size y) [pix]: convolve only inside a
+            box of this size centred on the region's centre (see :class:`Frame`).
+        pixel_scale: GALFIT's line K, (dx, dy) [arcsec/pix]: surface-brightness
+            amplitudes (mu_0 of ferrer, king, edgedisk; mu_b of nuker) are
+            zp - 2.5 log10(I / (EXPTIME dx dy)) with I in ADU/pix.
+        method: ``lm`` (batched Levenberg-Marquardt, default) or ``adam``.
+        n_starts: starts per galaxy (the given one, then variants of n and size); the
+            start with the lowest chi^2 wins.
+        retries: rounds of further starts (two more each round) for galaxies whose shape
+            parameters (n, sizes, q) ended on a bound.
+        staged: with LM, first fit with every free Sersic index held fixed for at most
+            ``stage_iterations`` iterations, then release it (robust to far starts).
+        config: rendering settings (e.g. ``legacy_pixel_integration``).
+        dtype: dtype of the rendering (float32 or float64); linear algebra is float64.
+        device: torch device (e.g. "cuda").
+        names: per-galaxy labels for messages.
+        progress: optional callable(iteration, n_running).
+
+    Returns:
+        a :class:`FitResult`.
+    """
+    setup = prepare_fit(model, image, sigma=sigma, mask=mask, psf=psf, psf_oversampling=psf_oversampling,
+                        origin=origin, zeropoint=zeropoint, exptime=exptime, convolution_box=convolution_box,
+                        region_sizes=region_sizes, pixel_scale=pixel_scale, dtype=dtype, device=device, names=names)
+    img, bsz, frame, prepared_psf, data = setup.image, setup.batch_size, setup.frame, setup.psf, setup.data
+    layout, layout_bounds, initial = setup.layout, setup.layout_bounds, setup.initial
+
     n_starts = max(1, int(n_starts))
     if sigma is None and statistic is None:
         # unit weights: chi^2 has no absolute scale, so only the relative test applies
@@ -300,10 +341,14 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         free_values = layout.free_coordinates(values_t).to(dtype)
     if layout.n_free:
         _, jac = user_problem.residuals_and_jacobian(free_values, index)
-        cov, undefined = covariance_from_jacobian(jac)
+        estimate = covariance_estimate(jac)
+        cov, undefined = estimate.covariance, estimate.undefined
+        condition, cov_flag = estimate.condition.cpu().numpy(), estimate.flag.cpu().numpy()
     else:
         cov = torch.zeros(bsz, 0, 0, dtype=torch.float64)
         undefined = torch.zeros(bsz, 0, dtype=torch.bool)
+        condition, cov_flag = np.ones(bsz), np.zeros(bsz, dtype=bool)
+    parameter_covariance = np.zeros((bsz, layout.n_params, layout.n_params))
     with torch.no_grad():
         model_images = user_problem.render(free_values, index)
     errors = np.zeros_like(values)
@@ -314,7 +359,10 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         slope = layout.value_jacobian(free_values.to(torch.float64), values_t, internal=False)
         cov_values = slope @ cov.to(slope.device) @ slope.transpose(1, 2)
         varying = list(layout.varying_index)
-        errors[:, varying] = np.sqrt(np.diagonal(cov_values.cpu().numpy(), axis1=1, axis2=2))[:, varying]
+        cov_values = cov_values.cpu().numpy()
+        errors[:, varying] = np.sqrt(np.diagonal(cov_values, axis1=1, axis2=2))[:, varying]
+        parameter_covariance[np.ix_(np.arange(bsz), varying, varying)] = cov_values[np.ix_(np.arange(bsz), varying,
+                                                                                           varying)]
         flags = (at_bound_free | undefined.to(at_bound_free.device)).cpu().numpy()
         for k, i in enumerate(free_cols):
             at_bound[:, i] = flags[:, k]
@@ -356,4 +404,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         model_images=model_np,
         residual_images=img - model_np,
         initial_values=initial,
+        errors_scaled=errors * np.sqrt(np.where(np.isfinite(chi2_nu), chi2_nu, np.nan))[:, None],
+        parameter_covariance=parameter_covariance,
+        covariance_flag=cov_flag,
+        condition_number=condition,
     )

@@ -37,6 +37,14 @@ class FitResult:
         model_images: (B, H, W) best-fit model over the fit region.
         residual_images: (B, H, W) data - model (masked pixels hold data - model too).
         initial_values: (B, P) the starting values.
+        errors_scaled: (B, P) ``errors`` times sqrt(chi2_nu): the covariance errors if
+            sigma were wrong by a constant factor (see :mod:`galprof.uncertainty`).
+        parameter_covariance: (B, P, P) covariance of all P parameters in user units
+            (rows and columns of fixed parameters 0; tied and coupled ones propagated);
+            NaN where undefined. :meth:`correlation` gives the correlation matrix.
+        covariance_flag: (B,) bool, the normal matrix J^T W J was singular or
+            ill-conditioned (errors NaN).
+        condition_number: (B,) condition number of the unit-diagonal normal matrix.
     """
 
     model: Model
@@ -55,6 +63,10 @@ class FitResult:
     model_images: np.ndarray
     residual_images: np.ndarray
     initial_values: np.ndarray
+    errors_scaled: np.ndarray | None = None
+    parameter_covariance: np.ndarray | None = None
+    covariance_flag: np.ndarray | None = None
+    condition_number: np.ndarray | None = None
 
     @property
     def batch_size(self) -> int:
@@ -74,6 +86,12 @@ class FitResult:
     def error(self, component: int, name: str) -> np.ndarray:
         """(B,) 1-sigma errors of one parameter; ``component`` is 1-based."""
         return self.errors[:, self.column(component, name)]
+
+    def correlation(self) -> np.ndarray:
+        """(B, P, P) correlation matrix of all parameters (fixed ones: 0 off the diagonal)."""
+        from ..uncertainty.covariance import correlation_matrix
+
+        return correlation_matrix(self.parameter_covariance)
 
     def component_values(self, galaxy: int = 0) -> list[dict[str, float]]:
         """Best-fit values of one galaxy as a list (one dict per component)."""
