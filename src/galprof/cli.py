@@ -184,19 +184,68 @@ def _outcome(result, b: int, shift=(0.0, 0.0)) -> _Outcome:
                                        if shift != (0.0, 0.0) else ""))
 
 
-def _fit_group(jobs: list[_Job], *, config, dtype, device, quiet) -> list[_Outcome]:
+def _chosen_errors(errors, model, result, image, inputs, labels, collected, quiet):
+    """The fit with the errors of ``errors`` (an ErrorOptions; None: the covariance);
+    appends (result, galaxy, label, extra) to ``collected`` for the output files."""
+    from .uncertainty.methods import reported_errors
+
+    extra = None
+    if errors is not None and errors.method != "covariance":
+        if not quiet:
+            print(f"errors: {errors.method}" + (f" ({errors.bootstrap} replicates)" if errors.method == "bootstrap"
+                                                else ""))
+        result, extra = reported_errors(errors, model, result, image, **inputs)
+    if collected is not None:
+        collected.extend((result, b, label, extra) for b, label in enumerate(labels))
+    return result
+
+
+def _write_error_files(collected, covariance_file, bootstrap_file, say) -> None:
+    """``--covariance-file`` (FITS, one HDU per feedme) and ``--save-bootstrap`` (a table:
+    one row per replicate and feedme, columns id, REPLICATE and <k>_<KEY>)."""
+    from .uncertainty.covariance import write_covariance
+
+    if covariance_file:
+        write_covariance(covariance_file, [(r, b, label) for r, b, label, _ in collected])
+        say(f"wrote {covariance_file}")
+    if bootstrap_file:
+        from astropy.table import Table
+
+        from .pipeline.columns import parameter_column
+        from .pipeline.runner import write_table
+
+        rows = []
+        for result, b, label, extra in collected:
+            if extra is None or not hasattr(extra, "replicates"):
+                continue
+            for k in range(extra.n_replicates):
+                row = {"id": label, "REPLICATE": k}
+                row.update({parameter_column(c, n): float(extra.replicates[k, b, j])
+                            for j, (c, n) in enumerate(extra.names)})
+                rows.append(row)
+        if not rows:
+            raise CommandError("--save-bootstrap needs --errors bootstrap")
+        names = list(rows[0])
+        write_table(Table({n: [r[n] for r in rows] for n in names}, names=names), pathlib.Path(bootstrap_file))
+        say(f"wrote {bootstrap_file}")
+
+
+def _fit_group(jobs: list[_Job], *, config, dtype, device, quiet, errors=None, collected=None) -> list[_Outcome]:
     """Fit the feedmes of one group: alone, or padded to one batch (positions in each
-    fit region's own frame, one ePSF, zeropoint and EXPTIME per galaxy)."""
+    fit region's own frame, one ePSF, zeropoint and EXPTIME per galaxy). ``errors``:
+    which errors to report (:class:`galprof.uncertainty.methods.ErrorOptions`)."""
     progress = None if quiet else (lambda it, n: print(f"  LM iteration {it + 1}: {n} running", end="\r"))
     if len(jobs) == 1:
         job = jobs[0]
         f = job.feedme
         x1, _, y1, _ = f.fit_region
-        result = fit(job.model, job.inputs["image"], sigma=job.inputs["sigma"], mask=job.inputs["mask"],
-                     psf=job.inputs["psf"], psf_oversampling=f.psf_oversampling, origin=(x1, y1),
-                     zeropoint=f.zeropoint, exptime=job.exptime, convolution_box=f.convolution_box, config=config,
-                     pixel_scale=f.plate_scale,
-                     dtype=dtype, device=device, names=[str(f.path)], progress=progress)
+        inputs = dict(sigma=job.inputs["sigma"], mask=job.inputs["mask"], psf=job.inputs["psf"],
+                      psf_oversampling=f.psf_oversampling, origin=(x1, y1), zeropoint=f.zeropoint,
+                      exptime=job.exptime, convolution_box=f.convolution_box, config=config,
+                      pixel_scale=f.plate_scale, dtype=dtype, device=device)
+        result = fit(job.model, job.inputs["image"], names=[str(f.path)], progress=progress, **inputs)
+        result = _chosen_errors(errors, job.model, result, job.inputs["image"], inputs, [str(f.path)], collected,
+                                quiet)
         return [_outcome(result, 0)]
     height = max(j.shape[0] for j in jobs)
     width = max(j.shape[1] for j in jobs)
@@ -223,25 +272,30 @@ def _fit_group(jobs: list[_Job], *, config, dtype, device, quiet) -> list[_Outco
             values[name] = column
         components.append(Component(comp.profile, values, fixed=comp.fixed, skip_in_residual=comp.skip_in_residual))
     psf = [j.inputs["psf"] for j in jobs] if jobs[0].inputs["psf"] is not None else None
-    result = fit(Model(tuple(components)), image, sigma=sigma, mask=mask, psf=psf,
-                 psf_oversampling=jobs[0].feedme.psf_oversampling, origin=(1, 1),
-                 zeropoint=[j.feedme.zeropoint for j in jobs], exptime=[j.exptime for j in jobs],
-                 region_sizes=[(j.shape[1], j.shape[0]) for j in jobs], config=config, dtype=dtype, device=device,
-                 pixel_scale=jobs[0].feedme.plate_scale,
-                 names=[str(j.feedme.path) for j in jobs], progress=progress)
+    inputs = dict(sigma=sigma, mask=mask, psf=psf, psf_oversampling=jobs[0].feedme.psf_oversampling, origin=(1, 1),
+                  zeropoint=np.array([j.feedme.zeropoint for j in jobs]), exptime=np.array([j.exptime for j in jobs]),
+                  region_sizes=np.array([(j.shape[1], j.shape[0]) for j in jobs]), config=config, dtype=dtype,
+                  device=device, pixel_scale=jobs[0].feedme.plate_scale)
+    model = Model(tuple(components))
+    result = fit(model, image, names=[str(j.feedme.path) for j in jobs], progress=progress, **inputs)
+    result = _chosen_errors(errors, model, result, image, inputs, [str(j.feedme.path) for j in jobs], collected, quiet)
     return [_outcome(result, b, shifts[b]) for b in range(bsz)]
 
 
 def run_feedmes(paths: list[str], *, config: RenderConfig, dtype, device, quiet: bool = False,
-                rows: list | None = None) -> int:
+                rows: list | None = None, errors=None, covariance_file: str | None = None,
+                bootstrap_file: str | None = None) -> int:
     """``galprof fit A.feedme B.feedme ...``: feedmes with the same kind of model (component
     types and fixed flags, PSF oversampling; no constraint file) are fitted together as one
     batch, whatever their image sizes; each one's outputs are written as if it had been
     fitted alone. A feedme that cannot be read or fitted is reported and the others go on
     (exit status 2). With ``rows``, one results-table row per feedme is appended to it
-    (``galprof batch`` with feedmes)."""
+    (``galprof batch`` with feedmes). ``errors`` (an ErrorOptions) chooses the reported
+    errors; ``covariance_file`` / ``bootstrap_file`` write the covariance matrices and
+    bootstrap replicates."""
     say = (lambda *a: None) if quiet else print
     status = 0
+    collected: list = []
     jobs = []
     for path in paths:
         try:
@@ -260,7 +314,8 @@ def run_feedmes(paths: list[str], *, config: RenderConfig, dtype, device, quiet:
             say(f"galprof {__version__}: fitting {len(group)} feedmes together: "
                 + ", ".join(str(j.feedme.path) for j in group))
         try:
-            outcomes = (_fit_group(group, config=config, dtype=dtype, device=device, quiet=quiet)
+            outcomes = (_fit_group(group, config=config, dtype=dtype, device=device, quiet=quiet, errors=errors,
+                                   collected=collected)
                         if group[0].feedme.mode == 0 else [None])
         except _USER_ERRORS as err:
             print(f"galprof: error: {err}", file=sys.stderr)
@@ -278,6 +333,12 @@ def run_feedmes(paths: list[str], *, config: RenderConfig, dtype, device, quiet:
                 status = 2
                 if rows is not None:
                     rows.append({"id": str(job.feedme.path), "STATUS": f"failed: {err}"})
+    if covariance_file or bootstrap_file:
+        try:
+            _write_error_files(collected, covariance_file, bootstrap_file, say)
+        except _USER_ERRORS as err:
+            print(f"galprof: error: {err}", file=sys.stderr)
+            status = 2
     return status
 
 
@@ -401,45 +462,35 @@ def run_demo(n_galaxies: int = 6, seed: int = 2, dtype=torch.float32, quiet=Fals
 
 
 def _imfit_bootstrap(args, config, model, result, image, sigma, mask, psf, render_config, centre, statistic):
-    """imfit's --bootstrap N: refit N resamplings of the pixels (drawn with replacement,
-    a pixel drawn k times weighs k times in chi^2), all in one batch, starting from the
-    best fit. Returns per-set centre errors, per-function {imfit name: std} and the table
-    of all N parameter sets (imfit names, one row per resampling)."""
-    from dataclasses import replace as _replace
-
+    """imfit's --bootstrap N with :func:`galprof.uncertainty.bootstrap`: N resamplings of
+    the pixels (drawn with replacement; a pixel drawn k times weighs k times in chi^2),
+    refitted in one batch from the best fit. Returns per-set centre errors, per-function
+    {imfit name: std} and the table of all N parameter sets (imfit names, one row per
+    resampling)."""
     from .io.imfit_config import function_parameters, values_to_imfit
+    from .uncertainty.bootstrap import bootstrap
 
     if statistic is not None:
         raise CommandError("--bootstrap works with chi^2 only in galprof for now")
     n = int(args.bootstrap)
-    rng = np.random.default_rng(args.seed)
-    usable = np.isfinite(image) & np.isfinite(sigma) & (sigma > 0)
-    if mask is not None:
-        usable &= ~np.asarray(mask, dtype=bool)
-    pixels = np.flatnonzero(usable.ravel())
-    counts = np.zeros((n, image.size))
-    for b in range(n):
-        counts[b] = np.bincount(pixels[rng.integers(0, pixels.size, pixels.size)], minlength=image.size)
-    counts = counts.reshape(n, *image.shape)
-    boot_sigma = np.where(counts > 0, sigma / np.sqrt(np.maximum(counts, 1)), 1.0)
-    best = result.component_values(0)
-    start = Model(tuple(_replace(c, values=best[i]) for i, c in enumerate(model.components)), model.constraints)
-    boot = fit(start, np.broadcast_to(image, counts.shape), sigma=boot_sigma, mask=counts == 0, psf=psf,
-               zeropoint=0.0, exptime=1.0, config=render_config, staged=False, retries=0,
-               dtype=getattr(torch, args.dtype), device=args.device)
+    if n < 2:
+        raise CommandError(f"--bootstrap needs at least 2 resamplings, got {n}")
+    boot = bootstrap(model, result, image, sigma=sigma, mask=mask, psf=psf, n_replicates=n, seed=args.seed,
+                     zeropoint=0.0, exptime=1.0, config=render_config, dtype=getattr(torch, args.dtype),
+                     device=args.device)
     rows, centres = [], []
     for b in range(n):
-        values = _per_component(boot.values[b], boot.names)
+        values = _per_component(boot.replicates[b, 0], boot.names)
         zeros = [{k: 0.0 for k in v} for v in values]
         c, r = values_to_imfit(config, values, zeros, centre)
         centres.append([v for cs in c for v in (cs[0], cs[2])])
         rows.append([r[k][name][0] for k, (_, func) in enumerate(config.functions())
                      for name in function_parameters(func.name)])
     centres, rows = np.array(centres), np.array(rows)
-    centre_err = centres.std(axis=0, ddof=1)
+    centre_err = np.nanstd(centres, axis=0, ddof=1)
     per_function, j = [], 0
     for _, func in config.functions():
-        per_function.append({name: float(rows[:, j + i].std(ddof=1))
+        per_function.append({name: float(np.nanstd(rows[:, j + i], ddof=1))
                              for i, name in enumerate(function_parameters(func.name))})
         j += len(function_parameters(func.name))
     names = [f"{axis}0_{k + 1}" for k in range(len(config.sets)) for axis in ("X", "Y")]
@@ -519,6 +570,9 @@ def run_imfit(args) -> int:
     errors = _per_component(result.errors[0], result.names)
     free_columns = [j for j in range(len(result.names)) if result.free[j]]
     covariance = result.covariance[0]
+    if args.errors == "scaled":  # errors and covariance times chi2_nu (the conversions use the covariance)
+        errors = _per_component(result.errors_scaled[0], result.names)
+        covariance = covariance * float(result.chi2_nu[0])
 
     def covariances(component, names):
         """Covariance of parameters ``names`` of component ``component`` (0-based)."""
@@ -557,6 +611,7 @@ def run_imfit(args) -> int:
               f"AIC = {aic:.6f}, BIC = {bic:.6f}",
               f"Converged: {bool(result.converged[0])}, iterations: {int(result.iterations[0])}",
               ("Errors: scatter of " + str(args.bootstrap) + " bootstrap resamplings" if args.bootstrap
+               else "Errors: from the covariance matrix, scaled by the reduced chi^2" if args.errors == "scaled"
                else "Errors: from the covariance matrix")]
     text = format_imfit_config(config, centres, rows, header)
     pathlib.Path(args.save_params).write_text(text)
@@ -595,6 +650,9 @@ def _imfit_parser(sub):
                    help="N bootstrap resamplings (refitted as one batch); their scatter gives the errors")
     p.add_argument("--save-bootstrap", help="write every bootstrap parameter set to this file")
     p.add_argument("--seed", type=int, default=None, help="random seed for the bootstrap")
+    p.add_argument("--errors", default="covariance", choices=["covariance", "scaled"],
+                   help="without --bootstrap: errors from the covariance matrix, raw (default) or scaled by the "
+                        "reduced chi^2")
     p.add_argument("--save-params", default="bestfit_parameters_imfit.dat", help="best-fit parameter file")
     p.add_argument("--save-model", help="write the best-fit model image")
     p.add_argument("--save-residual", help="write the residual image (data - model)")
@@ -637,6 +695,28 @@ def _batch_parser(sub):
                    help="start a local Dask cluster with this many worker processes (one thread each)")
     p.add_argument("--legacy-pixel-integration", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _error_arguments(p)
+
+
+def _error_arguments(p, bootstrap_flag: bool = True):
+    """--errors and its settings (galprof fit and batch)."""
+    p.add_argument("--errors", default="covariance", choices=["covariance", "scaled", "bootstrap", "sample"],
+                   help="reported errors: covariance (raw (J^T W J)^-1, default), scaled (times chi2_nu), "
+                        "bootstrap (scatter of refits of resampled pixels) or sample (posterior std from "
+                        "Pyro NUTS; pip install 'galprof[sample]')")
+    if bootstrap_flag:
+        p.add_argument("--bootstrap", type=int, default=100, help="bootstrap replicates (with --errors bootstrap)")
+        p.add_argument("--seed", type=int, default=None, help="seed of the bootstrap / sampler")
+    p.add_argument("--samples", type=int, default=500, help="posterior draws per chain (with --errors sample)")
+    p.add_argument("--warmup", type=int, default=300, help="NUTS warm-up steps per chain")
+    p.add_argument("--chains", type=int, default=4, help="NUTS chains per galaxy (R-hat needs >= 2)")
+
+
+def _error_options(args):
+    from .uncertainty.methods import ErrorOptions
+
+    return ErrorOptions(args.errors, bootstrap=args.bootstrap, seed=args.seed, samples=args.samples,
+                        warmup=args.warmup, chains=args.chains)
 
 
 def _device(name: str) -> str:
@@ -662,7 +742,7 @@ def _batch_feedmes(args) -> int:
     size = max(1, args.batch_size)
     for start in range(0, len(args.catalog), size):
         status |= run_feedmes(args.catalog[start:start + size], config=config, dtype=getattr(torch, args.dtype),
-                              device=_device(args.device), quiet=args.quiet, rows=rows)
+                              device=_device(args.device), quiet=args.quiet, rows=rows, errors=_error_options(args))
     names = ["id"] + sorted({k for r in rows for k in r} - {"id", "CHISQ", "CHI2NU", "NDOF", "STATUS"},
                             key=lambda k: (int(k.split("_")[0]), k)) + ["CHISQ", "CHI2NU", "NDOF", "STATUS"]
     order = {name: i for i, name in enumerate(args.catalog)}
@@ -693,7 +773,8 @@ def run_batch_command(args) -> int:
         options = BatchOptions(batch_size=args.batch_size, dtype=getattr(torch, args.dtype), device=_device(args.device),
                                method=args.method, auto_init=args.auto_init, mask_mode=args.mask_mode,
                                workers=args.workers,
-                               config=RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration))
+                               config=RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration),
+                               errors=_error_options(args))
         client = cluster = None
         if args.scheduler or args.dask_workers:
             try:
@@ -734,6 +815,11 @@ def main(argv=None) -> int:
     p_fit.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p_fit.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p_fit.add_argument("--quiet", action="store_true")
+    _error_arguments(p_fit)
+    p_fit.add_argument("--covariance-file", help="write each feedme's covariance matrix of the varying parameters "
+                                                 "(FITS, one HDU per feedme; see docs/uncertainties.md)")
+    p_fit.add_argument("--save-bootstrap", help="with --errors bootstrap: write every replicate's parameters "
+                                                "(table by extension: .csv, .ecsv, .fits)")
     _imfit_parser(sub)
     _batch_parser(sub)
     from .plots.commands import COMMANDS as _PLOT_COMMANDS, add_parsers as _plot_parsers
@@ -766,7 +852,8 @@ def main(argv=None) -> int:
             return run_plot_command(args)
         config = RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration)
         return run_feedmes(args.feedme, config=config, dtype=getattr(torch, args.dtype), device=args.device,
-                           quiet=args.quiet)
+                           quiet=args.quiet, errors=_error_options(args), covariance_file=args.covariance_file,
+                           bootstrap_file=args.save_bootstrap)
     except _USER_ERRORS as err:
         print(f"galprof: error: {err}", file=sys.stderr)
         return 2

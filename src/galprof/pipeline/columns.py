@@ -20,3 +20,15 @@ def parameter_column(component: int, name: str) -> str:
 
 def error_column(component: int, name: str) -> str:
     return parameter_column(component, name) + "_ERR"
+
+
+#: suffixes of the optional uncertainty columns of ``galprof batch`` (see docs/uncertainties.md)
+BOOTSTRAP_SUFFIXES = ("_BOOT_ERR", "_BOOT_LO68", "_BOOT_HI68", "_BOOT_LO95", "_BOOT_HI95")
+POSTERIOR_SUFFIXES = ("_POST_ERR", "_POST_LO68", "_POST_HI68", "_POST_LO95", "_POST_HI95", "_RHAT", "_ESS")
+
+
+def uncertainty_suffixes(method: str) -> tuple[str, ...]:
+    """Per-parameter column suffixes for an error method: always ``_ERR_SCALED`` (the
+    covariance error times sqrt(chi2_nu)); plus bootstrap or posterior columns."""
+    extra = {"bootstrap": BOOTSTRAP_SUFFIXES, "sample": POSTERIOR_SUFFIXES}.get(method, ())
+    return ("_ERR_SCALED",) + extra

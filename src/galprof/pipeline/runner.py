@@ -41,7 +41,7 @@ from ..io.fits_io import InputError, exposure_time, read_image, read_mask, sigma
 from ..model import Component, Model
 from ..render.config import RenderConfig
 from .catalog import GalaxySource, Template
-from .columns import error_column, parameter_column
+from .columns import error_column, parameter_column, uncertainty_suffixes
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,10 @@ class BatchOptions:
         workers: background threads that read and prepare images.
         config: rendering settings.
         fit_options: further keyword arguments of :func:`galprof.fit`.
+        errors: :class:`galprof.uncertainty.methods.ErrorOptions`: ``bootstrap`` or
+            ``sample`` add bootstrap (``<k>_<KEY>_BOOT_ERR``, ``_BOOT_LO68`` ...) or
+            posterior (``_POST_ERR``, ``_POST_LO68`` ..., ``_RHAT``, ``_ESS``) columns;
+            ``_ERR`` is always the raw covariance error and ``_ERR_SCALED`` the scaled one.
     """
 
     batch_size: int = 64
@@ -71,11 +75,19 @@ class BatchOptions:
     workers: int = 2
     config: RenderConfig = RenderConfig()
     fit_options: tuple = ()
+    errors: object = None  # galprof.uncertainty.methods.ErrorOptions; None: covariance
 
     def describe(self) -> dict:
-        return {"batch_size": self.batch_size, "dtype": str(self.dtype).replace("torch.", ""), "device": self.device,
-                "method": self.method, "auto_init": self.auto_init, "mask_mode": self.mask_mode,
-                "config": dataclasses.asdict(self.config), "fit_options": dict(self.fit_options)}
+        out = {"batch_size": self.batch_size, "dtype": str(self.dtype).replace("torch.", ""), "device": self.device,
+               "method": self.method, "auto_init": self.auto_init, "mask_mode": self.mask_mode,
+               "config": dataclasses.asdict(self.config), "fit_options": dict(self.fit_options)}
+        if self.errors is not None and not self.errors.is_default:  # keeps older runs' fingerprints
+            out["errors"] = dataclasses.asdict(self.errors)
+        return out
+
+    @property
+    def error_method(self) -> str:
+        return "covariance" if self.errors is None else self.errors.method
 
 
 @dataclass
@@ -181,14 +193,35 @@ def _columns(template: Template) -> list[tuple[int, str]]:
             for name in comp.profile_class.parameter_names()]
 
 
-def _failed_row(template: Template, source: GalaxySource, reason: str) -> dict:
+def _failed_row(template: Template, source: GalaxySource, reason: str, method: str = "covariance") -> dict:
     row = {"id": source.id, "_row": source.row}
     for ci, name in _columns(template):
         row[parameter_column(ci + 1, name)] = math.nan
         row[error_column(ci + 1, name)] = math.nan
-    row.update(CHISQ=math.nan, CHI2NU=math.nan, NDOF=0, ITERATIONS=0, AUTO_INIT=False,
+        for suffix in uncertainty_suffixes(method):
+            row[parameter_column(ci + 1, name) + suffix] = math.nan
+    row.update(CHISQ=math.nan, CHI2NU=math.nan, NDOF=0, ITERATIONS=0, AUTO_INIT=False, COV_FLAG=True,
                STATUS=f"failed: {reason}")
     return row
+
+
+def _uncertainty_columns(row: dict, b: int, result, extra, method: str) -> None:
+    """Add galaxy b's scaled errors and bootstrap / posterior columns to ``row``."""
+    for j, (c, name) in enumerate(result.names):
+        key = parameter_column(c, name)
+        row[key + "_ERR_SCALED"] = float(result.errors_scaled[b, j])
+        if extra is None:
+            continue
+        prefix = "_BOOT" if method == "bootstrap" else "_POST"
+        row[key + prefix + "_ERR"] = float(extra.std[b, j])
+        for level, tag in ((0.68, "68"), (0.95, "95")):
+            low, high = extra.interval(level)
+            row[key + prefix + "_LO" + tag] = float(low[b, j])
+            row[key + prefix + "_HI" + tag] = float(high[b, j])
+        if method == "sample":
+            row[key + "_RHAT"] = float(extra.r_hat[b, j])
+            row[key + "_ESS"] = float(extra.ess[b, j])
+    row["COV_FLAG"] = bool(result.covariance_flag[b])
 
 
 def _status(result, b: int) -> str:
@@ -215,23 +248,32 @@ def _fit_group(group: list[Prepared], template: Template, options: BatchOptions)
     sigma = np.stack([g.sigma for g in group])
     mask = np.stack([g.mask if g.mask is not None else np.zeros(g.image.shape, bool) for g in group])
     psf = [g.psf for g in group] if group[0].psf is not None else None
+    method = options.error_method
+    inputs = dict(sigma=sigma, mask=mask, psf=psf, psf_oversampling=template.psf_oversampling,
+                  zeropoint=template.zeropoint, exptime=np.array([g.exptime for g in group]),
+                  pixel_scale=template.plate_scale, config=options.config, dtype=options.dtype,
+                  device=options.device)
     with warnings.catch_warnings():  # masked-pixel notes: the mask is the user's or auto-init's
         warnings.simplefilter("ignore", UserWarning)
-        result = fit(model, images, sigma=sigma, mask=mask, psf=psf, psf_oversampling=template.psf_oversampling,
-                     zeropoint=template.zeropoint, exptime=np.array([g.exptime for g in group]),
-                     pixel_scale=template.plate_scale, config=options.config, method=options.method,
-                     dtype=options.dtype, device=options.device, names=[g.source.id for g in group],
+        result = fit(model, images, method=options.method, names=[g.source.id for g in group], **inputs,
                      **dict(options.fit_options))
+        extra = None
+        if method in ("bootstrap", "sample"):
+            from ..uncertainty.methods import reported_errors
+
+            _, extra = reported_errors(options.errors, model, result, images, **inputs)
     rows = []
     for b, g in enumerate(group):
         row = {"id": g.source.id, "_row": g.source.row}
         for j, (c, name) in enumerate(result.names):
             row[parameter_column(c, name)] = float(result.values[b, j])
             row[error_column(c, name)] = float(result.errors[b, j])
+        _uncertainty_columns(row, b, result, extra, method)
         row.update(CHISQ=float(result.chi2[b]), CHI2NU=float(result.chi2_nu[b]), NDOF=int(result.ndof[b]),
                    ITERATIONS=int(result.iterations[b]), AUTO_INIT=bool(g.auto), STATUS=_status(result, b))
         if row["STATUS"].startswith("failed"):
-            row = {**_failed_row(template, g.source, row["STATUS"][len("failed: "):]), "AUTO_INIT": bool(g.auto)}
+            row = {**_failed_row(template, g.source, row["STATUS"][len("failed: "):], method),
+                   "AUTO_INIT": bool(g.auto)}
         rows.append(row)
     return rows
 
@@ -244,7 +286,7 @@ def fit_chunk(items: list, template: Template, options: BatchOptions) -> list[di
     ready = [p for p in items if isinstance(p, Prepared)]
     for p in items:
         if isinstance(p, Failed):
-            rows[p.source.row] = _failed_row(template, p.source, p.reason)
+            rows[p.source.row] = _failed_row(template, p.source, p.reason, options.error_method)
     groups: dict = {}
     for p in ready:
         groups.setdefault((p.image.shape, p.psf is None), []).append(p)
@@ -258,7 +300,8 @@ def fit_chunk(items: list, template: Template, options: BatchOptions) -> list[di
                 try:
                     out += _fit_group([p], template, options)
                 except _USER_ERRORS + (RuntimeError,) as err:
-                    out.append(_failed_row(template, p.source, str(err).splitlines()[0] or type(err).__name__))
+                    out.append(_failed_row(template, p.source, str(err).splitlines()[0] or type(err).__name__,
+                                           options.error_method))
         for row in out:
             rows[row["_row"]] = row
     return [rows[p.source.row] for p in items]
@@ -289,13 +332,14 @@ def _write_atomically(table, path: pathlib.Path) -> None:
     os.replace(tmp, path)
 
 
-def _rows_table(rows: list[dict], template: Template):
+def _rows_table(rows: list[dict], template: Template, method: str = "covariance"):
     from astropy.table import Table
 
     names = ["id", "_row"]
     for ci, name in _columns(template):
         names += [parameter_column(ci + 1, name), error_column(ci + 1, name)]
-    names += ["CHISQ", "CHI2NU", "NDOF", "ITERATIONS", "AUTO_INIT", "STATUS"]
+        names += [parameter_column(ci + 1, name) + suffix for suffix in uncertainty_suffixes(method)]
+    names += ["CHISQ", "CHI2NU", "NDOF", "ITERATIONS", "AUTO_INIT", "COV_FLAG", "STATUS"]
     columns = {n: [r[n] for r in rows] for n in names}
     table = Table(columns, names=names)
     table["id"] = table["id"].astype(str)
@@ -389,7 +433,7 @@ def run_batch(sources: list[GalaxySource], template: Template, output, options: 
 
     def commit(k, rows):
         nonlocal failed
-        _write_atomically(_rows_table(rows, template), part(k))
+        _write_atomically(_rows_table(rows, template, options.error_method), part(k))
         failed += sum(r["STATUS"].startswith("failed") for r in rows)
         if bar is not None:
             bar.update(len(rows))
