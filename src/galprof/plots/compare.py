@@ -32,6 +32,8 @@ __all__ = ["Comparison", "ParameterComparison", "compare_figure", "compare_table
            "parse_column_map"]
 
 _FRACTIONAL = ("_RE", "_RS", "_FWHM", "_N")
+#: column-name parts of errors and uncertainty summaries, never compared by default
+_NOT_VALUES = ("_ERR", "_BOOT", "_POST", "_RHAT", "_ESS")
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def default_columns(table_a, table_b, column_map) -> list[tuple[str, str]]:
     A (fixed parameters are left out), plus every mapped pair."""
     pairs = []
     for name in table_a.colnames:
-        if not re.fullmatch(r"\d+_[A-Z0-9_]+", name) or name.endswith("_ERR"):
+        if not re.fullmatch(r"\d+_[A-Z0-9_]+", name) or any(m in name for m in _NOT_VALUES):
             continue
         other = column_map.get(name, name)
         if other not in table_b.colnames:

@@ -150,7 +150,7 @@ def _shown(names, kinds, values) -> list[str]:
     first = [n for n in ("id", "STATUS", "CHI2NU") if n in names]
     rest = []
     for n in names:
-        if n in first or n.endswith("_ERR") or n in ("AUTO_INIT",):
+        if n in first or any(m in n for m in ("_ERR", "_BOOT", "_POST", "_RHAT", "_ESS")) or n in ("AUTO_INIT",):
             continue
         if kinds[n] == "num":
             finite = [v for v in values[n] if math.isfinite(v)]
