@@ -179,6 +179,7 @@ def main():
     parser.add_argument("--sections", default="cov,boot,sample")
     parser.add_argument("--realisations", type=int, default=20)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--priority", action="store_true", help="run the key cases first (then the full plan)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     n = 8 if args.quick else args.realisations
@@ -197,15 +198,26 @@ def main():
         plan.append(("Sersic S/N 100, R_e 5, correlated noise", ("sersic", 100, 5.0, "smooth", False), cov))
         for snr in ((100,) if args.quick else (100, 1000)):
             plan.append((f"Sersic S/N {snr}, R_e 3, wrong PSF", ("sersic", snr, 3.0, "white", True), cov))
-    n_boot = 10 if args.quick else 16
+    n_boot = 10 if args.quick else 12
     if "boot" in sections:
         plan += [("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), ("bootstrap",)),
                  ("Sersic S/N 100, R_e 5, correlated noise", ("sersic", 100, 5.0, "smooth", False), ("bootstrap",)),
                  ("Sersic S/N 1000, R_e 3, wrong PSF", ("sersic", 1000, 3.0, "white", True), ("bootstrap",))]
-    sample_opts = dict(samples=60 if args.quick else 100, warmup=60 if args.quick else 100,
-                       galaxies=4 if args.quick else 8)
+    sample_opts = dict(samples=60 if args.quick else 80, warmup=60 if args.quick else 80,
+                       galaxies=4 if args.quick else 6)
     if "sample" in sections:
         plan += [("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), ("sample",))]
+    if args.priority:  # the key cases first, bootstrap on the same realisations as the covariance
+        both = ("covariance", "scaled", "bootstrap")
+        plan = [("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), both),
+                ("Sersic S/N 100, R_e 5, correlated noise", ("sersic", 100, 5.0, "smooth", False), both),
+                ("Sersic S/N 1000, R_e 3, wrong PSF", ("sersic", 1000, 3.0, "white", True), both),
+                ("bulge+disk S/N 300", ("bd", 300, 0, "white", False), cov),
+                ("Sersic S/N 1000, R_e 20", ("sersic", 1000, 20.0, "white", False), cov),
+                ("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), ("sample",)),
+                ("Sersic S/N 10, R_e 5", ("sersic", 10, 5.0, "white", False), cov),
+                ("Sersic S/N 100, R_e 1.5", ("sersic", 100, 1.5, "white", False), cov),
+                ("bulge+disk S/N 30", ("bd", 30, 0, "white", False), cov)] + plan
     for k, (label, (kind, snr, r_e, noise, wrong), methods) in enumerate(plan):
         case = make_case(kind, snr, r_e, n, seed=100 + k, noise=noise, wrong_psf=wrong)
         out, seconds = run_case(label, case, methods, n_boot, sample_opts)

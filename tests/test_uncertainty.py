@@ -239,12 +239,12 @@ def test_derived_from_samples_agrees_with_the_delta_method_for_small_errors():
     rng = np.random.default_rng(2)
     values = np.array([[18.0, 17.0, 3.0, 4.0, 8.0]])
     cov = np.diag([0.004, 0.002, 0.01, 0.02, 0.05])[None] * 0.01
-    draws = rng.multivariate_normal(values[0], cov[0], size=4000)[:, None, :]
+    draws = rng.multivariate_normal(values[0], cov[0], size=1500)[:, None, :]
     for func in (total_magnitude(), bulge_to_total(1), effective_radius()):
         lin = delta_method(func, values, cov, NAMES, PROFILES)
         mc = from_samples(func, draws, NAMES, PROFILES)
-        assert mc.error[0, 0] == pytest.approx(lin.error[0, 0], rel=0.06)
-        assert mc.value[0, 0] == pytest.approx(lin.value[0, 0], abs=3 * lin.error[0, 0] / math.sqrt(4000) * 3)
+        assert mc.error[0, 0] == pytest.approx(lin.error[0, 0], rel=0.08)
+        assert mc.value[0, 0] == pytest.approx(lin.value[0, 0], abs=4 * lin.error[0, 0] / math.sqrt(1500))
 
 
 # ------------------------------------------------------------------------------ coverage
@@ -269,13 +269,13 @@ def _sersic_set(n_gal, snr, seed, size=28, r_e=2.5):
 
 
 def test_covariance_coverage_on_simulated_white_noise():
-    truth, images, sigma, psf = _sersic_set(48, 60.0, seed=11)
+    truth, images, sigma, psf = _sersic_set(36, 60.0, seed=11, size=24)
     model = Model([Component("sersic", dict(truth))])
     result = fit(model, images, sigma=sigma, psf=psf, zeropoint=25.0, staged=False, retries=0)
     t = np.array([truth[n] for _, n in result.names])
     inside = np.abs(result.values - t) <= result.errors
     inside95 = np.abs(result.values - t) <= 1.96 * result.errors
-    # 48 x 7 = 336 pulls (correlated within a galaxy): binomial sd ~0.03
+    # 36 x 7 = 252 pulls (correlated within a galaxy): binomial sd ~0.03
     assert 0.58 <= inside.mean() <= 0.78, inside.mean(0)
     assert 0.90 <= inside95.mean() <= 0.99, inside95.mean(0)
     # the scatter of the fits matches the reported errors
