@@ -144,6 +144,19 @@ def test_resume_after_a_crash_gives_the_same_table(survey):
         run_batch(sources, template, survey / "resumed.ecsv", BatchOptions(batch_size=2), progress=False)
 
 
+def test_checkpoint_fingerprint_does_not_depend_on_the_hash_seed(survey):
+    """A resumed run is another process with another string-hash seed: the checkpoint
+    fingerprint must not change with it (a frozenset's repr does: 'fixed' sets of two
+    names came out in either order, so resuming was refused about half the time)."""
+    script = ("import sys; from galprof.pipeline.catalog import read_catalog, template_from_file; "
+              "from galprof.pipeline.runner import BatchOptions, _fingerprint; "
+              "t = template_from_file('template.feedme'); s = read_catalog('catalog.ecsv', t); "
+              "print(_fingerprint(s, t, BatchOptions()))")
+    prints = {subprocess.run([sys.executable, "-c", script], cwd=survey, check=True, capture_output=True, text=True,
+                             env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip() for seed in range(6)}
+    assert len(prints) == 1
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9(survey):
     """A subprocess killed with SIGKILL after its first committed chunk resumes to the

@@ -314,8 +314,19 @@ def chunk_task(sources: list[GalaxySource], template: Template, options: BatchOp
 
 # --------------------------------------------------------------------- checkpointing
 
+def _model_description(model) -> dict:
+    """A canonical, process-independent description of a model for the fingerprint:
+    sets are sorted (the repr of a frozenset of strings changes order with Python's
+    per-process hash seed, which made a resumed run look like a different one)."""
+    return {"components": [{"profile": c.profile, "values": {k: c.values[k] for k in sorted(c.values)},
+                            "fixed": sorted(c.fixed), "bounds": {k: c.bounds[k] for k in sorted(c.bounds)},
+                            "skip_in_residual": c.skip_in_residual} for c in model.components],
+            "constraints": [repr(c) for c in model.constraints]}
+
+
 def _fingerprint(sources, template: Template, options: BatchOptions) -> str:
-    text = json.dumps({"template": template.source, "model": repr(template.model), "options": options.describe(),
+    text = json.dumps({"template": template.source, "model": _model_description(template.model),
+                       "options": options.describe(),
                        "rows": [(s.id, s.image, s.hdu) for s in sources]}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
