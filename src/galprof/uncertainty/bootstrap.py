@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .summary import SampleSummary
 from ..constraints import Range, RelativeRange, Tie
 from ..model import Model, ModelError
 
@@ -33,7 +34,7 @@ _PER_GALAXY = ("zeropoint", "exptime", "region_sizes")
 
 
 @dataclass(frozen=True)
-class BootstrapResult:
+class BootstrapResult(SampleSummary):
     """Bootstrap estimate for a batch of B galaxies and N replicates.
 
     Attributes:
@@ -61,23 +62,6 @@ class BootstrapResult:
     @property
     def n_replicates(self) -> int:
         return self.replicates.shape[0]
-
-    def interval(self, level: float = 0.68) -> tuple[np.ndarray, np.ndarray]:
-        """((B, P) low, (B, P) high) central percentile interval holding ``level`` of the replicates."""
-        for key, value in self.intervals.items():
-            if abs(key - level) < 1e-9:
-                return value
-        raise KeyError(f"no {level} interval; computed: {sorted(self.intervals)}")
-
-    def column(self, component: int, name: str) -> int:
-        try:
-            return self.names.index((component, name))
-        except ValueError:
-            raise KeyError(f"no parameter {name!r} in component {component}") from None
-
-    def error(self, component: int, name: str) -> np.ndarray:
-        """(B,) bootstrap standard deviation of one parameter; ``component`` is 1-based."""
-        return self.std[:, self.column(component, name)]
 
 
 def resample_counts(usable: torch.Tensor, n_replicates: int, generator: torch.Generator) -> torch.Tensor:

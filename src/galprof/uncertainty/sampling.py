@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .summary import SampleSummary
 from ..model import ModelError
 
 
@@ -53,7 +54,7 @@ def _require_pyro():
 
 
 @dataclass(frozen=True)
-class PosteriorSamples:
+class PosteriorSamples(SampleSummary):
     """Posterior draws for a batch of B galaxies.
 
     Attributes:
@@ -87,21 +88,6 @@ class PosteriorSamples:
         """(C S, B, P) all draws, chains concatenated."""
         c, s = self.chains.shape[:2]
         return self.chains.reshape(c * s, *self.chains.shape[2:])
-
-    def interval(self, level: float = 0.68):
-        for key, value in self.intervals.items():
-            if abs(key - level) < 1e-9:
-                return value
-        raise KeyError(f"no {level} interval; computed: {sorted(self.intervals)}")
-
-    def column(self, component: int, name: str) -> int:
-        try:
-            return self.names.index((component, name))
-        except ValueError:
-            raise KeyError(f"no parameter {name!r} in component {component}") from None
-
-    def error(self, component: int, name: str) -> np.ndarray:
-        return self.std[:, self.column(component, name)]
 
 
 def _prior_table(priors, layout) -> dict:
