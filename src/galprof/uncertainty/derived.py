@@ -207,7 +207,7 @@ def delta_method(func, values, covariance, names, profiles, levels=(0.68, 0.95))
         covariance: (B, P, P) their covariance (NaN rows propagate to NaN errors).
         names, profiles: column names ((component, name), ...) and component profile names.
     """
-    from scipy.stats import norm
+    from statistics import NormalDist  # the standard library's: scipy is only a test dependency
 
     v = torch.as_tensor(np.asarray(values, dtype=np.float64)).clone().requires_grad_(True)
     out = _call(func, v, names, profiles)
@@ -224,7 +224,8 @@ def delta_method(func, values, covariance, names, profiles, levels=(0.68, 0.95))
     cov_f = np.einsum("bkp,bpq,blq->bkl", g, c, g)
     value = out.detach().numpy()
     error = np.sqrt(np.diagonal(cov_f, axis1=1, axis2=2))
-    intervals = {float(lv): (value - norm.ppf(0.5 + lv / 2) * error, value + norm.ppf(0.5 + lv / 2) * error)
+    intervals = {float(lv): (value - NormalDist().inv_cdf(0.5 + lv / 2) * error,
+                             value + NormalDist().inv_cdf(0.5 + lv / 2) * error)
                  for lv in levels}
     return DerivedEstimate(value, error, cov_f, intervals)
 
