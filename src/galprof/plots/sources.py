@@ -246,6 +246,18 @@ def _resolve(name: str | None, *bases) -> pathlib.Path | None:
     return None
 
 
+def _read_named(spec, what: str, bases, source) -> np.ndarray:
+    """Read ``spec`` ('file.fits' or 'file.fits[N]'), found as given or relative to one
+    of ``bases``; a missing file is a PlotError naming ``source`` and ``what``."""
+    from ..io.fits_io import split_extension
+
+    name, extension = split_extension(str(spec))
+    found = _resolve(name, *bases)
+    if found is None:
+        raise PlotError(f"{source}: {what} {name} not found")
+    return _read(found, extension, what)[0]
+
+
 def _read(path, extension=None, what="image"):
     from ..io.fits_io import InputError, read_image
 
@@ -552,11 +564,7 @@ def from_imfit(bestfit, image=None, *, psf=None, mask=None, noise=None, errors_a
     psf_array = None
     if psf is not None:
         if isinstance(psf, (str, pathlib.Path)):
-            name, pext = split_extension(str(psf))
-            found = _resolve(name, *bases)
-            if found is None:
-                raise PlotError(f"{bestfit}: PSF {name} not found")
-            psf_array, _ = _read(found, pext, "PSF")
+            psf_array = _read_named(psf, "PSF", bases, bestfit)
         else:
             psf_array = np.asarray(psf, dtype=np.float64)
     if mask is None and args is not None and args.mask:
@@ -581,11 +589,7 @@ def from_imfit(bestfit, image=None, *, psf=None, mask=None, noise=None, errors_a
                 prelude[key] = getattr(args, attr)
     if noise is not None:
         if isinstance(noise, (str, pathlib.Path)):
-            name, next_ = split_extension(str(noise))
-            found = _resolve(name, *bases)
-            if found is None:
-                raise PlotError(f"{bestfit}: noise image {name} not found")
-            values, _ = _read(found, next_, "noise image")
+            values = _read_named(noise, "noise image", bases, bestfit)
         else:
             values = np.asarray(noise, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
