@@ -80,24 +80,32 @@ def elliptical_coordinates(dx: torch.Tensor, dy: torch.Tensor, pa_deg: torch.Ten
     return u, v / q
 
 
-def elliptical_radius_squared(dx: torch.Tensor, dy: torch.Tensor, pa_deg: torch.Tensor, q: torch.Tensor):
-    """Squared elliptical radius u^2 + w^2 of offsets (see :func:`elliptical_coordinates`).
-
-    Written as the quadratic form A dx^2 + C dy^2 + 2 H dx dy with per-galaxy A, C, H,
-    so that when dx and dy lie on a tensor grid (shapes (B, 1, W) and (B, H, 1)) only
-    three operations touch the full (B, H, W) grid.
+def elliptical_quadratic_form(pa_deg: torch.Tensor, q: torch.Tensor):
+    """Coefficients (A, C, H) of the squared elliptical radius A dx^2 + C dy^2 + 2 H dx dy.
 
     Args:
-        dx, dy: offsets x - x0, y - y0 [pixels].
         pa_deg: position angle [degrees, counter-clockwise from +y].
         q: axis ratio b/a.
     """
     pa = pa_deg * (math.pi / 180.0)
     s, c = torch.sin(pa), torch.cos(pa)
     inv_q2 = 1.0 / (q * q)
-    a = s * s + c * c * inv_q2
-    cc = c * c + s * s * inv_q2
-    h = s * c * (inv_q2 - 1.0)
+    return s * s + c * c * inv_q2, c * c + s * s * inv_q2, s * c * (inv_q2 - 1.0)
+
+
+def elliptical_radius_squared(dx: torch.Tensor, dy: torch.Tensor, pa_deg: torch.Tensor, q: torch.Tensor):
+    """Squared elliptical radius u^2 + w^2 of offsets (see :func:`elliptical_coordinates`).
+
+    Written as the quadratic form A dx^2 + C dy^2 + 2 H dx dy with per-galaxy A, C, H
+    (:func:`elliptical_quadratic_form`), so that when dx and dy lie on a tensor grid
+    (shapes (B, 1, W) and (B, H, 1)) only three operations touch the full (B, H, W) grid.
+
+    Args:
+        dx, dy: offsets x - x0, y - y0 [pixels].
+        pa_deg: position angle [degrees, counter-clockwise from +y].
+        q: axis ratio b/a.
+    """
+    a, cc, h = elliptical_quadratic_form(pa_deg, q)
     return (a * dx * dx + cc * dy * dy) + (2.0 * h * dy) * dx
 
 

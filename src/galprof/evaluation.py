@@ -11,9 +11,13 @@ The Jacobian is exact. It is first formed with respect to every parameter that v
 (free, tied or coupled by a constraint). Columns of the parameters the model is linear
 in are analytic: a magnitude's (or a surface brightness's) column is -0.4 ln(10) times
 its component's image, a linear intensity's its unit-amplitude image, the sky's are 1,
-x - x_c and y - y_c. All other columns (centres, sizes, shapes) come from
-one forward-mode autodiff pass (``torch.func.jvp``) vectorised over the tangents with
-``torch.func.vmap``, which also yields the per-component images. The chain rule
+x - x_c and y - y_c. All other columns (centres, sizes, shapes) are, with a PSF, the
+PSF-convolved derivatives of each component's light canvas from
+:func:`galprof.render.tangents.render_parts_with_tangents` (analytic for the Sérsic
+family and the exponential disk, forward mode for other components), all convolved in
+one batched FFT. Without a PSF, with legacy pixel integration or a convolution box,
+they come from one forward-mode autodiff pass (``torch.func.jvp``) through the whole
+render, vectorised over the tangents with ``torch.func.vmap``. The chain rule
 through the bound transforms and the constraints (d values / d coordinates, a small
 (b, P, F) Jacobian) then gives the columns of the optimiser's coordinates.
 """
@@ -26,6 +30,7 @@ from torch.func import jvp, vmap
 from .params import ParameterLayout
 from .render.config import RenderConfig
 from .render.scene import Frame, amplitude_log_slope, canvas_margin, render_parts
+from .render.tangents import render_parts_with_tangents, supports_tangents
 
 
 
@@ -68,6 +73,16 @@ class ModelFunctions:
             else:
                 nonlinear.append(j)
         self._nonlinear = nonlinear
+        # per component, the nonlinear parameters whose canvas tangents are rendered, and
+        # for each nonlinear column j: (component, position among those, convolved index)
+        tangent_names: list[list[str]] = [[] for _ in layout.model.components]
+        self._tangent_slots = []
+        for j in nonlinear:
+            entry = layout.entries[self._varying[j]]
+            self._tangent_slots.append((j, entry.component, len(tangent_names[entry.component]),
+                                        convolved[entry.component]))
+            tangent_names[entry.component].append(entry.name)
+        self._tangent_names = [tuple(n) for n in tangent_names]
         self._nonlinear_cols = torch.tensor([self._varying[j] for j in nonlinear], dtype=torch.long, device=device)
         self._varying_cols = torch.tensor(self._varying, dtype=torch.long, device=device)
 
@@ -127,9 +142,15 @@ class ModelFunctions:
     def _jacobian(self, free: torch.Tensor, index: torch.Tensor):
         free = free.detach()
         values = self._user_values(free, index)
-        bsz = free.shape[0]
+        frame, psf = self._context(index)
         columns: list[torch.Tensor | None] = [None] * len(self._varying)
-        if self._nonlinear:
+        if supports_tangents(frame, psf, self.config):
+            parts, tangents = render_parts_with_tangents(self.layout.components(values), self._tangent_names,
+                                                         frame, psf, self.config)
+            model, unit_images, fluxes = parts.total(), parts.unit_images, parts.amplitudes
+            for j, component, position, c in self._tangent_slots:
+                columns[j] = fluxes[:, c, None, None] * tangents[component][:, position]
+        elif self._nonlinear:
             cols = self._nonlinear_cols
 
             def model_of(v):
@@ -138,7 +159,7 @@ class ModelFunctions:
 
             start = values[:, cols]
             tangents = torch.eye(len(self._nonlinear), dtype=free.dtype, device=free.device)
-            tangents = tangents[:, None, :].expand(-1, bsz, -1)
+            tangents = tangents[:, None, :].expand(-1, free.shape[0], -1)
 
             def directional(tangent):
                 return jvp(model_of, (start,), (tangent,), has_aux=True)

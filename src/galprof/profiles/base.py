@@ -144,6 +144,13 @@ class EllipticalProfile(Profile):
 
     kind = "elliptical"
     radial: ClassVar[bool] = True
+    #: optional analytic derivatives for the Jacobian (:mod:`galprof.render.tangents`):
+    #: a classmethod ``brightness_tangents(rho_squared, derived, tangents)`` returning
+    #: the brightness exactly as :meth:`surface_brightness_squared` computes it, d ln I /
+    #: d rho^2, and for each ``(name, d derived / d name)`` of ``tangents`` d ln I / d
+    #: name at fixed rho^2 (a tensor broadcastable against rho^2, or None where it is 0).
+    #: None: the Jacobian of the profile comes from forward-mode autodiff.
+    brightness_tangents: ClassVar = None
     #: the radius is generalised by shape modifiers (set by :mod:`.modifiers`)
     shape_modified: ClassVar[bool] = False
 

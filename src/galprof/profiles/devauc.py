@@ -25,3 +25,4 @@ class DeVaucouleurs(EllipticalProfile):
     surface_brightness = Sersic.surface_brightness
     surface_brightness_squared = classmethod(Sersic.surface_brightness_squared.__func__)
     enclosed_fraction = classmethod(Sersic.enclosed_fraction.__func__)
+    brightness_tangents = classmethod(Sersic.brightness_tangents.__func__)

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec
+from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec, safe_radius
 from .registry import register
 
 R_S = ParameterSpec("r_s", "pix", "exponential scale length along the major axis", (0.02, 1e4), "log", galfit="4", is_size=True)
@@ -37,6 +37,24 @@ class ExponentialDisk(EllipticalProfile):
     @staticmethod
     def surface_brightness(rho, derived):
         return torch.exp(derived["log_i0"] - rho / derived["r_s"])
+
+    @classmethod
+    def brightness_tangents(cls, rho_squared, derived, tangents):
+        """ln I = log_i0 - rho / R_s: d ln I / d rho^2 = -1 / (2 rho R_s), and at fixed
+        rho d ln I = d log_i0 + rho d R_s / R_s^2 (q moves only log_i0, PA nothing)."""
+        rho = safe_radius(rho_squared)
+        r_s = derived["r_s"]
+        value = torch.exp(derived["log_i0"] - rho / r_s)
+        dlog_drho2 = -0.5 / (rho * r_s)
+        out = []
+        for name, d in tangents:
+            if name == "pa":
+                out.append(None)
+            elif name == "q":
+                out.append(d["log_i0"])
+            else:
+                out.append(d["log_i0"] + rho * (d["r_s"] / (r_s * r_s)))
+        return value, dlog_drho2, out
 
     @classmethod
     def enclosed_fraction(cls, rho, derived):

@@ -62,5 +62,34 @@ class Sersic(EllipticalProfile):
         return torch.exp(derived["log_i0"] - scaled)
 
     @classmethod
+    def brightness_tangents(cls, rho_squared, derived, tangents):
+        """ln I = log_i0 - s with s = b exp(half_inv_n ln rho^2 - log_r_e_over_n), so at
+        fixed rho^2: d ln I = d log_i0 - s (d b / b - d log_r_e_over_n) - s ln rho^2 d half_inv_n;
+        d ln I / d rho^2 = -s half_inv_n / rho^2. A tangent of q moves only log_i0 (the
+        geometry is the renderer's), one of PA nothing, one of R_e not half_inv_n."""
+        tiny = 1e-24 if rho_squared.dtype == torch.float64 else 1e-14
+        rho2 = rho_squared.clamp(min=tiny)
+        log_rho2 = torch.log(rho2)
+        s = derived["b"] * torch.exp(log_rho2 * derived["half_inv_n"] - derived["log_r_e_over_n"])
+        value = torch.exp(derived["log_i0"] - s)
+        dlog_drho2 = -(s * derived["half_inv_n"]) / rho2
+        s_log_rho2 = None
+        out = []
+        for name, d in tangents:
+            if name == "pa":
+                out.append(None)
+                continue
+            if name == "q":
+                out.append(d["log_i0"])
+                continue
+            term = d["log_i0"] + s * (d["log_r_e_over_n"] - d["b"] / derived["b"])
+            if name != "r_e":
+                if s_log_rho2 is None:
+                    s_log_rho2 = s * log_rho2
+                term = term - s_log_rho2 * d["half_inv_n"]
+            out.append(term)
+        return value, dlog_drho2, out
+
+    @classmethod
     def enclosed_fraction(cls, rho, derived):
         return gammainc_lower_regularized(2.0 * derived["n"], sersic_scaled_radius(rho, derived)).to(rho.dtype)

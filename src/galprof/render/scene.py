@@ -291,41 +291,49 @@ def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderC
     return canvas, box.new_zeros(box.shape[0], 2 * half + 1, 2 * half + 1)
 
 
-def _fine_light(profile, params, derived, cx, cy, half, config: RenderConfig):
-    """The windowed inner light of an elliptical component (unit flux) on a
-    (B, 2 half + 1, 2 half + 1) patch of pixels centred on the pixel (cx, cy).
-
-    The inner light is represented by quadrature points: Gauss-Legendre nodes in the
-    cells of a fine grid centred on the component, and the centres of the exact cells
-    around the cusp (whose flux is the exact integral).
-    """
-    x0, y0 = params["x"], params["y"]
-    dtype, device = x0.dtype, x0.device
+def fine_grid(config: RenderConfig, dtype, device):
+    """The quadrature points of the fine grid centred on a component, as offsets [pix]
+    from its centre: ``node_offsets`` (N,) on both axes (a tensor grid),
+    ``node_weights`` (N, N) (Gauss-Legendre weight times the window; zero in the exact
+    core), and the exact core's ``core_edges`` (n_core + 1,) and ``core_centres`` (n_core,)."""
     s = config.fine_factor
     n_fine = config.fine_box * s
     cell_offsets = (torch.arange(n_fine, dtype=dtype, device=device) - (n_fine - 1) / 2) / s
     nodes, gl_weights = gauss_legendre_unit(config.gl_order, dtype, device)
     node_offsets = (cell_offsets[:, None] + nodes[None, :] / s).reshape(-1)  # (n_fine * order,)
-    node_weights = (gl_weights[None, :].expand(n_fine, -1) / s).reshape(-1)
+    weights_1d = (gl_weights[None, :].expand(n_fine, -1) / s).reshape(-1)
     # cells of the exact core get no quadrature nodes
     core_half = config.exact_core // 2
     centre = (n_fine - 1) // 2
     in_core = ((torch.arange(n_fine, device=device) - centre).abs() <= core_half).repeat_interleave(config.gl_order)
-    value = profile.brightness(node_offsets[None, None, :], node_offsets[None, :, None], derived)
     radius = torch.sqrt(node_offsets[None, :] ** 2 + node_offsets[:, None] ** 2)
     window = smooth_window(radius, config.window_inner, config.window_outer)
     core_mask = in_core[:, None] & in_core[None, :]
-    node_w = torch.where(core_mask, torch.zeros_like(window), window * node_weights[:, None] * node_weights[None, :])
+    node_weights = torch.where(core_mask, torch.zeros_like(window), window * weights_1d[:, None] * weights_1d[None, :])
+    n_core = 2 * core_half + 1
+    core_edges = (torch.arange(n_core + 1, dtype=dtype, device=device) - n_core / 2.0) / s
+    core_centres = (torch.arange(n_core, dtype=dtype, device=device) - core_half) / s
+    return node_offsets, node_weights, core_edges, core_centres
+
+
+def _fine_light(profile, params, derived, cx, cy, half, config: RenderConfig):
+    """The windowed inner light of an elliptical component (unit flux) on a
+    (B, 2 half + 1, 2 half + 1) patch of pixels centred on the pixel (cx, cy).
+
+    The inner light is represented by quadrature points (:func:`fine_grid`):
+    Gauss-Legendre nodes in the cells of a fine grid centred on the component, and the
+    centres of the exact cells around the cusp (whose flux is the exact integral).
+    """
+    x0, y0 = params["x"], params["y"]
+    node_offsets, node_w, edges, core_centres = fine_grid(config, x0.dtype, x0.device)
+    value = profile.brightness(node_offsets[None, None, :], node_offsets[None, :, None], derived)
     fx, fy = (x0 - cx)[:, None], (y0 - cy)[:, None]
     order = config.psf_interpolation_order
     patch = _spread(fx + node_offsets, fy + node_offsets, value * node_w, order, half)
     # the exact core: its cells' integrals as points at the cell centres
-    n_core = 2 * core_half + 1
-    edges = (torch.arange(n_core + 1, dtype=dtype, device=device) - n_core / 2.0) / s
     bsz = x0.shape[0]
     core = cell_integrals_exact(profile, derived, edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1),
-                                config.edge_nodes, 1.0 / s)
-    core_centres = (torch.arange(n_core, dtype=dtype, device=device) - core_half) / s
+                                config.edge_nodes, 1.0 / config.fine_factor)
     return patch + _spread(fx + core_centres, fy + core_centres, core, order, half)
 
 

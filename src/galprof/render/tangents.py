@@ -1,0 +1,342 @@
+"""Model images together with their derivatives ("tangents") with respect to the parameters.
+
+With a PSF (and without ``legacy_pixel_integration`` or a convolution box), every
+component's light canvas (see :mod:`galprof.render.scene`) is made of samples of its
+profile at points fixed either on the pixel grid (the outer light and its anti-aliased
+box) or relative to the component's centre (the fine grid and the exact core), combined
+by linear operations: quadrature sums, the inverse-pixel filter, patch placement,
+Lanczos spreading and the FFT convolution. The derivative of the canvas with respect to
+a parameter is the same linear operations applied to the derivatives of the samples,
+plus, for the centre, the derivatives of the two things that move with it: the
+Lanczos weights of the fine grid and the window of the anti-aliased box.
+
+For profiles that implement ``brightness_tangents`` (Sérsic, de Vaucouleurs,
+exponential disk) the sample derivatives are analytic: d ln I / d rho^2 and d ln I / d
+theta at fixed rho^2 from the profile, d rho^2 / d (x, y, q, PA) from the quadratic
+form of the ellipse. A sample and its derivatives then cost a few operations each,
+where forward-mode autodiff (``torch.func.jvp`` vectorised over the tangents) carries
+every intermediate of the evaluation through every tangent. Only the small pieces are
+left to forward mode: the profile's per-galaxy set-up (b_n, I_0), the Lanczos weights
+and the window as functions of the offset, and the exact core cells (Green's theorem
+on the enclosed light). Any other component (a point source, shape-modified or
+edge-on profiles, profiles without ``brightness_tangents``) gets its canvas tangents
+from forward mode, component by component.
+
+Coordinates and units follow :mod:`galprof.conventions` (1-based pixels, PA in degrees
+counter-clockwise from +y, sizes along the major axis in pixels).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import jvp, vmap
+
+from ..conventions import elliptical_quadratic_form
+from ..profiles.base import EllipticalProfile, safe_radius
+from .config import RenderConfig
+from .psf import PreparedPSF, interpolation_matrix
+from .quadrature import cell_integrals_exact, gauss_legendre_unit, smooth_window
+from .scene import (Frame, RenderedParts, _add_patches, _canvas, _component_light, _convolve_canvas,
+                    _deconvolve_pixel, _nearest_pixel, _patch_half, _set_patches, _sky, amplitude_scale,
+                    canvas_margin, fine_grid)
+
+_CENTRE = ("x", "y")
+_GEOMETRY = ("pa", "q")
+
+
+def _owner(cls, attribute: str):
+    for klass in cls.__mro__:
+        if attribute in klass.__dict__:
+            return klass
+    return None
+
+
+def has_analytic_tangents(profile) -> bool:
+    """Whether the canvas tangents of ``profile`` are analytic (see the module docstring).
+
+    The profile must be a radial, unmodified elliptical profile whose
+    ``brightness_tangents`` is defined on the same class as (or a subclass of) the
+    definitions of its brightness and set-up, so that a subclass that changes the
+    brightness without its tangents falls back to forward mode.
+    """
+    if not (isinstance(profile, type) and issubclass(profile, EllipticalProfile) and profile.kind == "elliptical"
+            and profile.radial and not profile.shape_modified and profile.brightness_tangents is not None):
+        return False
+    owner = _owner(profile, "brightness_tangents")
+    return all(issubclass(owner, _owner(profile, name) or EllipticalProfile)
+               for name in ("surface_brightness", "surface_brightness_squared", "prepare", "setup",
+                            "radius_squared", "brightness"))
+
+
+class _Samples:
+    """Evaluates a profile and its parameter derivatives at offsets from its centre.
+
+    Per-galaxy quantities (the set-up ``derived``, its tangents, the quadratic form of
+    the ellipse and its tangents) are (B, 1, 1) tensors, expanded by :meth:`expand`
+    when the offsets carry more trailing dimensions (quadrature nodes).
+    """
+
+    def __init__(self, profile, names, derived, d_derived, form, d_form):
+        self.profile, self.names = profile, names
+        self.derived, self.d_derived, self.form, self.d_form = derived, d_derived, form, d_form
+
+    def expand(self, extra: int) -> _Samples:
+        def ex(t):
+            return None if t is None else t[(...,) + (None,) * extra]
+
+        return _Samples(self.profile, self.names, {k: ex(v) for k, v in self.derived.items()},
+                        [(n, {k: ex(v) for k, v in d.items()}) for n, d in self.d_derived],
+                        tuple(ex(t) for t in self.form),
+                        [None if f is None else tuple(ex(t) for t in f) for f in self.d_form])
+
+    def __call__(self, dx: torch.Tensor, dy: torch.Tensor, centre: bool = True):
+        """(value, [d value / d name for each name, or None where it is 0]) at offsets
+        dx = x - x0, dy = y - y0 [pix]; ``centre`` False: the points move with the
+        centre (no x, y derivative)."""
+        rho2 = self.profile.radius_squared(dx, dy, self.derived)
+        value, dlog_drho2, dlog = self.profile.brightness_tangents(rho2, self.derived, self.d_derived)
+        slope = value * dlog_drho2  # d I / d rho^2
+        a, c, h = self.form
+        columns = []
+        k = 0
+        for name in self.names:
+            if name in _CENTRE:
+                if not centre:
+                    columns.append(None)
+                elif name == "x":  # d rho^2 / d x0 = -2 (A dx + H dy)
+                    columns.append(-2.0 * slope * (a * dx + h * dy))
+                else:
+                    columns.append(-2.0 * slope * (c * dy + h * dx))
+                continue
+            column = None if dlog[k] is None else value * dlog[k]
+            if self.d_form[k] is not None:
+                da, dc, dh = self.d_form[k]
+                drho2 = (da * dx * dx + dc * dy * dy) + (2.0 * dh * dy) * dx
+                column = slope * drho2 if column is None else column + slope * drho2
+            columns.append(column)
+            k += 1
+        return value, columns
+
+
+def _stack(value: torch.Tensor, columns) -> torch.Tensor:
+    """(B, 1 + K, ...): the value and its columns (zeros where None), broadcast to one shape."""
+    shape = torch.broadcast_shapes(value.shape, *[c.shape for c in columns if c is not None])
+    parts = [value.expand(shape)] + [value.new_zeros(shape) if c is None else c.expand(shape) for c in columns]
+    return torch.stack(parts, dim=1)
+
+
+def _channels(op, canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor):
+    """A patch operation of :mod:`.scene` on (B, K, ...) channel stacks."""
+    bsz, k = canvas.shape[:2]
+    out = op(canvas.reshape(bsz * k, *canvas.shape[2:]), patch.reshape(bsz * k, *patch.shape[2:]),
+             row0.repeat_interleave(k), col0.repeat_interleave(k))
+    return out.reshape(bsz, k, *out.shape[1:])
+
+
+def _gauss_cells(samples: _Samples, dx, dy, order: int, window=None) -> torch.Tensor:
+    """(B, 1 + K, Ny, Nx): unit-pixel integrals of the profile and of its derivatives by
+    Gauss-Legendre quadrature (as :func:`galprof.render.quadrature.cell_integrals_gauss`),
+    optionally times 1 - window(r) with r the circular distance from the centre."""
+    nodes, weights = gauss_legendre_unit(order, dx.dtype, dx.device)
+    dxn = (dx.unsqueeze(-1) + nodes).unsqueeze(-3)  # (B, 1, 1, Nx, ox)
+    dyn = (dy.unsqueeze(-2) + nodes[:, None]).unsqueeze(-1)  # (B, Ny, oy, 1, 1)
+    value, columns = samples.expand(2)(dxn, dyn)
+    if window is not None:
+        inner, outer = window
+        radius = safe_radius(dxn * dxn + dyn * dyn)
+        win, dwin = jvp(lambda r: smooth_window(r, inner, outer), (radius,), (torch.ones_like(radius),))
+        keep = 1.0 - win
+        # d (1 - w(r)) / d x0 = w'(r) dx / r (the nodes move with the centre)
+        for i, name in enumerate(samples.names):
+            col = columns[i]
+            if name in _CENTRE:
+                offset = dxn if name == "x" else dyn
+                extra = value * (dwin * offset / radius)
+                columns[i] = extra if col is None else col * keep + extra
+            elif col is not None:
+                columns[i] = col * keep
+        value = value * keep
+    weight = weights[:, None, None] * weights  # (oy, 1, ox)
+    return (_stack(value, columns) * weight).sum((-3, -1))
+
+
+def _interpolation_with_slope(targets: torch.Tensor, n: int, order: int):
+    """Lanczos weights (B, T, n) and their derivatives with respect to the targets."""
+    return jvp(lambda t: interpolation_matrix(t, n, order), (targets,), (torch.ones_like(targets),))
+
+
+def _derived_tangents(profile, params, shape_names):
+    """The set-up ``derived`` ((B, 1, 1) tensors) and, per shape parameter, its derivative
+    (by forward mode: small tensors), and the same for the ellipse's quadratic form."""
+    def setup_of(values):
+        p = dict(params)
+        p.update({n: values[:, i] for i, n in enumerate(shape_names)})
+        derived = profile.setup({k: v[:, None, None] for k, v in p.items()})
+        return derived, elliptical_quadratic_form(derived["pa"], derived["q"])
+
+    if not shape_names:
+        derived, form = setup_of(None)
+        return derived, [], form, []
+    start = torch.stack([params[n] for n in shape_names], 1)
+    eye = torch.eye(len(shape_names), dtype=start.dtype, device=start.device)[:, None, :].expand(-1, start.shape[0], -1)
+    (derived, form), (d_derived, d_form) = vmap(lambda t: jvp(setup_of, (start,), (t,)), out_dims=(None, 0))(eye)
+    per_name = [(n, {k: v[i] for k, v in d_derived.items()}) for i, n in enumerate(shape_names)]
+    forms = [tuple(t[i] for t in d_form) if n in _GEOMETRY else None for i, n in enumerate(shape_names)]
+    return derived, per_name, form, forms
+
+
+def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
+    """(B, 1 + K, Hc, Wc): the unit-flux light canvas of a component (exactly as
+    :func:`galprof.render.scene._component_light` renders it) and its derivatives with
+    respect to ``names``."""
+    x0, y0 = params["x"], params["y"]
+    bsz = x0.shape[0]
+    shape_names = [n for n in names if n not in _CENTRE]
+    derived, d_derived, form, d_form = _derived_tangents(profile, params, shape_names)
+    samples = _Samples(profile, names, derived, d_derived, form, d_form)
+    half = _patch_half(config)
+    cx = _nearest_pixel(x0, xs, half)
+    cy = _nearest_pixel(y0, ys, half)
+    gl_outer = max(config.outer_gl_order, profile.min_gl_order)
+
+    # outer light: samples at pixel centres, anti-aliased in a box around the centre
+    dx = xs[None, None, :] - x0[:, None, None]
+    dy = ys[None, :, None] - y0[:, None, None]
+    canvas = _stack(*samples(dx, dy))
+    half_box = config.outer_box // 2 + 2
+    k = torch.arange(-half_box, half_box + 1, dtype=x0.dtype, device=x0.device)
+    bdx = (cx - x0)[:, None, None] + k[None, None, :]
+    bdy = (cy - y0)[:, None, None] + k[None, :, None]
+    box = _gauss_cells(samples, bdx, bdy, gl_outer)
+    inner = config.fine_box // 2 + 2
+    cut = slice(half_box - inner, half_box + inner + 1)
+    patch = _gauss_cells(samples, bdx[..., cut], bdy[:, cut], config.gl_order,
+                         window=(config.window_inner, config.window_outer))
+    start = torch.full_like(cx, half_box - inner).long()
+    box = _deconvolve_pixel(_channels(_set_patches, box, patch, start, start))[..., 2:-2, 2:-2]
+    nb = box.shape[-1]
+    canvas = _channels(_set_patches, canvas, box, (cy - ys[0]).long() - nb // 2, (cx - xs[0]).long() - nb // 2)
+
+    # inner light: the fine grid and the exact core, spread with centre-dependent weights
+    node_offsets, node_w, edges, core_centres = fine_grid(config, x0.dtype, x0.device)
+    value, columns = samples(node_offsets[None, None, :], node_offsets[None, :, None], centre=False)
+    fine = _stack(value, columns) * node_w  # (B, 1 + K, N, N)
+    scale = 1.0 / config.fine_factor
+
+    def core_of(values):
+        p = dict(params)
+        p.update({n: values[:, i] for i, n in enumerate(shape_names)})
+        d = profile.setup({kk: v[:, None, None] for kk, v in p.items()})
+        return cell_integrals_exact(profile, d, edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1),
+                                    config.edge_nodes, scale)
+
+    if shape_names:
+        shape_start = torch.stack([params[n] for n in shape_names], 1)
+        eye = torch.eye(len(shape_names), dtype=x0.dtype, device=x0.device)[:, None, :].expand(-1, bsz, -1)
+        core, d_core = vmap(lambda t: jvp(core_of, (shape_start,), (t,)), out_dims=(None, 0))(eye)
+        d_core = list(d_core)
+    else:
+        core, d_core = core_of(None), []
+    order = config.psf_interpolation_order
+    n = 2 * half + 1
+    fx, fy = (x0 - cx)[:, None], (y0 - cy)[:, None]
+    wx, dwx = _interpolation_with_slope(fx + node_offsets, n, order)
+    wy, dwy = _interpolation_with_slope(fy + node_offsets, n, order)
+    cwx, dcwx = _interpolation_with_slope(fx + core_centres, n, order)
+    cwy, dcwy = _interpolation_with_slope(fy + core_centres, n, order)
+    wy_t, dwy_t, cwy_t, dcwy_t = (w.transpose(1, 2) for w in (wy, dwy, cwy, dcwy))
+    fine_value = fine[:, 0]
+    parts = [wy_t @ fine_value @ wx + cwy_t @ core @ cwx]
+    k = 0
+    for i, name in enumerate(names):
+        if name == "x":
+            parts.append(wy_t @ fine_value @ dwx + cwy_t @ core @ dcwx)
+        elif name == "y":
+            parts.append(dwy_t @ fine_value @ wx + dcwy_t @ core @ cwx)
+        else:
+            parts.append(wy_t @ fine[:, 1 + i] @ wx + cwy_t @ d_core[k] @ cwx)
+            k += 1
+    patch = torch.stack(parts, dim=1)
+    return _channels(_add_patches, canvas, patch, (cy - ys[0] - half).long(), (cx - xs[0] - half).long())
+
+
+def _forward_mode_light(profile, params, names, xs, ys, config: RenderConfig):
+    """(B, 1 + K, Hc, Wc) as :func:`_analytic_light`, by forward-mode autodiff of
+    :func:`galprof.render.scene._component_light` (any component kind)."""
+    if not names:
+        return _component_light(profile, params, xs, ys, config).unsqueeze(1)
+    start = torch.stack([params[n] for n in names], 1)
+
+    def light_of(values):
+        p = dict(params)
+        p.update({n: values[:, i] for i, n in enumerate(names)})
+        return _component_light(profile, p, xs, ys, config)
+
+    eye = torch.eye(len(names), dtype=start.dtype, device=start.device)[:, None, :].expand(-1, start.shape[0], -1)
+    light, tangents = vmap(lambda t: jvp(light_of, (start,), (t,)), out_dims=(None, 0))(eye)
+    return torch.cat([light.unsqueeze(1), tangents.transpose(0, 1)], dim=1)
+
+
+def component_light_and_tangents(profile, params, names, xs, ys, config: RenderConfig) -> torch.Tensor:
+    """(B, 1 + K, Hc, Wc): a component's unit-amplitude light canvas (channel 0) and its
+    derivatives with respect to its parameters ``names`` (channels 1..K), before the
+    PSF convolution; analytic where :func:`has_analytic_tangents`, else forward mode."""
+    if has_analytic_tangents(profile):
+        return _analytic_light(profile, params, tuple(names), xs, ys, config)
+    return _forward_mode_light(profile, params, tuple(names), xs, ys, config)
+
+
+def supports_tangents(frame: Frame, psf: PreparedPSF | None, config: RenderConfig) -> bool:
+    """Whether :func:`render_parts_with_tangents` applies: a PSF, no legacy pixel
+    integration, and no convolution box smaller than the region."""
+    if psf is None or config.legacy_pixel_integration:
+        return False
+    box = frame.convolution_box
+    return box is None or (box[0] >= frame.width and box[1] >= frame.height)
+
+
+def render_parts_with_tangents(components, names, frame: Frame, psf: PreparedPSF,
+                               config: RenderConfig = RenderConfig()):
+    """The model's parts (as :func:`galprof.render.scene.render_parts`) and the
+    derivatives of its PSF-convolved unit-amplitude images.
+
+    Args:
+        components: sequence of (profile class, {name: (B,) tensor}) in user units.
+        names: for each component, the parameter names to differentiate (none for sky
+            components, whose images are linear in their parameters).
+        frame, psf, config: as for :func:`galprof.render.render_model`; see
+            :func:`supports_tangents`.
+
+    Returns:
+        (parts, tangents): ``parts`` a :class:`RenderedParts`; ``tangents`` a list with,
+        per component, a (B, K, H, W) tensor of d(unit image)/d(name) over the frame
+        [per unit of the parameter: pix, deg, ...], or None for sky components.
+    """
+    first = next(iter(components[0][1].values()))
+    margin = canvas_margin(psf, config)
+    xs, ys = _canvas(frame, margin, first, fft_friendly=True)
+    canvases, fluxes, sky, counts = [], [], None, []
+    for (profile, params), wanted in zip(components, names):
+        if profile.kind == "sky":
+            term = _sky(profile, params, frame, first)
+            sky = term if sky is None else sky + term
+            counts.append(None)
+            continue
+        fluxes.append(amplitude_scale(profile, params, frame))
+        canvases.append(component_light_and_tangents(profile, params, wanted, xs, ys, config))
+        counts.append(len(wanted))
+    bsz = first.shape[0]
+    if not canvases:
+        empty = first.new_zeros(bsz, 0, frame.height, frame.width)
+        return RenderedParts(empty, first.new_zeros(bsz, 0), sky), [None] * len(components)
+    stacked = torch.cat(canvases, dim=1)
+    image = _convolve_canvas(stacked, psf)[..., margin:margin + frame.height, margin:margin + frame.width]
+    units, tangents, channel = [], [], 0
+    for count in counts:
+        if count is None:
+            tangents.append(None)
+            continue
+        units.append(image[:, channel])
+        tangents.append(image[:, channel + 1:channel + 1 + count])
+        channel += 1 + count
+    return RenderedParts(torch.stack(units, dim=1), torch.stack(fluxes, dim=1), sky), tangents
