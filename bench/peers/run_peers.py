@@ -9,7 +9,7 @@ torch==2.13.0 first, then the tool, with torch pinned). Each fit runs in its own
 RSS and writes a JSON of fitted values in GALFIT conventions. A markdown report
 (<out>/report.md) compares throughput, accuracy and memory; see bench/peers/README.md.
 
-    python bench/peers/run_peers.py [--n-galaxies N] [--sizes 128 64] \
+    python bench/peers/run_peers.py [--n-galaxies N] [--sizes 128 64]
         [--tools galprof galmoss pyimfit astrophot] [--setup-only] [--out DIR]
 
 Not a test: it asserts nothing and exits 0 unless the setup itself breaks.
