@@ -62,6 +62,9 @@ class ModelFunctions:
             if comp.profile_class.kind != "sky":
                 convolved[ci] = len(convolved)
         self._varying = layout.varying_index
+        # without ties or constraints the varying parameters are the free ones, in order,
+        # and each optimiser coordinate maps to its own parameter
+        self._one_to_one = not layout.constrained_index and tuple(self._varying) == tuple(layout.free_index)
         self._magnitudes, self._sky_terms, nonlinear = [], [], []
         for j, i in enumerate(self._varying):
             entry = layout.entries[i]
@@ -119,13 +122,21 @@ class ModelFunctions:
         return dy.expand(bsz, -1, frame.width)
 
     def _chunk_size(self, device) -> int:
-        """Galaxies per Jacobian pass: the K x b tangent canvases of a pass are kept below
-        ~7M elements on the CPU, ~500M on a GPU. Measured on the 2-core CPU (64 galaxies,
-        128x128, 6 tangents): one pass 0.33-0.51 s, chunks of 45 0.27-0.28 s, chunks of 26
-        0.36 s: large temporaries thrash the caches and the allocator."""
+        """Galaxies per Jacobian pass, from a budget of tangent-canvas elements per pass:
+        ~7M on the CPU for forward mode through the whole render, where large
+        temporaries thrash the caches and the allocator (2-core CPU, 64 galaxies,
+        128x128, 6 tangents: one pass 0.33-0.51 s, chunks of 45 0.27-0.28 s, of 26
+        0.36 s); ~25M for the canvas tangents of :mod:`galprof.render.tangents`, whose
+        cost per galaxy is flat from 32 to 128 galaxies while each pass has a fixed
+        cost of ~0.1 s (the same machine, 2026-12-01); ~500M on a GPU."""
         margin = canvas_margin(self.psf, self.config)
         canvas = (self.frame.height + 2 * margin) * (self.frame.width + 2 * margin)
-        budget = 7_000_000 if torch.device(device).type == "cpu" else 500_000_000
+        if torch.device(device).type != "cpu":
+            budget = 500_000_000
+        elif supports_tangents(self.frame, self.psf, self.config):
+            budget = 25_000_000
+        else:
+            budget = 7_000_000
         return max(1, budget // (max(1, len(self._nonlinear)) * canvas))
 
     def jacobian(self, free: torch.Tensor, index: torch.Tensor):
@@ -179,8 +190,13 @@ class ModelFunctions:
             columns[j] = self._sky_column(component, name, model, index)
         if not columns:
             return model, model.new_zeros(*model.shape, 0)
-        jac_varying = torch.stack(columns, dim=-1)  # (b, H, W, V)
+        jac_varying = torch.stack(columns, dim=1)  # (b, V, H, W)
         # chain rule through the transforms and constraints: (b, V, F)
         base = self.fixed_values[index].to(free.dtype)
         slope = self.layout.value_jacobian(free, base, self.internal)[:, self._varying_cols, :]
-        return model, torch.einsum("bhwv,bvf->bhwf", jac_varying, slope)
+        if self._one_to_one:  # each coordinate moves its own parameter only: slope is diagonal
+            scale = torch.diagonal(slope, dim1=1, dim2=2)
+            return model, (jac_varying * scale[:, :, None, None]).permute(0, 2, 3, 1).contiguous()
+        bsz, _, height, width = jac_varying.shape
+        jac = torch.bmm(jac_varying.flatten(2).transpose(1, 2), slope)
+        return model, jac.reshape(bsz, height, width, slope.shape[-1])

@@ -15,6 +15,7 @@ a = 8 against ~2e-2 for a six-tap quintic.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,31 @@ def interpolation_matrix(targets: torch.Tensor, n_source: int, order: int) -> to
     inside = (targets >= idx[0] - 0.5) & (targets <= idx[-1] + 0.5)
     norm = torch.where(inside.unsqueeze(-1), total, torch.ones_like(total))
     return weights / norm
+
+
+def _sinc_slope(x: torch.Tensor) -> torch.Tensor:
+    """d sinc(x) / dx = (cos(pi x) - sinc(x)) / x (-pi^2 x / 3 near 0), sinc(x) = sin(pi x) / (pi x)."""
+    small = x.abs() < 1e-3
+    safe = torch.where(small, torch.ones_like(x), x)
+    return torch.where(small, -(math.pi**2 / 3.0) * x, (torch.cos(math.pi * safe) - torch.sinc(safe)) / safe)
+
+
+def interpolation_matrix_with_slope(targets: torch.Tensor, n_source: int, order: int):
+    """:func:`interpolation_matrix` and its derivative with respect to the targets,
+    both (B, T, n_source): d W / d t = (L'(t - i) - W sum_i L'(t - i)) / sum_i L(t - i)
+    inside the stamp, L'(t - i) / 1 outside (no renormalisation there)."""
+    idx = torch.arange(n_source, dtype=targets.dtype, device=targets.device) - (n_source // 2)
+    x = targets.unsqueeze(-1) - idx
+    within = x.abs() < order
+    sinc, sinc_a = torch.sinc(x), torch.sinc(x / order)
+    zero = torch.zeros_like(x)
+    kernel = torch.where(within, sinc * sinc_a, zero)
+    slope = torch.where(within, _sinc_slope(x) * sinc_a + sinc * _sinc_slope(x / order) / order, zero)
+    inside = ((targets >= idx[0] - 0.5) & (targets <= idx[-1] + 0.5)).unsqueeze(-1)
+    norm = torch.where(inside, kernel.sum(-1, keepdim=True), torch.ones_like(x[..., :1]))
+    norm_slope = torch.where(inside, slope.sum(-1, keepdim=True), torch.zeros_like(x[..., :1]))
+    weights = kernel / norm
+    return weights, (slope - weights * norm_slope) / norm
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,13 @@ theta at fixed rho^2 from the profile, d rho^2 / d (x, y, q, PA) from the quadra
 form of the ellipse. A sample and its derivatives then cost a few operations each,
 where forward-mode autodiff (``torch.func.jvp`` vectorised over the tangents) carries
 every intermediate of the evaluation through every tangent. Only the small pieces are
-left to forward mode: the profile's per-galaxy set-up (b_n, I_0), the Lanczos weights
-and the window as functions of the offset, and the exact core cells (Green's theorem
-on the enclosed light). Any other component (a point source, shape-modified or
-edge-on profiles, profiles without ``brightness_tangents``) gets its canvas tangents
-from forward mode, component by component.
+left to forward mode: the profile's per-galaxy set-up (b_n, I_0), the window as a
+function of the radius, and the exact core cells (Green's theorem on the enclosed
+light); the Lanczos weights have an analytic slope
+(:func:`galprof.render.psf.interpolation_matrix_with_slope`). Any other component (a
+point source, shape-modified or edge-on profiles, profiles without
+``brightness_tangents``) gets its canvas tangents from forward mode, component by
+component.
 
 Coordinates and units follow :mod:`galprof.conventions` (1-based pixels, PA in degrees
 counter-clockwise from +y, sizes along the major axis in pixels).
@@ -34,7 +36,7 @@ from torch.func import jvp, vmap
 from ..conventions import elliptical_quadratic_form
 from ..profiles.base import EllipticalProfile, safe_radius
 from .config import RenderConfig
-from .psf import PreparedPSF, interpolation_matrix
+from .psf import PreparedPSF, interpolation_matrix_with_slope
 from .quadrature import cell_integrals_exact, gauss_legendre_unit, smooth_window
 from .scene import (Frame, RenderedParts, _add_patches, _canvas, _component_light, _convolve_canvas,
                     _deconvolve_pixel, _nearest_pixel, _patch_half, _set_patches, _sky, amplitude_scale,
@@ -160,11 +162,6 @@ def _gauss_cells(samples: _Samples, dx, dy, order: int, window=None) -> torch.Te
     return (_stack(value, columns) * weight).sum((-3, -1))
 
 
-def _interpolation_with_slope(targets: torch.Tensor, n: int, order: int):
-    """Lanczos weights (B, T, n) and their derivatives with respect to the targets."""
-    return jvp(lambda t: interpolation_matrix(t, n, order), (targets,), (torch.ones_like(targets),))
-
-
 def _derived_tangents(profile, params, shape_names):
     """The set-up ``derived`` ((B, 1, 1) tensors) and, per shape parameter, its derivative
     (by forward mode: small tensors), and the same for the ellipse's quadratic form."""
@@ -240,10 +237,10 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     order = config.psf_interpolation_order
     n = 2 * half + 1
     fx, fy = (x0 - cx)[:, None], (y0 - cy)[:, None]
-    wx, dwx = _interpolation_with_slope(fx + node_offsets, n, order)
-    wy, dwy = _interpolation_with_slope(fy + node_offsets, n, order)
-    cwx, dcwx = _interpolation_with_slope(fx + core_centres, n, order)
-    cwy, dcwy = _interpolation_with_slope(fy + core_centres, n, order)
+    wx, dwx = interpolation_matrix_with_slope(fx + node_offsets, n, order)
+    wy, dwy = interpolation_matrix_with_slope(fy + node_offsets, n, order)
+    cwx, dcwx = interpolation_matrix_with_slope(fx + core_centres, n, order)
+    cwy, dcwy = interpolation_matrix_with_slope(fy + core_centres, n, order)
     wy_t, dwy_t, cwy_t, dcwy_t = (w.transpose(1, 2) for w in (wy, dwy, cwy, dcwy))
     fine_value = fine[:, 0]
     parts = [wy_t @ fine_value @ wx + cwy_t @ core @ cwx]
