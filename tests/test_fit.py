@@ -84,6 +84,22 @@ def test_broyden_updates_reach_the_same_truth():
     assert_recovered(result, TRUTHS)
 
 
+def test_pass_size_does_not_change_the_fit():
+    """Jacobians, normal equations and covariances formed one galaxy per pass give the
+    fit of the whole-batch passes (the passes only bound the temporaries' memory)."""
+    psf = moffat_epsf(3.5, 2.8, 25)
+    truths = TRUTHS[:2]
+    images = np.stack([galsim_image(t) for t in truths])
+    starts = [offset_start(t) for t in truths]
+    model = Model([Component("sersic", {k: np.array([s[k] for s in starts]) for k in PARAMS})])
+    kw = dict(sigma=np.ones_like(images), psf=psf, zeropoint=ZP, dtype=torch.float64)
+    whole = fit(model, images, **kw)
+    single = fit(model, images, lm_settings=LMSettings(pass_size=1), **kw)
+    np.testing.assert_allclose(single.values, whole.values, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(single.errors, whole.errors, rtol=1e-7)
+    np.testing.assert_array_equal(single.iterations, whole.iterations)
+
+
 @pytest.mark.slow
 def test_truth_recovery_bulge_disk():
     bulge = dict(x=24.4, y=24.1, mag=16.5, r_e=2.0, n=3.5, q=0.8, pa=20.0)

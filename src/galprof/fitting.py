@@ -340,10 +340,15 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     with torch.no_grad():
         free_values = layout.free_coordinates(values_t).to(dtype)
     if layout.n_free:
-        _, jac = user_problem.residuals_and_jacobian(free_values, index)
-        estimate = covariance_estimate(jac)
-        cov, undefined = estimate.covariance, estimate.undefined
-        condition, cov_flag = estimate.condition.cpu().numpy(), estimate.flag.cpu().numpy()
+        estimates = []
+        for part in torch.split(index, lm_settings.pass_size):  # bounded temporaries for large batches
+            _, jac = user_problem.residuals_and_jacobian(free_values[part], part)
+            estimates.append(covariance_estimate(jac))
+            del jac
+        cov = torch.cat([e.covariance for e in estimates])
+        undefined = torch.cat([e.undefined for e in estimates])
+        condition = torch.cat([e.condition for e in estimates]).cpu().numpy()
+        cov_flag = torch.cat([e.flag for e in estimates]).cpu().numpy()
     else:
         cov = torch.zeros(bsz, 0, 0, dtype=torch.float64)
         undefined = torch.zeros(bsz, 0, dtype=torch.bool)

@@ -42,6 +42,10 @@ class LMSettings:
             64): k = 2 is 5-25 % faster noise-free (fewer Jacobians, ~3 more iterations),
             5 % slower with noise; k = 3 no better. J is kept for the whole batch either
             way, so a galaxy whose trial steps all fail retries with its stored J.
+        pass_size: galaxies whose Jacobians (and float64 normal equations) are formed
+            together: the temporaries of a pass (the (b, N, F) Jacobian before it is
+            stored, its float64 copy) scale with it, while the stored float32 J of the
+            whole batch costs 4 N F bytes per galaxy. The result does not depend on it.
     """
 
     max_iterations: int = 100
@@ -52,6 +56,7 @@ class LMSettings:
     max_trials: int = 4
     max_damping: float = 1e10
     broyden_updates: int = 0
+    pass_size: int = 512
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,17 @@ def _solve_damped(jtj: torch.Tensor, jtr: torch.Tensor, damping: torch.Tensor) -
     step, info = torch.linalg.solve_ex(lhs, jtr.unsqueeze(-1))
     step = step.squeeze(-1)
     return torch.where((info == 0)[:, None] & torch.isfinite(step), step, torch.zeros_like(step))
+
+
+def _normal_equations(jac_store: torch.Tensor, residual_store: torch.Tensor, index: torch.Tensor, pass_size: int):
+    """J^T J (b, F, F) and J^T r (b, F) in float64 for the galaxies ``index``, converting
+    the stored float32 J to float64 ``pass_size`` galaxies at a time."""
+    jtj_parts, jtr_parts = [], []
+    for part in torch.split(index, pass_size):
+        jac = jac_store[part].to(torch.float64)
+        jtj_parts.append(jac.transpose(1, 2) @ jac)
+        jtr_parts.append((jac.transpose(1, 2) @ residual_store[part].to(torch.float64).unsqueeze(-1)).squeeze(-1))
+    return torch.cat(jtj_parts), torch.cat(jtr_parts)
 
 
 def broyden_update(jac: torch.Tensor, step: torch.Tensor, model_change: torch.Tensor) -> torch.Tensor:
@@ -123,22 +139,20 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         recompute = ~exact[index] & (want_exact[index] | (since_exact[index] >= settings.broyden_updates))
         fresh = index[recompute]
         if fresh.numel():
-            r_fresh, j_fresh = problem.residuals_and_jacobian(theta[fresh].to(render_dtype), fresh)
-            jac_store[fresh] = j_fresh.to(render_dtype)
-            residual_store[fresh] = r_fresh.to(render_dtype)
+            for part in torch.split(fresh, settings.pass_size):
+                r_part, j_part = problem.residuals_and_jacobian(theta[part].to(render_dtype), part)
+                jac_store[part] = j_part.to(render_dtype)
+                residual_store[part] = r_part.to(render_dtype)
+                del r_part, j_part
             exact[fresh] = True
             since_exact[fresh] = 0
             want_exact[fresh] = False
         used_exact = exact[index]
         residual = residual_store[index]
-        jac32 = jac_store[index]
-        jac = jac32.to(torch.float64)
         current = (residual.to(torch.float64) ** 2).sum(-1)
         chi2[index] = current
         iterations[index] += 1
-        jtj = jac.transpose(1, 2) @ jac
-        jtr = (jac.transpose(1, 2) @ residual.to(torch.float64).unsqueeze(-1)).squeeze(-1)
-        del jac
+        jtj, jtr = _normal_equations(jac_store, residual_store, index, settings.pass_size)
         lam = damping[index]
         accepted = torch.zeros_like(current, dtype=torch.bool)
         new_theta = th.clone()
@@ -165,8 +179,7 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         if settings.broyden_updates > 0:
             # rank-one (Broyden) update of J = d(model w)/d theta = -d residual/d theta
             delta = torch.where(accepted[:, None], new_theta - th, torch.zeros_like(th)).to(render_dtype)
-            jac_store[index] = broyden_update(jac32, delta, residual - new_residual)
-        del jac32
+            jac_store[index] = broyden_update(jac_store[index], delta, residual - new_residual)
         theta[index] = new_theta
         chi2[index] = new_chi2
         residual_store[index] = new_residual
