@@ -78,7 +78,9 @@ def test_tangent_jacobian_equals_forward_mode(name, monkeypatch):
     tolerance = 1e-12 * float(model.abs().max())
     np.testing.assert_allclose(model.numpy(), functions.render(free, index).numpy(), rtol=0, atol=tolerance)
     np.testing.assert_allclose(model.numpy(), reference_model.numpy(), rtol=0, atol=tolerance)
-    assert _relative_column_error(jac, reference) < 1e-11
+    # the profile set-up and the exact core cells are differentiated by central
+    # differences in float64 (~1e-9 relative), everything else analytically
+    assert _relative_column_error(jac, reference) < 1e-7
 
 
 def test_tangent_jacobian_matches_central_differences():
@@ -93,7 +95,7 @@ def test_per_galaxy_psfs(monkeypatch):
     functions, free, index = _functions(MODELS["sersic"](), psf)
     _, jac = functions.jacobian(free, index)
     _, reference = _forward_mode_jacobian(functions, free, index, monkeypatch)
-    assert _relative_column_error(jac, reference) < 1e-11
+    assert _relative_column_error(jac, reference) < 1e-7
 
 
 def test_which_profiles_are_analytic():

@@ -323,6 +323,29 @@ class ParameterLayout:
         stacked = torch.stack(coords, dim=-1) if coords else theta
         return self.from_free_coordinates(stacked, fixed_values)
 
+    def coordinate_slopes(self, free: torch.Tensor, internal: bool) -> torch.Tensor:
+        """(B, F): d(coordinate in user units) / d(optimiser coordinate) of each free
+        parameter: 1 for coordinates in user units, the slope of the bound transform for
+        theta. Without tied or coupled parameters this is the diagonal of
+        :meth:`value_jacobian` (which is then diagonal), computed without autodiff."""
+        if not internal:
+            return torch.ones_like(free)
+        cols = []
+        for k, i in enumerate(self.free_index):
+            e = self.entries[i]
+            t = free[:, k]
+            if e.scale in ("free", "angle"):
+                cols.append(torch.ones_like(t))
+                continue
+            s = torch.sigmoid(t)
+            ds = s * (1.0 - s)
+            if e.scale == "log":
+                lo, hi = math.log(e.low), math.log(e.high)
+                cols.append(torch.exp(lo + (hi - lo) * s) * ((hi - lo) * ds))
+            else:
+                cols.append((e.high - e.low) * ds)
+        return torch.stack(cols, dim=-1) if cols else free[:, :0]
+
     def value_jacobian(self, free: torch.Tensor, fixed_values: torch.Tensor, internal: bool) -> torch.Tensor:
         """(B, P, F): d(user values) / d(optimiser coordinates) at ``free`` (B, F), which are
         theta (``internal``) or the coordinates in user units."""

@@ -45,6 +45,19 @@ def smooth_window(r: torch.Tensor, inner: float, outer: float) -> torch.Tensor:
     return a / (a + b)
 
 
+def smooth_window_slope(r: torch.Tensor, inner: float, outer: float) -> torch.Tensor:
+    """d/dr of :func:`smooth_window` [1/pix]: with w = a / (a + b), a = f(1 - t),
+    b = f(t), f(z) = exp(-1/z), f'(z) = f(z) / z^2, t = (r - inner) / (outer - inner):
+    dw/dt = -(f'(1 - t) b + a f'(t)) / (a + b)^2; zero outside (inner, outer)."""
+    t = (r - inner) / (outer - inner)
+    inside = (t > 0.0) & (t < 1.0)
+    tc = torch.where(inside, t, torch.full_like(t, 0.5))
+    a, b = torch.exp(-1.0 / (1.0 - tc)), torch.exp(-1.0 / tc)
+    da, db = a / (1.0 - tc) ** 2, b / tc**2
+    slope = -(da * b + a * db) / ((a + b) ** 2 * (outer - inner))
+    return torch.where(inside, slope, torch.zeros_like(slope))
+
+
 def cell_integrals_gauss(
     profile: type[EllipticalProfile],
     derived: dict[str, torch.Tensor],
