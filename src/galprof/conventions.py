@@ -105,7 +105,12 @@ def elliptical_radius_squared(dx: torch.Tensor, dy: torch.Tensor, pa_deg: torch.
         pa_deg: position angle [degrees, counter-clockwise from +y].
         q: axis ratio b/a.
     """
-    a, cc, h = elliptical_quadratic_form(pa_deg, q)
+    return evaluate_quadratic_form(*elliptical_quadratic_form(pa_deg, q), dx, dy)
+
+
+def evaluate_quadratic_form(a, cc, h, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
+    """A dx^2 + C dy^2 + 2 H dx dy for coefficients from :func:`elliptical_quadratic_form`
+    (or their derivatives); offsets dx, dy [pix]."""
     return (a * dx * dx + cc * dy * dy) + (2.0 * h * dy) * dx
 
 

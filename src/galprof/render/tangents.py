@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch.func import jvp, vmap
 
-from ..conventions import elliptical_quadratic_form
+from ..conventions import elliptical_quadratic_form, evaluate_quadratic_form
 from ..profiles.base import EllipticalProfile, safe_radius
 from .config import RenderConfig
 from .psf import PreparedPSF, interpolation_matrix_with_slope
@@ -114,8 +114,7 @@ class _Samples:
                 continue
             column = None if dlog[k] is None else value * dlog[k]
             if self.d_form[k] is not None:
-                da, dc, dh = self.d_form[k]
-                drho2 = (da * dx * dx + dc * dy * dy) + (2.0 * dh * dy) * dx
+                drho2 = evaluate_quadratic_form(*self.d_form[k], dx, dy)
                 column = slope * drho2 if column is None else column + slope * drho2
             columns.append(column)
             k += 1
@@ -258,7 +257,8 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     # inner light: the fine grid and the exact core, spread with centre-dependent weights
     node_offsets, node_w, edges, core_centres = fine_grid(config, x0.dtype, x0.device)
     value, columns = samples(node_offsets[None, None, :], node_offsets[None, :, None], centre=False)
-    fine = _stack(value, columns) * node_w  # (B, 1 + K, N, N)
+    # the nodes move with the centre: only the shape parameters change their values
+    fine = _stack(value, [c for n, c in zip(names, columns) if n not in _CENTRE]) * node_w  # (B, 1 + Ks, N, N)
     scale = 1.0 / config.fine_factor
 
     edges64 = edges.to(torch.float64)
@@ -284,13 +284,13 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     fine_value = fine[:, 0]
     parts = [wy_t @ fine_value @ wx + cwy_t @ core @ cwx]
     k = 0
-    for i, name in enumerate(names):
+    for name in names:
         if name == "x":
             parts.append(wy_t @ fine_value @ dwx + cwy_t @ core @ dcwx)
         elif name == "y":
             parts.append(dwy_t @ fine_value @ wx + dcwy_t @ core @ cwx)
         else:
-            parts.append(wy_t @ fine[:, 1 + i] @ wx + cwy_t @ d_core[k] @ cwx)
+            parts.append(wy_t @ fine[:, 1 + k] @ wx + cwy_t @ d_core[k] @ cwx)
             k += 1
     patch = torch.stack(parts, dim=1)
     return _channels(_add_patches, canvas, patch, (cy - ys[0] - half).long(), (cx - xs[0] - half).long())
