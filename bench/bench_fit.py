@@ -2,7 +2,7 @@
 
 Prints galaxies per second (end to end: rendering the truth excluded), median LM
 iterations, peak memory and the success rate from offset starts. Not a test: no
-assertions. Run: python bench/bench_fit.py [--batch 64] [--device cpu|cuda] [--dtype float32]
+assertions. Run: python bench/bench_fit.py [--batch 64] [--device cpu|cuda] [--dtype float32] [--cpu-workers W]
 """
 
 from __future__ import annotations
@@ -84,7 +84,12 @@ def main():
     parser.add_argument("--noise", type=float, default=0.0,
                         help="Gaussian noise sigma [ADU] added to the images (0: noise-free; success is "
                              "then judged against the errors: |n, R_e, mag - truth| < 5 sigma)")
+    parser.add_argument("--cpu-workers", type=int, default=None,
+                        help="worker threads on the CPU (default: one per intra-op thread; 1: no split)")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     psf = moffat_psf()
     truth, sky, images = simulate(args.batch, args.size, rng, psf, noise_sigma=args.noise or None)
@@ -97,14 +102,14 @@ def main():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     result = fit(model, images, sigma=sigma, psf=psf, zeropoint=25.0, dtype=getattr(torch, args.dtype),
-                 device=args.device, n_starts=args.starts)
+                 device=args.device, n_starts=args.starts, cpu_workers=args.cpu_workers)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
     ok = success(result, truth) if not args.noise else success_noisy(result, truth)
     print(f"device={args.device} dtype={args.dtype} batch={args.batch} size={args.size} starts={args.starts} "
           f"noise={args.noise} "
-          f"threads={torch.get_num_threads()}")
+          f"threads={torch.get_num_threads()} cpu_workers={args.cpu_workers or 'auto'}")
     print(f"galaxies/s = {args.batch / elapsed:.2f}  (wall {elapsed:.1f} s)")
     print(f"median LM iterations = {np.median(result.iterations):.0f}")
     print(f"success rate from offset starts = {ok.mean():.3f} ({ok.sum()}/{len(ok)})")

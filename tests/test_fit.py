@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 
 import galsim
 import numpy as np
@@ -100,6 +101,75 @@ def test_pass_size_does_not_change_the_fit():
     np.testing.assert_array_equal(single.iterations, whole.iterations)
 
 
+def test_cpu_worker_threads_do_not_change_the_fit():
+    """A batch split among two single-threaded worker threads gives the fit of one caller
+    (in float64, to far below the errors: only the intra-op summation order differs),
+    progress counts the galaxies of both workers, and the thread count is restored."""
+    psf = moffat_epsf(3.5, 2.8, 25)
+    truths = TRUTHS[:2] * 2
+    images = np.stack([galsim_image(t) for t in truths])
+    starts = [offset_start(t) for t in truths]
+    model = Model([Component("sersic", {k: np.array([s[k] for s in starts]) for k in PARAMS})])
+    kw = dict(sigma=np.ones_like(images), psf=psf, zeropoint=ZP, dtype=torch.float64, staged=False)
+    threads = torch.get_num_threads()
+    one = fit(model, images, cpu_workers=1, **kw)
+    seen = []
+    two = fit(model, images, cpu_workers=2, progress=lambda it, n: seen.append(n), **kw)
+    assert torch.get_num_threads() == threads
+    assert max(seen) == len(truths)
+    np.testing.assert_allclose(two.values, one.values, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(two.errors, one.errors, rtol=1e-6)
+    np.testing.assert_array_equal(two.iterations, one.iterations)
+
+
+def test_cpu_worker_threads_with_a_tied_centre():
+    """Ties make the chain rule a full (b, V, F) product (reverse-mode autograd, safe in
+    threads): a bulge + disk with a shared centre fits the same split or not."""
+    from galprof.constraints import Tie
+
+    bulge = dict(x=16.3, y=15.8, mag=17.0, r_e=1.8, n=3.0, q=0.8, pa=30.0)
+    image = galsim_image(bulge, extra=dict(mag=16.5, r_s=4.0, q=0.5, pa=40.0))
+    images = np.stack([image[:32, :32]] * 4)
+    model = Model([Component("sersic", dict(bulge, x=16.0, y=16.0, r_e=2.2)),
+                   Component("expdisk", dict(x=16.0, y=16.0, mag=16.8, r_s=3.5, q=0.6, pa=35.0))],
+                  (Tie((1, 2), "x", "offset"), Tie((1, 2), "y", "offset")))
+    kw = dict(sigma=np.ones_like(images), psf=moffat_epsf(3.5, 2.8, 25), zeropoint=ZP, dtype=torch.float64,
+              staged=False, retries=0, lm_settings=LMSettings(max_iterations=8))
+    one = fit(model, images, cpu_workers=1, **kw)
+    two = fit(model, images, cpu_workers=2, **kw)
+    np.testing.assert_allclose(two.values, one.values, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(two.values[:, two.names.index((2, "x"))], two.values[:, two.names.index((1, "x"))])
+
+
+def test_cpu_workers_split_only_forward_mode_free_jacobians():
+    """Forward-mode autodiff keeps process-wide state, so a model with a component
+    without analytic tangents (a Ferrer bar) is never split among threads."""
+    from galprof.evaluation import ModelFunctions
+    from galprof.fitting import cpu_worker_parts, prepare_fit
+
+    assert cpu_worker_parts(64, torch.device("cpu"), 2) == [slice(0, 32), slice(32, 64)]
+    assert cpu_worker_parts(5, torch.device("cpu"), None) == [slice(0, 5)]  # too few galaxies to split
+    assert len(cpu_worker_parts(3, torch.device("cpu"), 8)) == 3
+    psf = moffat_epsf(3.5, 2.8, 25)
+    image = np.ones((1, 24, 24))
+
+    def functions(comp, with_psf=True):
+        from galprof.render.config import RenderConfig
+
+        setup = prepare_fit(Model([comp]), image, psf=psf if with_psf else None)
+        return ModelFunctions(setup.layout, torch.as_tensor(setup.initial), setup.frame, setup.psf, RenderConfig(),
+                              internal=True)
+
+    sersic = Component("sersic", dict(x=12, y=12, mag=18, r_e=3, n=2, q=0.7, pa=10))
+    assert functions(sersic).forward_mode_free
+    assert not functions(sersic, with_psf=False).forward_mode_free  # no PSF: forward mode through the render
+    ferrer = Component("ferrer", dict(x=12, y=12, mu_0=18, r_out=6, alpha=2, beta=0.5, q=0.7, pa=10))
+    assert not functions(ferrer).forward_mode_free
+    fixed_shape = Component("ferrer", dict(x=12, y=12, mu_0=18, r_out=6, alpha=2, beta=0.5, q=0.7, pa=10),
+                            fixed={"x", "y", "r_out", "alpha", "beta", "q", "pa"})
+    assert functions(fixed_shape).forward_mode_free  # only its (linear) amplitude varies
+
+
 @pytest.mark.slow
 def test_truth_recovery_bulge_disk():
     bulge = dict(x=24.4, y=24.1, mag=16.5, r_e=2.0, n=3.5, q=0.8, pa=20.0)
@@ -190,6 +260,20 @@ def test_start_outside_bounds_names_the_parameter():
     model = Model([Component("gaussian", dict(x=80.0, y=8.0, mag=20.0, fwhm=3.0, q=1.0, pa=0.0))])
     with pytest.raises(ModelError, match="initial x = 80"):
         fit(model, np.ones((16, 16)))
+
+
+def test_a_start_on_a_bound_to_rounding_is_accepted_a_start_beyond_it_is_not():
+    """A previous fit that ended on a log-scaled bound returns exp(log(10)) = 10 + 2e-15
+    for n: refitting from it (bootstrap replicates start at the best fit) must work, while
+    n = 10.01 is still an error."""
+    image = np.ones((16, 16))
+    on_bound = math.exp(math.log(10.0))
+    model = Model([Component("sersic", dict(x=8.0, y=8.0, mag=20.0, r_e=3.0, n=np.array([2.0, on_bound]), q=0.8,
+                                            pa=0.0))])
+    result = fit(model, np.stack([image, image]), lm_settings=LMSettings(max_iterations=1), staged=False, retries=0)
+    assert result.values.shape[0] == 2
+    with pytest.raises(ModelError, match="initial n = 10.01"):
+        fit(Model([Component("sersic", dict(x=8.0, y=8.0, mag=20.0, r_e=3.0, n=10.01, q=0.8, pa=0.0))]), image)
 
 
 def test_unknown_profile_and_parameter_are_errors():

@@ -31,7 +31,7 @@ from torch.func import jvp, vmap
 from .params import ParameterLayout
 from .render.config import RenderConfig
 from .render.scene import Frame, amplitude_log_slope, canvas_margin, render_parts
-from .render.tangents import render_parts_with_tangents, supports_tangents
+from .render.tangents import has_analytic_tangents, render_parts_with_tangents, supports_tangents
 
 
 
@@ -89,6 +89,19 @@ class ModelFunctions:
         self._tangent_names = [tuple(n) for n in tangent_names]
         self._nonlinear_cols = torch.tensor([self._varying[j] for j in nonlinear], dtype=torch.long, device=device)
         self._varying_cols = torch.tensor(self._varying, dtype=torch.long, device=device)
+
+    @property
+    def forward_mode_free(self) -> bool:
+        """True when :meth:`jacobian` runs no forward-mode autodiff: every nonlinear
+        parameter's tangents are analytic (see :mod:`galprof.render.tangents`).
+        ``torch.func.jvp`` keeps process-wide state, so only such Jacobians may be
+        computed in several threads at once."""
+        if not self._nonlinear:
+            return True
+        if not supports_tangents(self.frame, self.psf, self.config):
+            return False
+        return all(has_analytic_tangents(comp.profile_class)
+                   for comp, names in zip(self.layout.model.components, self._tangent_names) if names)
 
     def _user_values(self, free: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         base = self.fixed_values[index].to(free.dtype)

@@ -22,7 +22,7 @@ from .evaluation import ModelFunctions
 from .likelihood import prepare_data
 from .model import Model, ModelError
 from .optimise.adam import AdamSettings, adam_fit
-from .optimise.lm import LMSettings, levenberg_marquardt
+from .optimise.lm import LMOutcome, LMSettings, levenberg_marquardt
 from .optimise.problem import BatchProblem
 from .optimise.result import FitResult
 from .params import ParameterLayout
@@ -94,8 +94,68 @@ def _without_free_index(model: Model) -> Model | None:
     return Model(tuple(comps), model.constraints) if changed else None
 
 
+def cpu_worker_parts(rows: int, device: torch.device, workers: int | None) -> list[slice]:
+    """Contiguous slices of ``rows`` galaxies, one per CPU worker thread.
+
+    ``workers`` None (automatic): on the CPU, one worker per intra-op thread
+    (``torch.get_num_threads()``) as long as each gets at least :data:`MIN_ROWS_PER_WORKER`
+    galaxies; on other devices one. Every galaxy's fit is independent of the others, so
+    the split does not change the result."""
+    if workers is None:
+        workers = torch.get_num_threads() if torch.device(device).type == "cpu" else 1
+        workers = min(workers, rows // MIN_ROWS_PER_WORKER)
+    workers = max(1, min(int(workers), rows))
+    bounds = np.linspace(0, rows, workers + 1).round().astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _solve_in_threads(solve, start_values: np.ndarray, galaxy: torch.Tensor, parts: list[slice], progress):
+    """``solve`` on each part of the batch in its own thread with one intra-op thread.
+
+    The engine is bound by operator dispatch more than by arithmetic, so W single-threaded
+    workers on W cores beat one caller with W intra-op threads (the kernels release the
+    GIL). torch's intra-op thread count is process-wide: it is 1 while the workers run
+    and restored afterwards. Progress reports the sum of the running galaxies."""
+    from concurrent.futures import ThreadPoolExecutor
+    import threading
+
+    running = [part.stop - part.start for part in parts]
+    lock = threading.Lock()
+
+    def reporter(k):
+        if progress is None:
+            return None
+
+        def report(iteration, n_running):
+            with lock:
+                running[k] = n_running
+                progress(iteration, sum(running))
+        return report
+
+    def work(k):
+        torch.set_num_threads(1)
+        part = parts[k]
+        return solve(start_values[part], galaxy[part], reporter(k))
+
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+            outcomes = list(pool.map(work, range(len(parts))))
+    finally:
+        torch.set_num_threads(previous)
+    fixed = torch.cat([f for f, _ in outcomes])
+    joined = LMOutcome(*(torch.cat([getattr(o, name) for _, o in outcomes])
+                         for name in ("theta", "chi2", "iterations", "converged")))
+    return fixed, joined
+
+
+#: automatic CPU worker threads get at least this many galaxies each
+MIN_ROWS_PER_WORKER = 8
+
+
 def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, config, data, method, n_starts, retries,
-              lm_settings, adam_settings, dtype, progress, statistic=None):
+              lm_settings, adam_settings, dtype, progress, statistic=None, workers=None):
     """Run the optimiser from ``initial`` (B, P) values; keep the best attempt per galaxy.
 
     Returns (theta (B, F), values (B, P) holding the fixed parameters, chi2 (B,),
@@ -104,7 +164,7 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
     bsz = initial.shape[0]
     device_ = data.data.device
 
-    def run(start_values: np.ndarray, galaxy: torch.Tensor):
+    def solve(start_values: np.ndarray, galaxy: torch.Tensor, report):
         """Optimise from (b, P) starting values for the galaxies ``galaxy`` (b,)."""
         fixed = torch.as_tensor(start_values, dtype=torch.float64, device=device_)
         functions = ModelFunctions(layout, fixed, frame, psf, config, internal=True, galaxies=galaxy)
@@ -112,12 +172,24 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
                                statistic)
         theta0 = layout.to_internal(fixed)
         if method == "lm":
-            out = levenberg_marquardt(problem, theta0, lm_settings, dtype, progress)
+            out = levenberg_marquardt(problem, theta0, lm_settings, dtype, report)
         elif method == "adam":
-            out = adam_fit(problem, theta0, adam_settings, dtype, progress)
+            out = adam_fit(problem, theta0, adam_settings, dtype, report)
         else:
             raise ValueError(f"unknown method {method!r}; use 'lm' or 'adam'")
         return fixed, out
+
+    # forward-mode autodiff (torch.func.jvp) keeps process-wide state: such Jacobians
+    # run in the calling thread only
+    probe = ModelFunctions(layout, torch.as_tensor(initial[:1], dtype=torch.float64, device=device_), frame, psf,
+                           config, internal=True, galaxies=torch.zeros(1, dtype=torch.long, device=device_))
+    threadable = probe.forward_mode_free
+
+    def run(start_values: np.ndarray, galaxy: torch.Tensor):
+        parts = cpu_worker_parts(galaxy.numel(), device_, workers) if threadable else [slice(0, galaxy.numel())]
+        if len(parts) == 1:
+            return solve(start_values, galaxy, progress)
+        return _solve_in_threads(solve, start_values, galaxy, parts, progress)
 
     galaxy_all = torch.arange(bsz, device=device_).repeat(n_starts)
     fixed_all, outcome = run(_start_variants(layout, initial, n_starts), galaxy_all)
@@ -254,7 +326,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         method: str = "lm", n_starts: int = 1, retries: int = 2, staged: bool = True, stage_iterations: int = 8,
         config: RenderConfig = RenderConfig(),
         lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
-        dtype: torch.dtype = torch.float32, device=None, names=None, progress=None) -> FitResult:
+        dtype: torch.dtype = torch.float32, device=None, names=None, progress=None,
+        cpu_workers: int | None = None) -> FitResult:
     """Fit ``model`` to an image or a batch of images.
 
     Args:
@@ -295,6 +368,10 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         device: torch device (e.g. "cuda").
         names: per-galaxy labels for messages.
         progress: optional callable(iteration, n_running).
+        cpu_workers: on the CPU, split the batch among this many threads, each with one
+            intra-op thread (None: one per ``torch.get_num_threads()``, at least
+            :data:`MIN_ROWS_PER_WORKER` galaxies each; 1: no split). The result does not
+            depend on it; torch's thread count is process-wide and is 1 while they run.
 
     Returns:
         a :class:`FitResult`.
@@ -311,7 +388,7 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         lm_settings = replace(lm_settings, chi2_tolerance=0.0)
     optimise = dict(frame=frame, psf=prepared_psf, config=config, data=data, method=method, n_starts=n_starts,
                     retries=retries, lm_settings=lm_settings, adam_settings=adam_settings, dtype=dtype,
-                    progress=progress, statistic=statistic)
+                    progress=progress, statistic=statistic, workers=cpu_workers)
     start = initial
     staged_model = _without_free_index(model) if staged and method == "lm" else None
     extra_iterations = 0

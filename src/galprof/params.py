@@ -212,7 +212,10 @@ class ParameterLayout:
         coords = self.free_coordinates(torch.as_tensor(values, dtype=torch.float64)).numpy()
         for k, i in enumerate(self.free_index):
             e = self.entries[i]
-            bad = (coords[:, k] < e.low) | (coords[:, k] > e.high)
+            # values within rounding of a bound (a previous fit that ended on it) are on it
+            slack = 1e-9 * max(1.0, abs(e.low) if math.isfinite(e.low) else 1.0,
+                               abs(e.high) if math.isfinite(e.high) else 1.0)
+            bad = (coords[:, k] < e.low - slack) | (coords[:, k] > e.high + slack)
             if not bad.any():
                 continue
             b = int(np.flatnonzero(bad)[0])
@@ -348,16 +351,22 @@ class ParameterLayout:
 
     def value_jacobian(self, free: torch.Tensor, fixed_values: torch.Tensor, internal: bool) -> torch.Tensor:
         """(B, P, F): d(user values) / d(optimiser coordinates) at ``free`` (B, F), which are
-        theta (``internal``) or the coordinates in user units."""
-        from torch.func import jvp, vmap
+        theta (``internal``) or the coordinates in user units.
 
-        def values_of(f):
-            return self.to_user(f, fixed_values) if internal else self.from_free_coordinates(f, fixed_values)
-
-        n_free = free.shape[1]
-        tangents = torch.eye(n_free, dtype=free.dtype, device=free.device)[:, None, :].expand(-1, free.shape[0], -1)
-        columns = vmap(lambda t: jvp(values_of, (free,), (t,))[1])(tangents)  # (F, B, P)
-        return columns.permute(1, 2, 0)
+        By reverse-mode autograd, one backward pass per varying parameter (each gives that
+        row for the whole batch: galaxies are independent); reverse mode, unlike forward
+        mode, may run in several threads at once."""
+        with torch.enable_grad():
+            f = free.detach().requires_grad_(True)
+            values = self.to_user(f, fixed_values) if internal else self.from_free_coordinates(f, fixed_values)
+            rows = []
+            varying = set(self.varying_index)
+            for p in range(values.shape[1]):
+                row = None
+                if p in varying and values.requires_grad:
+                    row = torch.autograd.grad(values[:, p].sum(), f, retain_graph=True, allow_unused=True)[0]
+                rows.append(torch.zeros_like(f) if row is None else row)
+        return torch.stack(rows, dim=1)
 
     def at_bound(self, theta: torch.Tensor, threshold: float = 12.0) -> torch.Tensor:
         """(B, F) bool: the free parameter sits (numerically) on one of its bounds."""
