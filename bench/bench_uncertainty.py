@@ -16,7 +16,11 @@ Cases: white noise with the right model (the targets), noise correlated by a Gau
 kernel (sigma_k = 1.5 px, rescaled to the same per-pixel sigma), and a wrong PSF (data
 made with a Moffat FWHM 3 px, beta 3; fitted with a Gaussian PSF of FWHM 2.4 px).
 
-    nice python bench/bench_uncertainty.py [--quick] [--sections cov,boot,sample] [--out table.md]
+    nice python bench/bench_uncertainty.py [--quick] [--sections cov,boot,sample] [--cases TEXT] [--out table.md]
+
+Covariance cases use 400 realisations; the bootstrap (100 replicates) and NUTS cases
+the first 60 of them. For bulge + disk the derived quantities (total magnitude, B/T and
+the R_e of the sum, by the delta method or from the samples) are scored as well.
 """
 
 from __future__ import annotations
@@ -69,11 +73,16 @@ def make_case(kind, snr, r_e, n_real, seed, noise="white", wrong_psf=False):
         size = int(min(80, max(28, 2 * round(2.0 * r_e + 8))))
         c = (size + 1) / 2 + 0.3
         truth = [("sersic", dict(x=c, y=c - 0.2, mag=20.0, r_e=r_e, n=1.5, q=0.65, pa=35.0))]
-    else:  # bulge + disk, shared centre (a tie)
+    elif kind == "bd":  # bulge + disk, shared centre (a tie); the bulge barely resolved (FWHM 3 px)
         size = 56
         c = (size + 1) / 2 + 0.3
         truth = [("sersic", dict(x=c, y=c - 0.2, mag=20.5, r_e=1.8, n=3.0, q=0.8, pa=30.0)),
                  ("expdisk", dict(x=c, y=c - 0.2, mag=19.5, r_s=5.0, q=0.5, pa=40.0))]
+    else:  # "bd_resolved": the same with a resolved bulge (R_e 4 px) in a larger disk
+        size = 64
+        c = (size + 1) / 2 + 0.3
+        truth = [("sersic", dict(x=c, y=c - 0.2, mag=20.5, r_e=4.0, n=3.0, q=0.7, pa=30.0)),
+                 ("expdisk", dict(x=c, y=c - 0.2, mag=19.5, r_s=7.0, q=0.5, pa=40.0))]
     frame = Frame(1, 1, size, size, zeropoint=25.0)
     comps = [(get_profile(p), {k: torch.tensor([v], dtype=torch.float64) for k, v in vals.items()})
              for p, vals in truth]
@@ -104,21 +113,61 @@ def _deltas(values, truth, names):
 
 
 def score(deltas, low, high, errors, free):
-    """Coverage of [low, high] intervals (deltas relative to the truth) and error ratio."""
+    """Coverage of [low, high] intervals (deltas relative to the truth) and error ratio.
+
+    ``se68`` is the standard error of cov68 over realisations (the per-realisation
+    fractions, so the correlation of one galaxy's parameters is counted)."""
     inside68 = (low[0] <= 0) & (0 <= high[0])
     inside95 = (low[1] <= 0) & (0 <= high[1])
     cols = np.flatnonzero(free)
-    ok = np.all(np.isfinite(errors[:, cols]), 1)
+    ok = np.all(np.isfinite(errors[:, cols]), 1) & np.all(np.isfinite(deltas[:, cols]), 1)
     i68, i95 = inside68[ok][:, cols], inside95[ok][:, cols]
     scatter = np.sqrt(np.mean(deltas[ok][:, cols] ** 2, 0))
     ratio = np.median(errors[ok][:, cols], 0) / scatter
     per = i68.mean(0)
-    return dict(cov68=i68.mean(), cov95=i95.mean(), ratio=float(np.median(ratio)), ratio_min=float(ratio.min()),
-                ratio_max=float(ratio.max()), worst=int(cols[np.argmin(per)]), worst68=float(per.min()),
-                n=int(ok.sum()))
+    per_real = i68.mean(1)
+    return dict(cov68=i68.mean(), se68=float(per_real.std(ddof=1) / math.sqrt(max(len(per_real), 1)))
+                if len(per_real) > 1 else float("nan"), cov95=i95.mean(), ratio=float(np.median(ratio)),
+                ratio_min=float(ratio.min()), ratio_max=float(ratio.max()), worst=int(cols[np.argmin(per)]),
+                worst68=float(per.min()), n=int(ok.sum()))
 
 
-def run_case(label, case, methods, n_boot, sample_opts):
+def _derived_functions():
+    """Derived quantities of a bulge (1) + disk (2) model, scored like parameters."""
+    from galprof.uncertainty import bulge_to_total, effective_radius, total_magnitude
+
+    return [("total mag", total_magnitude()), ("B/T", bulge_to_total(1)), ("R_e of the sum", effective_radius())]
+
+
+def _derived_rows(label, method, result, case, samples=None):
+    """Coverage of the derived quantities (delta method from the covariance, or from samples)."""
+    from galprof.uncertainty import derived
+    from galprof.uncertainty.derived import Parameters, _profiles
+
+    t_vec = np.array([[case["truth"][n] for n in result.names]])
+    profiles = _profiles(result.model)
+    rows = []
+    for name, func in _derived_functions():
+        est = derived(func, result, samples=samples)
+        truth = func(Parameters(torch.as_tensor(t_vec), result.names, profiles)).detach().numpy().reshape(1, -1)
+        if samples is None:
+            value = est.value
+        else:  # percentile intervals from the samples; the point is the best fit's value
+            value = func(Parameters(torch.as_tensor(np.asarray(result.values)), result.names,
+                                    profiles)).detach().numpy().reshape(-1, 1)
+        d = value - truth
+        if samples is None:
+            low = (d - est.error, d - 1.96 * est.error)
+            high = (d + est.error, d + 1.96 * est.error)
+        else:
+            low = (est.intervals[0.68][0] - truth, est.intervals[0.95][0] - truth)
+            high = (est.intervals[0.68][1] - truth, est.intervals[0.95][1] - truth)
+        s = score(d, low, high, est.error, np.ones(1, dtype=bool))
+        rows.append((label, f"{method}: {name}", s, [(0, name)]))
+    return rows
+
+
+def run_case(label, case, methods, n_boot, sample_opts, derived_quantities=False):
     t0 = time.perf_counter()
     model, images, sigma, psf = case["model"], case["images"], case["sigma"], case["psf"]
     common = dict(sigma=sigma, psf=psf, zeropoint=25.0)
@@ -135,92 +184,130 @@ def run_case(label, case, methods, n_boot, sample_opts):
             highs = [(-d + e), (-d + 1.96 * e)]
             s = score(d, (lows[0], lows[1]), (highs[0], highs[1]), e, free)
             out.append((label, method, s, names))
+            if derived_quantities and method == "covariance":
+                out += _derived_rows(label, "covariance", result, case)
+    n_real = images.shape[0]
     if "bootstrap" in methods:
-        boot = bootstrap(model, result, images, n_replicates=n_boot, seed=1, lm_settings=LMSettings(max_iterations=20),
-                         **common)
+        n_b = min(n_real, sample_opts.get("boot_galaxies", n_real))
+        sub = slice(0, n_b)
+        res_sub = _subset(result, sub)
+        boot = bootstrap(model, res_sub, images[sub], n_replicates=n_boot, seed=1,
+                         lm_settings=LMSettings(max_iterations=20), sigma=sigma[sub], psf=psf, zeropoint=25.0)
         lo68, hi68 = boot.interval(0.68)
         lo95, hi95 = boot.interval(0.95)
-        t = result.values - d  # the truth (PA-unwrapped)
-        s = score(d, (lo68 - t, lo95 - t), (hi68 - t, hi95 - t), boot.std, free)
-        out.append((label, f"bootstrap {n_boot}", s, names))
+        t = result.values[sub] - d[sub]  # the truth (PA-unwrapped)
+        s = score(d[sub], (lo68 - t, lo95 - t), (hi68 - t, hi95 - t), boot.std, free)
+        s["extra"] = f"{n_boot} replicates"
+        out.append((label, "bootstrap", s, names))
+        if derived_quantities:
+            out += _derived_rows(label, "bootstrap", res_sub, case, samples=boot)
     if "sample" in methods:
-        n_gal = sample_opts.get("galaxies", images.shape[0])
+        n_gal = min(n_real, sample_opts.get("galaxies", n_real))
+        per_call = sample_opts.get("per_call", n_gal)
+        lows, highs, stds, rhat, ess, div = [], [], [], [], [], 0
+        for g0 in range(0, n_gal, per_call):
+            sub = slice(g0, min(n_gal, g0 + per_call))
+            post = sample(model, _subset(result, sub), images[sub], sigma=sigma[sub], psf=psf, zeropoint=25.0,
+                          n_samples=sample_opts["samples"], n_warmup=sample_opts["warmup"], n_chains=2, seed=1 + g0,
+                          dtype=torch.float32)
+            t = result.values[sub] - d[sub]
+            lo68, hi68 = post.interval(0.68)
+            lo95, hi95 = post.interval(0.95)
+            lows.append((lo68 - t, lo95 - t))
+            highs.append((hi68 - t, hi95 - t))
+            stds.append(post.std)
+            rhat.append(np.nanmax(post.r_hat))
+            ess.append(np.nanmin(post.ess))
+            div += max(post.divergences, 0)
         sub = slice(0, n_gal)
-        from dataclasses import replace as _replace
-
-        res_sub = _replace(result, values=result.values[sub], chi2=result.chi2[sub])
-        post = sample(model, res_sub, images[sub], sigma=sigma[sub], psf=psf, zeropoint=25.0,
-                      n_samples=sample_opts["samples"], n_warmup=sample_opts["warmup"], n_chains=2, seed=1,
-                      dtype=torch.float32)
-        lo68, hi68 = post.interval(0.68)
-        lo95, hi95 = post.interval(0.95)
-        t = result.values[sub] - d[sub]
-        s = score(d[sub], (lo68 - t, lo95 - t), (hi68 - t, hi95 - t), post.std, free)
-        rh = np.nanmax(post.r_hat)
-        s["extra"] = f"max R-hat {rh:.3f}, min ESS {np.nanmin(post.ess):.0f}, divergences {post.divergences}"
+        low = tuple(np.concatenate([x[i] for x in lows]) for i in range(2))
+        high = tuple(np.concatenate([x[i] for x in highs]) for i in range(2))
+        s = score(d[sub], low, high, np.concatenate(stds), free)
+        s["extra"] = (f"{sample_opts['warmup']}+{sample_opts['samples']} steps x 2 chains; max R-hat {max(rhat):.3f}, "
+                      f"min ESS {min(ess):.0f}, divergences {div}")
         out.append((label, "NUTS", s, names))
     return out, time.perf_counter() - t0
 
 
+def _subset(result, sub):
+    from dataclasses import replace as _replace
+
+    return _replace(result, values=result.values[sub], chi2=result.chi2[sub])
+
+
 def fmt(rows):
-    lines = ["| case | method | N | cov68 | cov95 | err/scatter median (min-max) | worst parameter (cov68) | note |",
+    lines = ["| case | method | N | cov68 (+- se) | cov95 | err/scatter median (min-max) | worst parameter (cov68) "
+             "| note |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for label, method, s, names in rows:
         worst = names[s["worst"]]
-        lines.append(f"| {label} | {method} | {s['n']} | {s['cov68']:.2f} | {s['cov95']:.2f} | "
+        worst_name = f"{worst[0]}_{worst[1]}" if worst[0] else "-"
+        lines.append(f"| {label} | {method} | {s['n']} | {s['cov68']:.3f} +- {s['se68']:.3f} | {s['cov95']:.3f} | "
                      f"{s['ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f}) | "
-                     f"{worst[0]}_{worst[1]} ({s['worst68']:.2f}) | {s.get('extra', '')} |")
+                     f"{worst_name} ({s['worst68']:.2f}) | {s.get('extra', '')} |")
     return "\n".join(lines)
+
+
+def build_plan(quick: bool, sections: set[str]):
+    """(label, case arguments, methods, derived quantities?) of every case to run."""
+    cov = ("covariance", "scaled")
+    plan = []
+    if "cov" in sections:
+        snrs = (10, 100) if quick else (10, 30, 100, 1000)
+        sizes = (1.5, 5.0) if quick else (1.5, 5.0, 20.0)
+        for snr in snrs:
+            for r_e in sizes:
+                plan.append((f"Sersic S/N {snr}, R_e {r_e}", ("sersic", snr, r_e, "white", False), cov, False))
+        for snr in ((100,) if quick else (30, 100, 300, 1000)):
+            plan.append((f"bulge+disk S/N {snr}", ("bd", snr, 0, "white", False), cov, True))
+        for snr in (() if quick else (100, 1000)):
+            plan.append((f"bulge+disk, resolved bulge, S/N {snr}", ("bd_resolved", snr, 0, "white", False), cov,
+                         True))
+        plan.append(("Sersic S/N 100, R_e 5, correlated noise", ("sersic", 100, 5.0, "smooth", False), cov, False))
+        for snr in ((1000,) if quick else (100, 1000)):
+            plan.append((f"Sersic S/N {snr}, R_e 3, wrong PSF", ("sersic", snr, 3.0, "white", True), cov, False))
+    if "boot" in sections:
+        plan += [("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), ("bootstrap",), False),
+                 ("Sersic S/N 10, R_e 5", ("sersic", 10, 5.0, "white", False), ("bootstrap",), False),
+                 ("bulge+disk S/N 300", ("bd", 300, 0, "white", False), ("bootstrap",), True),
+                 ("Sersic S/N 100, R_e 5, correlated noise", ("sersic", 100, 5.0, "smooth", False), ("bootstrap",),
+                  False),
+                 ("Sersic S/N 1000, R_e 3, wrong PSF", ("sersic", 1000, 3.0, "white", True), ("bootstrap",), False)]
+    if "sample" in sections:
+        plan += [("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), ("sample",), False),
+                 ("Sersic S/N 10, R_e 5", ("sersic", 10, 5.0, "white", False), ("sample",), False)]
+    return plan
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--sections", default="cov,boot,sample")
-    parser.add_argument("--realisations", type=int, default=20)
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--priority", action="store_true", help="run the key cases first (then the full plan)")
+    parser.add_argument("--quick", action="store_true", help="a few small cases (minutes)")
+    parser.add_argument("--sections", default="cov,boot,sample", help="comma-separated: cov, boot, sample")
+    parser.add_argument("--realisations", type=int, default=400, help="noise realisations per covariance case")
+    parser.add_argument("--boot-realisations", type=int, default=60, help="realisations bootstrapped per case")
+    parser.add_argument("--replicates", type=int, default=100, help="bootstrap replicates per realisation")
+    parser.add_argument("--sample-realisations", type=int, default=60, help="realisations sampled per case")
+    parser.add_argument("--steps", type=int, default=200, help="NUTS warm-up and kept steps per chain (each)")
+    parser.add_argument("--cases", default=None, help="only the cases whose label contains one of these comma-separated texts")
+    parser.add_argument("--out", default=None, help="also write the table (markdown) here")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    n = 8 if args.quick else args.realisations
-    sections = set(args.sections.split(","))
+    quick = args.quick
+    n = 24 if quick else args.realisations
+    n_boot = 40 if quick else args.replicates
+    sample_opts = dict(samples=60 if quick else args.steps, warmup=60 if quick else args.steps,
+                       galaxies=4 if quick else args.sample_realisations, per_call=10,
+                       boot_galaxies=8 if quick else args.boot_realisations)
     rows = []
-    cov = ("covariance", "scaled")
-    plan = []
-    if "cov" in sections:
-        snrs = (10, 100) if args.quick else (10, 100, 1000)
-        sizes = (1.5, 5.0) if args.quick else (1.5, 5.0, 20.0)
-        for snr in snrs:
-            for r_e in sizes:
-                plan.append((f"Sersic S/N {snr}, R_e {r_e}", ("sersic", snr, r_e, "white", False), cov))
-        for snr in ((30,) if args.quick else (30, 300)):
-            plan.append((f"bulge+disk S/N {snr}", ("bd", snr, 0, "white", False), cov))
-        plan.append(("Sersic S/N 100, R_e 5, correlated noise", ("sersic", 100, 5.0, "smooth", False), cov))
-        for snr in ((100,) if args.quick else (100, 1000)):
-            plan.append((f"Sersic S/N {snr}, R_e 3, wrong PSF", ("sersic", snr, 3.0, "white", True), cov))
-    n_boot = 10 if args.quick else 12
-    if "boot" in sections:
-        plan += [("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), ("bootstrap",)),
-                 ("Sersic S/N 100, R_e 5, correlated noise", ("sersic", 100, 5.0, "smooth", False), ("bootstrap",)),
-                 ("Sersic S/N 1000, R_e 3, wrong PSF", ("sersic", 1000, 3.0, "white", True), ("bootstrap",))]
-    sample_opts = dict(samples=60 if args.quick else 80, warmup=60 if args.quick else 80,
-                       galaxies=4 if args.quick else 6)
-    if "sample" in sections:
-        plan += [("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), ("sample",))]
-    if args.priority:  # the key cases first, bootstrap on the same realisations as the covariance
-        both = ("covariance", "scaled", "bootstrap")
-        plan = [("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), both),
-                ("Sersic S/N 100, R_e 5, correlated noise", ("sersic", 100, 5.0, "smooth", False), both),
-                ("Sersic S/N 1000, R_e 3, wrong PSF", ("sersic", 1000, 3.0, "white", True), both),
-                ("bulge+disk S/N 300", ("bd", 300, 0, "white", False), cov),
-                ("Sersic S/N 1000, R_e 20", ("sersic", 1000, 20.0, "white", False), cov),
-                ("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), ("sample",)),
-                ("Sersic S/N 10, R_e 5", ("sersic", 10, 5.0, "white", False), cov),
-                ("Sersic S/N 100, R_e 1.5", ("sersic", 100, 1.5, "white", False), cov),
-                ("bulge+disk S/N 30", ("bd", 30, 0, "white", False), cov)] + plan
-    for k, (label, (kind, snr, r_e, noise, wrong), methods) in enumerate(plan):
-        case = make_case(kind, snr, r_e, n, seed=100 + k, noise=noise, wrong_psf=wrong)
-        out, seconds = run_case(label, case, methods, n_boot, sample_opts)
+    for k, (label, (kind, snr, r_e, noise, wrong), methods, with_derived) in enumerate(
+            build_plan(quick, set(args.sections.split(",")))):
+        if args.cases and not any(text in label for text in args.cases.split(",")):
+            continue
+        # the seed depends on the case only, so every method sees the same realisations
+        seed = (100 + 7 * int(snr) + int(10 * r_e) + (1 if noise != "white" else 0) + (2 if wrong else 0)
+                + {"sersic": 0, "bd": 3, "bd_resolved": 4}[kind])
+        case = make_case(kind, snr, r_e, n, seed=seed, noise=noise, wrong_psf=wrong)
+        out, seconds = run_case(label, case, methods, n_boot, sample_opts, derived_quantities=with_derived)
         rows += out
         print(f"# {label} {methods}: {seconds:.1f} s", flush=True)
         print(fmt(out), flush=True)
