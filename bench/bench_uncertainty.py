@@ -204,7 +204,7 @@ def run_case(label, case, methods, n_boot, sample_opts, derived_quantities=False
     if "sample" in methods:
         n_gal = min(n_real, sample_opts.get("galaxies", n_real))
         per_call = sample_opts.get("per_call", n_gal)
-        lows, highs, stds, rhat, ess, div = [], [], [], [], [], 0
+        lows, highs, stds, rhat, ess, div, draws = [], [], [], [], [], 0, []
         for g0 in range(0, n_gal, per_call):
             sub = slice(g0, min(n_gal, g0 + per_call))
             post = sample(model, _subset(result, sub), images[sub], sigma=sigma[sub], psf=psf, zeropoint=25.0,
@@ -216,6 +216,7 @@ def run_case(label, case, methods, n_boot, sample_opts, derived_quantities=False
             lows.append((lo68 - t, lo95 - t))
             highs.append((hi68 - t, hi95 - t))
             stds.append(post.std)
+            draws.append(post.samples)
             rhat.append(np.nanmax(post.r_hat))
             ess.append(np.nanmin(post.ess))
             div += max(post.divergences, 0)
@@ -226,6 +227,8 @@ def run_case(label, case, methods, n_boot, sample_opts, derived_quantities=False
         s["extra"] = (f"{sample_opts['warmup']}+{sample_opts['samples']} steps x 2 chains; max R-hat {max(rhat):.3f}, "
                       f"min ESS {min(ess):.0f}, divergences {div}")
         out.append((label, "NUTS", s, names))
+        if derived_quantities:
+            out += _derived_rows(label, "NUTS", _subset(result, sub), case, samples=np.concatenate(draws, axis=1))
     return out, time.perf_counter() - t0
 
 
@@ -275,7 +278,8 @@ def build_plan(quick: bool, sections: set[str]):
                  ("Sersic S/N 1000, R_e 3, wrong PSF", ("sersic", 1000, 3.0, "white", True), ("bootstrap",), False)]
     if "sample" in sections:
         plan += [("Sersic S/N 100, R_e 5", ("sersic", 100, 5.0, "white", False), ("sample",), False),
-                 ("Sersic S/N 10, R_e 5", ("sersic", 10, 5.0, "white", False), ("sample",), False)]
+                 ("Sersic S/N 10, R_e 5", ("sersic", 10, 5.0, "white", False), ("sample",), False),
+                 ("bulge+disk S/N 100", ("bd", 100, 0, "white", False), ("sample",), True)]
     return plan
 
 

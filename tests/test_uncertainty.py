@@ -311,24 +311,25 @@ def test_derived_from_a_fit_result_uses_its_parameter_covariance():
 
 @pytest.mark.slow
 def test_bootstrap_coverage_and_scatter_on_simulated_white_noise():
-    """Percentile intervals of 40 count-weighted replicates cover the truth of independent
+    """Percentile intervals of 30 count-weighted replicates cover the truth of independent
     noise realisations at about the nominal rate, and the replicate sd matches both the
     scatter of the fits and the covariance errors (which squared-count weights would not:
-    they inflate the replicate scatter by ~sqrt(2))."""
-    truth, images, sigma, psf = _sersic_set(24, 60.0, seed=21, size=24)
+    for Poisson(1) counts Var(c^2) / E(c^2)^2 = 11/4, so the replicate sd would be ~1.7x)."""
+    truth, images, sigma, psf = _sersic_set(20, 60.0, seed=21, size=24)
     model = Model([Component("sersic", dict(truth))])
     result = fit(model, images, sigma=sigma, psf=psf, zeropoint=25.0, staged=False, retries=0)
-    boot = bootstrap(model, result, images, sigma=sigma, psf=psf, zeropoint=25.0, n_replicates=40, seed=3)
+    boot = bootstrap(model, result, images, sigma=sigma, psf=psf, zeropoint=25.0, n_replicates=30, seed=3)
     t = np.array([truth[n] for _, n in result.names])
     free = result.free
     lo68, hi68 = boot.interval(0.68)
     lo95, hi95 = boot.interval(0.95)
     inside68 = ((lo68 <= t) & (t <= hi68))[:, free]
     inside95 = ((lo95 <= t) & (t <= hi95))[:, free]
-    # 24 x 7 = 168 (correlated) pulls: sd of the pooled fraction ~0.05
-    assert 0.55 <= inside68.mean() <= 0.82, inside68.mean(0)
-    assert 0.85 <= inside95.mean() <= 1.0, inside95.mean(0)
+    # 20 x 7 = 140 (correlated) pulls: sd of the pooled fraction ~0.05
+    assert 0.50 <= inside68.mean() <= 0.85, inside68.mean(0)
+    assert 0.82 <= inside95.mean() <= 1.0, inside95.mean(0)
     ratio_cov = np.median(boot.std[:, free] / result.errors[:, free], 0)
     assert np.all((ratio_cov > 0.8) & (ratio_cov < 1.25)), ratio_cov
     ratio_scatter = np.median(boot.std[:, free], 0) / result.values[:, free].std(0, ddof=1)
-    assert np.all((ratio_scatter > 0.65) & (ratio_scatter < 1.5)), ratio_scatter
+    # the scatter of 20 fits is itself uncertain by ~16 %
+    assert np.all((ratio_scatter > 0.6) & (ratio_scatter < 1.7)), ratio_scatter
