@@ -271,7 +271,7 @@ def test_a_start_on_a_bound_to_rounding_is_accepted_a_start_beyond_it_is_not():
     model = Model([Component("sersic", dict(x=8.0, y=8.0, mag=20.0, r_e=3.0, n=np.array([2.0, on_bound]), q=0.8,
                                             pa=0.0))])
     result = fit(model, np.stack([image, image]), lm_settings=LMSettings(max_iterations=1), staged=False, retries=0)
-    assert result.values.shape[0] == 2
+    assert np.all(np.isfinite(result.chi2)) and result.value(1, "n")[1] <= 10.0
     with pytest.raises(ModelError, match="initial n = 10.01"):
         fit(Model([Component("sersic", dict(x=8.0, y=8.0, mag=20.0, r_e=3.0, n=10.01, q=0.8, pa=0.0))]), image)
 

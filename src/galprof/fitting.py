@@ -11,9 +11,10 @@ coordinates of the first pixel of the arrays passed in (GALFIT's fit region corn
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -94,6 +95,10 @@ def _without_free_index(model: Model) -> Model | None:
     return Model(tuple(comps), model.constraints) if changed else None
 
 
+#: automatic CPU worker threads get at least this many galaxies each
+MIN_ROWS_PER_WORKER = 8
+
+
 def cpu_worker_parts(rows: int, device: torch.device, workers: int | None) -> list[slice]:
     """Contiguous slices of ``rows`` galaxies, one per CPU worker thread.
 
@@ -116,9 +121,6 @@ def _solve_in_threads(solve, start_values: np.ndarray, galaxy: torch.Tensor, par
     workers on W cores beat one caller with W intra-op threads (the kernels release the
     GIL). torch's intra-op thread count is process-wide: it is 1 while the workers run
     and restored afterwards. Progress reports the sum of the running galaxies."""
-    from concurrent.futures import ThreadPoolExecutor
-    import threading
-
     running = [part.stop - part.start for part in parts]
     lock = threading.Lock()
 
@@ -148,10 +150,6 @@ def _solve_in_threads(solve, start_values: np.ndarray, galaxy: torch.Tensor, par
     joined = LMOutcome(*(torch.cat([getattr(o, name) for _, o in outcomes])
                          for name in ("theta", "chi2", "iterations", "converged")))
     return fixed, joined
-
-
-#: automatic CPU worker threads get at least this many galaxies each
-MIN_ROWS_PER_WORKER = 8
 
 
 def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, config, data, method, n_starts, retries,
