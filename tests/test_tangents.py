@@ -117,3 +117,58 @@ def test_where_the_tangent_path_applies():
     boxed = Frame(1, 1, SIZE, SIZE, convolution_box=(10, 10))
     assert not supports_tangents(boxed, psf, RenderConfig())
     assert supports_tangents(Frame(1, 1, SIZE, SIZE, convolution_box=(SIZE, SIZE)), psf, RenderConfig())
+
+
+@pytest.mark.parametrize("name", ["sersic", "devauc", "expdisk"])
+def test_core_transport_derivatives_match_central_differences(name):
+    """d(exact cell integrals)/d(size, q, PA) as the flux of the light's flow through the
+    cell edges (line integrals of the brightness) against central differences of the
+    Green's-theorem integrals (enclosed flux), on the fine cells of the exact core."""
+    from galprof.render.quadrature import (cell_integrals_exact, cell_integrals_transport_derivatives,
+                                           transport_parameters)
+
+    profile = get_profile(name)
+    size_name = "r_s" if name == "expdisk" else "r_e"
+    bsz = 6
+    params = {"x": torch.zeros(bsz, dtype=torch.float64), "y": torch.zeros(bsz, dtype=torch.float64),
+              "mag": torch.zeros(bsz, dtype=torch.float64),
+              size_name: torch.tensor([0.3, 0.8, 2.0, 5.0, 15.0, 1.2], dtype=torch.float64),
+              "q": torch.tensor([0.97, 0.3, 0.7, 0.05, 0.9, 0.5], dtype=torch.float64),
+              "pa": torch.tensor([0.0, 30.0, -75.0, 10.0, 89.0, 45.0], dtype=torch.float64)}
+    if name == "sersic":
+        params["n"] = torch.tensor([0.5, 1.0, 4.0, 8.0, 2.5, 10.0], dtype=torch.float64)
+    kinds = transport_parameters(profile, [size_name, "n", "q", "pa"])
+    assert kinds == {size_name: "size", "q": "q", "pa": "pa"}
+    cell = 0.2
+    edges = (torch.arange(4, dtype=torch.float64) - 1.5) * cell
+    x_edges, y_edges = edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1)
+
+    def core(p):
+        return cell_integrals_exact(profile, profile.setup({k: v[:, None, None] for k, v in p.items()}),
+                                    x_edges, y_edges, 48, cell)  # the reference: twice the nodes
+
+    got = cell_integrals_transport_derivatives(profile, profile.setup({k: v[:, None, None] for k, v in params.items()}),
+                                               params[size_name][:, None, None], x_edges, y_edges, 24, kinds)
+    for parameter in kinds:
+        # a fourth-order stencil with a step large enough that rounding stays small where
+        # the derivative is (PA of a nearly round galaxy)
+        step = 1e-3 * params[parameter].abs().clamp(min=1.0) * (0.01 if parameter == "q" else 1.0)
+
+        def shifted(k):
+            return core({**params, parameter: params[parameter] + k * step})
+
+        reference = (8.0 * (shifted(1) - shifted(-1)) - (shifted(2) - shifted(-2))) / (12.0 * step[:, None, None])
+        scale = reference.abs().amax((1, 2))
+        error = (got[parameter] - reference).abs().amax((1, 2)) / scale
+        assert scale.min() > 0
+        assert error.max() < 1e-7, f"{parameter}: {error.tolist()}"
+
+
+def test_transport_parameters_need_a_single_size():
+    """With two lengths (a broken exponential) neither is a pure dilation."""
+    from galprof.render.quadrature import transport_parameters
+
+    broken = get_profile("brokenexp")
+    sizes = [s.name for s in broken.parameters if s.is_size]
+    assert len(sizes) >= 2
+    assert set(transport_parameters(broken, sizes + ["q", "pa"])) <= {"q", "pa"}

@@ -219,7 +219,7 @@ def beta_integral(a: torch.Tensor, b: torch.Tensor, log_hi: torch.Tensor, log_lo
     vmap; the panel sums have hand-written derivatives).
     """
     tensors = [a, b, log_hi] + ([log_lo] if log_lo is not None else [])
-    shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    shape = np.broadcast_shapes(*(t.shape for t in tensors))  # torch's imports sympy (~0.5 s)
     a, b, log_hi = (t.expand(shape).contiguous() for t in (a, b, log_hi))
     # the panels' bottom tau (geometry: no derivative); below it the series. For a < 0 it
     # lies where |b - 1| t = 1e-3

@@ -16,6 +16,7 @@ Two methods, both pure functions of tensors, batch first:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -25,13 +26,26 @@ from ..conventions import elliptical_coordinates
 from ..profiles.base import EllipticalProfile, safe_radius
 
 
+@functools.lru_cache(maxsize=None)
+def _leggauss(order: int):
+    return np.polynomial.legendre.leggauss(order)
+
+
+@functools.lru_cache(maxsize=64)
 def gauss_legendre_unit(order: int, dtype, device):
-    """Nodes on [-1/2, 1/2] and weights summing to 1."""
-    nodes, weights = np.polynomial.legendre.leggauss(order)
+    """Nodes on [-1/2, 1/2] and weights summing to 1 (cached: shared, never modify them)."""
+    nodes, weights = _leggauss(order)
     return (
         torch.as_tensor(nodes / 2.0, dtype=dtype, device=device),
         torch.as_tensor(weights / 2.0, dtype=dtype, device=device),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def gauss_legendre(order: int, dtype, device):
+    """Gauss-Legendre nodes on [-1, 1] and their weights (cached: shared, never modify them)."""
+    nodes, weights = _leggauss(order)
+    return torch.as_tensor(nodes, dtype=dtype, device=device), torch.as_tensor(weights, dtype=dtype, device=device)
 
 
 def smooth_window(r: torch.Tensor, inner: float, outer: float) -> torch.Tensor:
@@ -175,9 +189,7 @@ def cell_integrals_exact(
     f64 = torch.float64
     xe, ye = x_edges.to(f64), y_edges.to(f64)
     der = {k: v.to(f64) for k, v in derived.items()}
-    nodes, weights = np.polynomial.legendre.leggauss(edge_nodes)
-    nodes = torch.as_tensor(nodes, dtype=f64, device=xe.device)
-    weights = torch.as_tensor(weights, dtype=f64, device=xe.device)
+    nodes, weights = gauss_legendre(edge_nodes, f64, xe.device)
     # horizontal edges: from (x_i, y_j) to (x_{i+1}, y_j): shape (B, Ny+1, Nx)
     h_edges = _edge_integrals(
         profile, der, xe[..., :-1].expand(-1, ye.shape[1], -1), ye.expand(-1, -1, xe.shape[2] - 1),
@@ -190,3 +202,113 @@ def cell_integrals_exact(
     )
     cells = h_edges[:, :-1, :] + v_edges[:, :, 1:] - h_edges[:, 1:, :] - v_edges[:, :, :-1]
     return cells.to(dtype)
+
+
+def _edge_segments(x_edges: torch.Tensor, y_edges: torch.Tensor):
+    """The horizontal ((x_i, y_j) -> (x_(i+1), y_j), (B, Ny+1, Nx)) and vertical
+    ((x_i, y_j) -> (x_i, y_(j+1)), (B, Ny, Nx+1)) edges of a grid, as (x0, y0, x1, y1)."""
+    ny, nx = y_edges.shape[1], x_edges.shape[2]
+    horizontal = (x_edges[..., :-1].expand(-1, ny, -1), y_edges.expand(-1, -1, nx - 1),
+                  x_edges[..., 1:].expand(-1, ny, -1), y_edges.expand(-1, -1, nx - 1))
+    vertical = (x_edges.expand(-1, ny - 1, -1), y_edges[:, :-1].expand(-1, -1, nx),
+                x_edges.expand(-1, ny - 1, -1), y_edges[:, 1:].expand(-1, -1, nx))
+    return horizontal, vertical
+
+
+def _edge_brightness_moments(profile, derived, x0, y0, x1, y1, nodes, weights):
+    """Line integrals of the unit-flux brightness f along straight segments (offsets
+    from the centre [pix]): (int f ds, int f x ds, int f y ds), ds the length element
+    in pixels. The same substitution as :func:`_edge_integrals` (the point at parameter
+    t lies d sinh t from the foot of the perpendicular in the circularised frame), so
+    the integrand f(d cosh t) d cosh t is smooth however steep the profile."""
+    u0, w0 = elliptical_coordinates(x0, y0, derived["pa"], derived["q"])
+    u1, w1 = elliptical_coordinates(x1, y1, derived["pa"], derived["q"])
+    du, dw = u1 - u0, w1 - w0
+    length = safe_radius(du * du + dw * dw)
+    dist = ((u0 * dw - w0 * du).abs() / length).clamp(min=1e-9)
+    t_foot = -(u0 * du + w0 * dw) / (length * length)
+    t_start = torch.asinh(length * (0.0 - t_foot) / dist)
+    t_end = torch.asinh(length * (1.0 - t_foot) / dist)
+    half = (0.5 * (t_end - t_start)).unsqueeze(-1)
+    t = (0.5 * (t_end + t_start)).unsqueeze(-1) + half * nodes
+    dist, length = dist.unsqueeze(-1), length.unsqueeze(-1)
+    tau = t_foot.unsqueeze(-1) + dist * torch.sinh(t) / length  # fraction of the way along the segment
+    ex, ey = (x1 - x0).unsqueeze(-1), (y1 - y0).unsqueeze(-1)
+    px, py = x0.unsqueeze(-1) + tau * ex, y0.unsqueeze(-1) + tau * ey
+    d = {k: v.unsqueeze(-1) for k, v in derived.items()}
+    # ds = |P1 - P0| dtau, dtau = d cosh t / length dt
+    weighted = profile.brightness(px, py, d) * (half * weights * torch.sqrt(ex * ex + ey * ey) * dist
+                                                 * torch.cosh(t) / length)
+    return weighted.sum(-1), (weighted * px).sum(-1), (weighted * py).sum(-1)
+
+
+def transport_parameters(profile: type[EllipticalProfile], names) -> dict[str, str]:
+    """Those of ``names`` whose effect on a radial, unmodified elliptical profile of unit
+    flux is a flux-conserving transport of its light (see
+    :func:`cell_integrals_transport_derivatives`): ``{name: "size" | "pa" | "q"}``.
+
+    The size is the profile's only length parameter (``ParameterSpec.is_size``); with two
+    or more lengths (a broken exponential, a core-Sérsic) none of them is a pure scaling."""
+    if not profile.radial or profile.shape_modified:
+        return {}
+    sizes = [spec.name for spec in profile.parameters if spec.is_size]
+    kinds = {"pa": "pa", "q": "q"}
+    if len(sizes) == 1:
+        kinds[sizes[0]] = "size"
+    return {name: kinds[name] for name in names if name in kinds}
+
+
+def cell_integrals_transport_derivatives(
+    profile: type[EllipticalProfile],
+    derived: dict[str, torch.Tensor],
+    size: torch.Tensor,
+    x_edges: torch.Tensor,
+    y_edges: torch.Tensor,
+    edge_nodes: int,
+    kinds: dict[str, str],
+) -> dict[str, torch.Tensor]:
+    """Derivatives of :func:`cell_integrals_exact` with respect to the size, PA and q.
+
+    Changing any of these moves the profile's light without creating or destroying any
+    (the profile has unit flux): the light flows with a velocity field V, linear in the
+    offset x from the centre, and the continuity equation d f / d theta = -div(f V)
+    turns the derivative of a cell's light into the flux of f V out through its edges,
+    dF/dtheta = -oint f V.n ds: line integrals of the brightness itself, without the
+    enclosed-flux function (no incomplete gamma function). The fields:
+
+    * size s (R_e, R_s) [pix]: V = x / s (a dilation);
+    * PA [degrees, counter-clockwise from +y]: V = (pi / 180) (-y, x) (a rotation);
+    * q: V = (w / q) e_w, a stretch along the minor axis e_w = (cos PA, sin PA), with
+      w = x . e_w the offset along it (at fixed major-axis size and flux).
+
+    Args:
+        derived: ``profile.setup`` output (geometry included), (B, 1, 1) float64 tensors.
+        size: (B, 1, 1) the profile's size parameter [pix].
+        x_edges, y_edges: as :func:`cell_integrals_exact` (float64).
+        kinds: ``{name: "size" | "pa" | "q"}`` (:func:`transport_parameters`).
+
+    Returns:
+        ``{name: (B, Ny, Nx)}`` d(cell light per unit amplitude)/d(parameter), in the
+        dtype of the edges.
+    """
+    nodes, weights = gauss_legendre(edge_nodes, x_edges.dtype, x_edges.device)
+    horizontal, vertical = _edge_segments(x_edges, y_edges)
+    h0, hx, hy = _edge_brightness_moments(profile, derived, *horizontal, nodes, weights)
+    v0, vx, vy = _edge_brightness_moments(profile, derived, *vertical, nodes, weights)
+    pa = derived["pa"] * (math.pi / 180.0)
+    c, s = torch.cos(pa), torch.sin(pa)
+    q = derived["q"]
+    out = {}
+    for name, kind in kinds.items():
+        # int f V.n ds through each edge: n = +y on horizontal edges, +x on vertical ones
+        if kind == "size":
+            through_h, through_v = horizontal[1] * h0 / size, vertical[0] * v0 / size
+        elif kind == "pa":
+            through_h, through_v = (math.pi / 180.0) * hx, -(math.pi / 180.0) * vy
+        elif kind == "q":
+            through_h, through_v = s * (c * hx + s * hy) / q, c * (c * vx + s * vy) / q
+        else:
+            raise ValueError(f"unknown transport kind {kind!r}")
+        outflow = through_h[:, 1:, :] - through_h[:, :-1, :] + through_v[:, :, 1:] - through_v[:, :, :-1]
+        out[name] = -outflow
+    return out

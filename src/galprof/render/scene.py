@@ -36,11 +36,11 @@ convolution with the ePSF (which widens the effective PSF by one pixel).
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass, replace
 
 import torch
-
-import math
 
 from ..conventions import flux_from_mag
 from ..profiles.base import EllipticalProfile, Profile
@@ -291,11 +291,15 @@ def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderC
     return canvas, box.new_zeros(box.shape[0], 2 * half + 1, 2 * half + 1)
 
 
+@functools.lru_cache(maxsize=32)
 def fine_grid(config: RenderConfig, dtype, device):
     """The quadrature points of the fine grid centred on a component, as offsets [pix]
     from its centre: ``node_offsets`` (N,) on both axes (a tensor grid),
     ``node_weights`` (N, N) (Gauss-Legendre weight times the window; zero in the exact
-    core), and the exact core's ``core_edges`` (n_core + 1,) and ``core_centres`` (n_core,)."""
+    core), and the exact core's ``core_edges`` (n_core + 1,) and ``core_centres`` (n_core,).
+
+    Constants of the configuration, cached per (config, dtype, device): shared, never
+    modify them."""
     s = config.fine_factor
     n_fine = config.fine_box * s
     cell_offsets = (torch.arange(n_fine, dtype=dtype, device=device) - (n_fine - 1) / 2) / s
@@ -372,11 +376,28 @@ def _convolve_canvas(light: torch.Tensor, psf: PreparedPSF) -> torch.Tensor:
     ky, kx = kernel.shape[-2] // 2, kernel.shape[-1] // 2
     padded = torch.nn.functional.pad(kernel, (0, wc - kernel.shape[-1], 0, hc - kernel.shape[-2]))
     padded = torch.roll(padded, shifts=(-ky, -kx), dims=(-2, -1))
-    kernel_spectrum = torch.fft.rfft2(padded)
-    if psf.per_galaxy:  # (B, Hc, Wc') against light (B, C, Hc, Wc)
+    # Two real canvases a, b that meet the same ePSF are convolved as one complex canvas
+    # a + i b (the kernel is real, so the real and imaginary parts stay apart): half as
+    # many complex FFTs instead of real ones (torch's inverse real FFT is slow on the CPU:
+    # (64, 7, 160, 160) float32 on 2 cores, 149 ms the real way, 114-126 ms packed).
+    # Pairs are formed along the channels with one ePSF per galaxy, along all canvases
+    # with a shared one.
+    per_galaxy = psf.per_galaxy and light.dim() == 4
+    stack = light if per_galaxy else light.reshape(1, -1, hc, wc)
+    count = stack.shape[1]
+    if count < 2 or light.is_complex():
+        kernel_spectrum = torch.fft.rfft2(padded)
+        if psf.per_galaxy:  # (B, Hc, Wc') against light (B, C, Hc, Wc)
+            kernel_spectrum = kernel_spectrum[:, None]
+        return torch.fft.irfft2(torch.fft.rfft2(light) * kernel_spectrum, s=(hc, wc))
+    kernel_spectrum = torch.fft.fft2(padded)
+    if per_galaxy:
         kernel_spectrum = kernel_spectrum[:, None]
-    spectrum = torch.fft.rfft2(light) * kernel_spectrum
-    return torch.fft.irfft2(spectrum, s=(hc, wc))
+    if count % 2:
+        stack = torch.cat([stack, stack.new_zeros(stack.shape[0], 1, hc, wc)], dim=1)
+    pairs = torch.fft.ifft2(torch.fft.fft2(torch.complex(stack[:, 0::2], stack[:, 1::2])) * kernel_spectrum)
+    out = torch.stack((pairs.real, pairs.imag), dim=2).reshape(stack.shape[0], -1, hc, wc)[:, :count]
+    return out.reshape(light.shape)
 
 
 def _sky(profile, params, frame: Frame, like: torch.Tensor) -> torch.Tensor:

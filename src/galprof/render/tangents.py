@@ -32,6 +32,7 @@ counter-clockwise from +y, sizes along the major axis in pixels).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch.func import jvp, vmap
 
@@ -39,7 +40,8 @@ from ..conventions import elliptical_quadratic_form, evaluate_quadratic_form
 from ..profiles.base import EllipticalProfile, safe_radius
 from .config import RenderConfig
 from .psf import PreparedPSF, interpolation_matrix_with_slope
-from .quadrature import cell_integrals_exact, gauss_legendre_unit, smooth_window, smooth_window_slope
+from .quadrature import (cell_integrals_exact, cell_integrals_transport_derivatives, gauss_legendre_unit, smooth_window,
+                         smooth_window_slope, transport_parameters)
 from .scene import (Frame, RenderedParts, _add_patches, _canvas, _component_light, _convolve_canvas,
                     _deconvolve_pixel, _nearest_pixel, _patch_half, _set_patches, _sky, amplitude_scale,
                     canvas_margin, fine_grid)
@@ -123,7 +125,8 @@ class _Samples:
 
 def _stack(value: torch.Tensor, columns) -> torch.Tensor:
     """(B, 1 + K, ...): the value and its columns (zeros where None), broadcast to one shape."""
-    shape = torch.broadcast_shapes(value.shape, *[c.shape for c in columns if c is not None])
+    # numpy's shape arithmetic: torch.broadcast_shapes imports sympy on its first call (~0.5 s)
+    shape = np.broadcast_shapes(value.shape, *[c.shape for c in columns if c is not None])
     parts = [value.expand(shape)] + [value.new_zeros(shape) if c is None else c.expand(shape) for c in columns]
     return torch.stack(parts, dim=1)
 
@@ -269,10 +272,22 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
         return cell_integrals_exact(profile, d, edges64.expand(rows, 1, -1),
                                     edges64.view(1, -1, 1).expand(rows, -1, 1), config.edge_nodes, scale)
 
-    # the core as the renderer computes it, and its derivatives by central differences
+    # the core as the renderer computes it; its derivatives with respect to the size, q
+    # and PA as the flux of a transport through the cell edges, the others (n) by
+    # central differences
     core = cell_integrals_exact(profile, derived, edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1),
                                 config.edge_nodes, scale)
-    d_core = _central_differences(core_of, params, shape_names)
+    transported = transport_parameters(profile, shape_names)
+    others = [n for n in shape_names if n not in transported]
+    d_others = dict(zip(others, _central_differences(core_of, params, others)))
+    if transported:
+        p64 = {kk: v.detach().to(torch.float64)[:, None, None] for kk, v in params.items()}
+        size = next((p64[n] for n, kind in transported.items() if kind == "size"), None)
+        by_transport = cell_integrals_transport_derivatives(
+            profile, profile.setup(p64), size, edges64.expand(bsz, 1, -1), edges64.view(1, -1, 1).expand(bsz, -1, 1),
+            config.edge_nodes, transported)
+        d_others.update({n: v.to(x0.dtype) for n, v in by_transport.items()})
+    d_core = [d_others[n] for n in shape_names]
     order = config.psf_interpolation_order
     n = 2 * half + 1
     fx, fy = (x0 - cx)[:, None], (y0 - cy)[:, None]
