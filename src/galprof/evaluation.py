@@ -140,15 +140,17 @@ class ModelFunctions:
         ~7M on the CPU for forward mode through the whole render, where large
         temporaries thrash the caches and the allocator (2-core CPU, 64 galaxies,
         128x128, 6 tangents: one pass 0.33-0.51 s, chunks of 45 0.27-0.28 s, of 26
-        0.36 s); ~25M for the canvas tangents of :mod:`galprof.render.tangents`, whose
-        cost per galaxy is flat from 32 to 128 galaxies while each pass has a fixed
-        cost of ~0.1 s (the same machine, 2026-12-01); ~500M on a GPU."""
+        0.36 s); ~5M for the canvas tangents of :mod:`galprof.render.tangents` (32
+        galaxies of 128x128 with 6 tangents: 5.8-6.0 ms per galaxy against 6.6-7.5 for
+        passes of 64 or 128, the (b, 7, 160, 160) canvas stacks then outgrowing the
+        cache; 64x64 galaxies, 90 per pass, are flat from 32 to 128; each pass has a
+        fixed cost of ~30 ms; the same machine, 2026-12-01); ~500M on a GPU."""
         margin = canvas_margin(self.psf, self.config)
         canvas = (self.frame.height + 2 * margin) * (self.frame.width + 2 * margin)
         if torch.device(device).type != "cpu":
             budget = 500_000_000
         elif supports_tangents(self.frame, self.psf, self.config):
-            budget = 25_000_000
+            budget = 5_000_000
         else:
             budget = 7_000_000
         return max(1, budget // (max(1, len(self._nonlinear)) * canvas))
