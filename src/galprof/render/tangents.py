@@ -15,10 +15,14 @@ exponential disk) the sample derivatives are analytic: d ln I / d rho^2 and d ln
 theta at fixed rho^2 from the profile, d rho^2 / d (x, y, q, PA) from the quadratic
 form of the ellipse; the Lanczos weights and the window have analytic slopes
 (:func:`galprof.render.psf.interpolation_matrix_with_slope`,
-:func:`galprof.render.quadrature.smooth_window_slope`). The two small pieces, the
-profile's per-galaxy set-up (b_n, I_0) and the exact core cells (Green's theorem on the
-enclosed light), are differentiated by central differences in float64 (relative error
-~1e-9), all evaluations in one batch. No forward-mode autodiff is left on this path: in
+:func:`galprof.render.quadrature.smooth_window_slope`). The exact core cells (Green's
+theorem on the enclosed light) move with the size, q and PA by a flux-conserving flow
+of the light, so their derivatives are the flux of that flow through the cell edges
+(:func:`galprof.render.quadrature.cell_integrals_transport_derivatives`: line integrals
+of the brightness, no incomplete gamma function). The small pieces left, the profile's
+per-galaxy set-up (b_n, I_0) and the core's derivative with respect to n, are
+differentiated by central differences in float64 (relative error ~1e-9), all
+evaluations in one batch. No forward-mode autodiff is left on this path: in
 torch 2.13 forward-mode add, mul and div run through Python reference implementations
 (tens of Python calls per operation) and the first forward-mode operation of a process
 imports torch._dynamo (2-3 s). Any other component (a point source, shape-modified or
