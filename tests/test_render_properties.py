@@ -252,3 +252,22 @@ def test_sky_is_not_convolved(psf):
     without = render(gal, psf)
     sky_only = render_model([(get_profile("sky"), sky)], FRAME)
     torch.testing.assert_close(with_sky, without + sky_only, rtol=1e-13, atol=1e-13)
+
+
+def test_cached_quadrature_constants_made_under_inference_mode_serve_autograd_later():
+    """The renderer caches its quadrature constants (fine grid, Gauss-Legendre nodes) on
+    first use; a first render inside ``torch.inference_mode`` must not leave inference
+    tensors in the cache that a later autograd render cannot save for backward."""
+    from galprof.render import quadrature, scene
+
+    config = RenderConfig(gl_order=5)  # a configuration no other test has cached
+    for cache in (scene.fine_grid, quadrature.gauss_legendre_unit, quadrature.gauss_legendre):
+        cache.cache_clear()
+    with torch.inference_mode():
+        first = render(galaxy(), psf=PSF, config=config)
+    params = galaxy()
+    params["r_e"].requires_grad_(True)
+    image = render(params, psf=PSF, config=config)
+    (grad,) = torch.autograd.grad(image.sum(), params["r_e"])
+    assert torch.isfinite(grad).all()
+    torch.testing.assert_close(image.detach(), first, rtol=0, atol=0)

@@ -35,17 +35,19 @@ def _leggauss(order: int):
 def gauss_legendre_unit(order: int, dtype, device):
     """Nodes on [-1/2, 1/2] and weights summing to 1 (cached: shared, never modify them)."""
     nodes, weights = _leggauss(order)
-    return (
-        torch.as_tensor(nodes / 2.0, dtype=dtype, device=device),
-        torch.as_tensor(weights / 2.0, dtype=dtype, device=device),
-    )
+    with torch.inference_mode(False):  # plain tensors even if first made under inference mode
+        return (
+            torch.as_tensor(nodes / 2.0, dtype=dtype, device=device),
+            torch.as_tensor(weights / 2.0, dtype=dtype, device=device),
+        )
 
 
 @functools.lru_cache(maxsize=64)
 def gauss_legendre(order: int, dtype, device):
     """Gauss-Legendre nodes on [-1, 1] and their weights (cached: shared, never modify them)."""
     nodes, weights = _leggauss(order)
-    return torch.as_tensor(nodes, dtype=dtype, device=device), torch.as_tensor(weights, dtype=dtype, device=device)
+    with torch.inference_mode(False):
+        return torch.as_tensor(nodes, dtype=dtype, device=device), torch.as_tensor(weights, dtype=dtype, device=device)
 
 
 def smooth_window(r: torch.Tensor, inner: float, outer: float) -> torch.Tensor:

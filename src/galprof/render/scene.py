@@ -299,7 +299,12 @@ def fine_grid(config: RenderConfig, dtype, device):
     core), and the exact core's ``core_edges`` (n_core + 1,) and ``core_centres`` (n_core,).
 
     Constants of the configuration, cached per (config, dtype, device): shared, never
-    modify them."""
+    modify them (made outside inference mode, so that autograd may save them later)."""
+    with torch.inference_mode(False):
+        return _fine_grid(config, dtype, device)
+
+
+def _fine_grid(config: RenderConfig, dtype, device):
     s = config.fine_factor
     n_fine = config.fine_box * s
     cell_offsets = (torch.arange(n_fine, dtype=dtype, device=device) - (n_fine - 1) / 2) / s
