@@ -24,6 +24,10 @@ class RenderConfig:
             inverse-pixel filter) rather than sampled.
         fine_factor: odd sub-sampling factor of the fine grid centred on each component.
         fine_box: odd size [pix] of the fine box centred on each component.
+        fine_inner_box: odd size [pix] of its central part cut into ``fine_factor``
+            cells per pixel; the rest of the fine box has ``coarse_factor`` cells per
+            pixel (``fine_inner_box`` = ``fine_box``: one level).
+        coarse_factor: cells per pixel of the fine box outside ``fine_inner_box``.
         window_inner, window_outer: radii [pix] between which the smooth window that
             hands light from the fine box to the pixel grid falls from 1 to 0.
         exact_box: odd size [pix] of the box of pixels around the centre whose integrals
@@ -41,6 +45,8 @@ class RenderConfig:
     outer_box: int = 21
     fine_factor: int = 5
     fine_box: int = 7
+    fine_inner_box: int = 3
+    coarse_factor: int = 2
     window_inner: float = 1.2
     window_outer: float = 3.3
     exact_box: int = 5
@@ -49,12 +55,17 @@ class RenderConfig:
     psf_interpolation_order: int = 8
 
     def __post_init__(self):
-        for name in ("fine_factor", "fine_box", "exact_box", "exact_core", "outer_box"):
+        for name in ("fine_factor", "fine_box", "fine_inner_box", "exact_box", "exact_core", "outer_box"):
             value = getattr(self, name)
             if value < 1 or value % 2 == 0:
                 raise ValueError(f"RenderConfig.{name} must be a positive odd integer, got {value}")
         if not 0 < self.window_inner < self.window_outer <= self.fine_box / 2:
             raise ValueError("RenderConfig needs 0 < window_inner < window_outer <= fine_box / 2")
+        if not self.exact_core <= self.fine_inner_box * self.fine_factor or self.fine_inner_box > self.fine_box:
+            raise ValueError("RenderConfig needs exact_core <= fine_inner_box * fine_factor and "
+                             "fine_inner_box <= fine_box")
+        if self.coarse_factor < 1:
+            raise ValueError("RenderConfig needs coarse_factor >= 1")
         if self.outer_box < self.fine_box + 4:
             raise ValueError("RenderConfig needs outer_box >= fine_box + 4")
         if self.gl_order < 1 or self.outer_gl_order < 1 or self.edge_nodes < 2:

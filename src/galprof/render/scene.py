@@ -17,9 +17,9 @@ its light into
   pixels around the centre, where it can still be steep, the samples are anti-aliased:
   pixel integrals turned back into samples by a 5-tap inverse-pixel filter; and
 * an inner part, represented by quadrature points on a fine grid centred on the
-  component (``fine_factor`` cells per pixel, Gauss-Legendre nodes in each, and exact
-  cell integrals around the cusp), each point spread onto the pixel grid with Lanczos
-  weights. Convolving that with the ePSF equals evaluating the Lanczos-interpolated ePSF
+  component (``fine_factor`` cells per pixel in the central ``fine_inner_box`` pixels,
+  ``coarse_factor`` beyond, Gauss-Legendre nodes in each, and exact cell integrals
+  around the cusp), each point spread onto the pixel grid with Lanczos weights. Convolving that with the ePSF equals evaluating the Lanczos-interpolated ePSF
   at every point's sub-pixel offset.
 
 Each component's inner light is one patch added to its canvas; the canvases of all
@@ -294,35 +294,56 @@ def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderC
 @functools.lru_cache(maxsize=32)
 def fine_grid(config: RenderConfig, dtype, device):
     """The quadrature points of the fine grid centred on a component, as offsets [pix]
-    from its centre: ``node_offsets`` (N,) on both axes (a tensor grid),
-    ``node_weights`` (N, N) (Gauss-Legendre weight times the window; zero in the exact
-    core), and the exact core's ``core_edges`` (n_core + 1,) and ``core_centres`` (n_core,).
+    from its centre: ``levels``, a tuple of tensor grids ``(node_offsets (N,), node_weights
+    (N, N))`` (the same offsets on both axes; Gauss-Legendre weight times the window,
+    zero where a finer level or the exact core takes the light), and the exact core's
+    ``core_edges`` (n_core + 1,) and ``core_centres`` (n_core,).
 
-    Constants of the configuration, cached per (config, dtype, device): shared, never
-    modify them (made outside inference mode, so that autograd may save them later)."""
+    The central ``fine_inner_box`` pixels are covered by cells of 1 / ``fine_factor``
+    pixel, the rest of the ``fine_box`` by cells of 1 / ``coarse_factor`` pixel (where
+    the windowed light is smooth on the pixel scale); with ``fine_inner_box`` equal to
+    ``fine_box`` there is one level. Constants of the configuration, cached per
+    (config, dtype, device): shared, never modify them (made outside inference mode, so
+    that autograd may save them later)."""
     with torch.inference_mode(False):
         return _fine_grid(config, dtype, device)
 
 
-def _fine_grid(config: RenderConfig, dtype, device):
-    s = config.fine_factor
-    n_fine = config.fine_box * s
-    cell_offsets = (torch.arange(n_fine, dtype=dtype, device=device) - (n_fine - 1) / 2) / s
+def _grid_level(box: int, factor: int, config: RenderConfig, dtype, device):
+    """Offsets (box * factor * gl_order,) of the Gauss-Legendre nodes of a square of
+    ``box`` pixels cut into cells of 1 / ``factor`` pixel, their windowed weights
+    (N, N), and per node the index of its cell along the axis."""
+    n_cells = box * factor
+    cell_offsets = (torch.arange(n_cells, dtype=dtype, device=device) - (n_cells - 1) / 2) / factor
     nodes, gl_weights = gauss_legendre_unit(config.gl_order, dtype, device)
-    node_offsets = (cell_offsets[:, None] + nodes[None, :] / s).reshape(-1)  # (n_fine * order,)
-    weights_1d = (gl_weights[None, :].expand(n_fine, -1) / s).reshape(-1)
-    # cells of the exact core get no quadrature nodes
-    core_half = config.exact_core // 2
-    centre = (n_fine - 1) // 2
-    in_core = ((torch.arange(n_fine, device=device) - centre).abs() <= core_half).repeat_interleave(config.gl_order)
+    node_offsets = (cell_offsets[:, None] + nodes[None, :] / factor).reshape(-1)
+    weights_1d = (gl_weights[None, :].expand(n_cells, -1) / factor).reshape(-1)
     radius = torch.sqrt(node_offsets[None, :] ** 2 + node_offsets[:, None] ** 2)
     window = smooth_window(radius, config.window_inner, config.window_outer)
-    core_mask = in_core[:, None] & in_core[None, :]
-    node_weights = torch.where(core_mask, torch.zeros_like(window), window * weights_1d[:, None] * weights_1d[None, :])
+    cell = torch.arange(n_cells, device=device).repeat_interleave(config.gl_order)
+    return node_offsets, window * weights_1d[:, None] * weights_1d[None, :], cell
+
+
+def _fine_grid(config: RenderConfig, dtype, device):
+    s = config.fine_factor
+    inner_offsets, inner_weights, inner_cell = _grid_level(config.fine_inner_box, s, config, dtype, device)
+    # cells of the exact core get no quadrature nodes
+    core_half = config.exact_core // 2
+    centre = (config.fine_inner_box * s - 1) // 2
+    in_core = (inner_cell - centre).abs() <= core_half
+    inner_weights = torch.where(in_core[:, None] & in_core[None, :], torch.zeros_like(inner_weights), inner_weights)
+    levels = [(inner_offsets, inner_weights)]
+    if config.fine_inner_box < config.fine_box:
+        c = config.coarse_factor
+        offsets, weights, cell = _grid_level(config.fine_box, c, config, dtype, device)
+        # coarse cells inside the inner box (whose edges lie on the coarse grid) are its
+        margin = (config.fine_box - config.fine_inner_box) // 2 * c
+        inside = (cell >= margin) & (cell < config.fine_box * c - margin)
+        levels.append((offsets, torch.where(inside[:, None] & inside[None, :], torch.zeros_like(weights), weights)))
     n_core = 2 * core_half + 1
     core_edges = (torch.arange(n_core + 1, dtype=dtype, device=device) - n_core / 2.0) / s
     core_centres = (torch.arange(n_core, dtype=dtype, device=device) - core_half) / s
-    return node_offsets, node_weights, core_edges, core_centres
+    return tuple(levels), core_edges, core_centres
 
 
 def _fine_light(profile, params, derived, cx, cy, half, config: RenderConfig):
@@ -334,11 +355,14 @@ def _fine_light(profile, params, derived, cx, cy, half, config: RenderConfig):
     centres of the exact cells around the cusp (whose flux is the exact integral).
     """
     x0, y0 = params["x"], params["y"]
-    node_offsets, node_w, edges, core_centres = fine_grid(config, x0.dtype, x0.device)
-    value = profile.brightness(node_offsets[None, None, :], node_offsets[None, :, None], derived)
+    levels, edges, core_centres = fine_grid(config, x0.dtype, x0.device)
     fx, fy = (x0 - cx)[:, None], (y0 - cy)[:, None]
     order = config.psf_interpolation_order
-    patch = _spread(fx + node_offsets, fy + node_offsets, value * node_w, order, half)
+    patch = None
+    for node_offsets, node_w in levels:
+        value = profile.brightness(node_offsets[None, None, :], node_offsets[None, :, None], derived)
+        spread = _spread(fx + node_offsets, fy + node_offsets, value * node_w, order, half)
+        patch = spread if patch is None else patch + spread
     # the exact core: its cells' integrals as points at the cell centres
     bsz = x0.shape[0]
     core = cell_integrals_exact(profile, derived, edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1),

@@ -262,10 +262,12 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     canvas = _channels(_set_patches, canvas, box, (cy - ys[0]).long() - nb // 2, (cx - xs[0]).long() - nb // 2)
 
     # inner light: the fine grid and the exact core, spread with centre-dependent weights
-    node_offsets, node_w, edges, core_centres = fine_grid(config, x0.dtype, x0.device)
-    value, columns = samples(node_offsets[None, None, :], node_offsets[None, :, None], centre=False)
-    # the nodes move with the centre: only the shape parameters change their values
-    fine = _stack(value, [c for n, c in zip(names, columns) if n not in _CENTRE]) * node_w  # (B, 1 + Ks, N, N)
+    levels, edges, core_centres = fine_grid(config, x0.dtype, x0.device)
+    grids = []  # (offsets (N,), (B, 1 + Ks, N, N) light per node and its shape derivatives)
+    for node_offsets, node_w in levels:
+        value, columns = samples(node_offsets[None, None, :], node_offsets[None, :, None], centre=False)
+        # the nodes move with the centre: only the shape parameters change their values
+        grids.append((node_offsets, _stack(value, [c for n, c in zip(names, columns) if n not in _CENTRE]) * node_w))
     scale = 1.0 / config.fine_factor
 
     edges64 = edges.to(torch.float64)
@@ -292,25 +294,27 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
             config.edge_nodes, transported)
         d_others.update({n: v.to(x0.dtype) for n, v in by_transport.items()})
     d_core = [d_others[n] for n in shape_names]
+    grids.append((core_centres, torch.stack([core] + d_core, dim=1)))
     order = config.psf_interpolation_order
     n = 2 * half + 1
     fx, fy = (x0 - cx)[:, None], (y0 - cy)[:, None]
-    wx, dwx = interpolation_matrix_with_slope(fx + node_offsets, n, order)
-    wy, dwy = interpolation_matrix_with_slope(fy + node_offsets, n, order)
-    cwx, dcwx = interpolation_matrix_with_slope(fx + core_centres, n, order)
-    cwy, dcwy = interpolation_matrix_with_slope(fy + core_centres, n, order)
-    wy_t, dwy_t, cwy_t, dcwy_t = (w.transpose(1, 2) for w in (wy, dwy, cwy, dcwy))
-    fine_value = fine[:, 0]
-    parts = [wy_t @ fine_value @ wx + cwy_t @ core @ cwx]
-    k = 0
-    for name in names:
-        if name == "x":
-            parts.append(wy_t @ fine_value @ dwx + cwy_t @ core @ dcwx)
-        elif name == "y":
-            parts.append(dwy_t @ fine_value @ wx + dcwy_t @ core @ cwx)
-        else:
-            parts.append(wy_t @ fine[:, 1 + k] @ wx + cwy_t @ d_core[k] @ cwx)
-            k += 1
+    parts = [None] * (1 + len(names))
+    for offsets, light in grids:  # every tensor grid of points, spread with centre-dependent weights
+        wx, dwx = interpolation_matrix_with_slope(fx + offsets, n, order)
+        wy, dwy = interpolation_matrix_with_slope(fy + offsets, n, order)
+        wy_t, dwy_t = wy.transpose(1, 2), dwy.transpose(1, 2)
+        value = light[:, 0]
+        terms = [wy_t @ value @ wx]
+        k = 0
+        for name in names:
+            if name == "x":
+                terms.append(wy_t @ value @ dwx)
+            elif name == "y":
+                terms.append(dwy_t @ value @ wx)
+            else:
+                terms.append(wy_t @ light[:, 1 + k] @ wx)
+                k += 1
+        parts = [t if p is None else p + t for p, t in zip(parts, terms)]
     patch = torch.stack(parts, dim=1)
     return _channels(_add_patches, canvas, patch, (cy - ys[0] - half).long(), (cx - xs[0] - half).long())
 
