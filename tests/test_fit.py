@@ -149,6 +149,9 @@ def test_cpu_workers_split_only_forward_mode_free_jacobians():
 
     assert cpu_worker_parts(64, torch.device("cpu"), 2) == [slice(0, 32), slice(32, 64)]
     assert cpu_worker_parts(5, torch.device("cpu"), None) == [slice(0, 5)]  # too few galaxies to split
+    assert cpu_worker_parts(64, torch.device("cpu"), None) == [slice(0, 64)]  # one worker is as fast there
+    if torch.get_num_threads() >= 2:
+        assert len(cpu_worker_parts(256, torch.device("cpu"), None)) == 2
     assert len(cpu_worker_parts(3, torch.device("cpu"), 8)) == 3
     psf = moffat_epsf(3.5, 2.8, 25)
     image = np.ones((1, 24, 24))
