@@ -120,14 +120,15 @@ def cell_integrals_gauss(
     return total * (cell * cell)
 
 
-def _edge_integrals(profile, derived, x0, y0, x1, y1, nodes, weights):
-    """(1/2pi) * signed integral of E(rho h) / h^2 dphi along the segments (x0,y0) -> (x1,y1).
+def _edge_nodes(derived, x0, y0, x1, y1, nodes):
+    """The quadrature of straight segments (x0, y0) -> (x1, y1) (offsets from the centre
+    [pix]) in the circularised frame (u, w) of the ellipse: the point at parameter t lies
+    d sinh t from the foot of the perpendicular from the centre, d its distance.
 
-    Segment coordinates are offsets from the profile centre [pix], (B, ...) tensors. The
-    integral runs in the circularised frame (u, w) of the ellipse, where the plain
-    elliptical radius is the distance from the centre; a shape-modified radius is that
-    distance times h(direction) (:meth:`EllipticalProfile.radius_scale`), and the light
-    of the sector under the segment is then E(R h) / h^2 / (2 pi) per unit angle.
+    Returns (u0, w0, du, dw, length, cross, dist, t_foot, half, t): the start and
+    direction in (u, w), the segment's length there, u0 dw - w0 du, d, the foot's
+    fraction of the way along the segment, half the t-range (...) and the nodes t
+    (..., n) of ``nodes`` on [-1, 1] mapped to the segment.
     """
     u0, w0 = elliptical_coordinates(x0, y0, derived["pa"], derived["q"])
     u1, w1 = elliptical_coordinates(x1, y1, derived["pa"], derived["q"])
@@ -139,8 +140,20 @@ def _edge_integrals(profile, derived, x0, y0, x1, y1, nodes, weights):
     t_start = torch.asinh(length * (0.0 - t_foot) / dist)
     t_end = torch.asinh(length * (1.0 - t_foot) / dist)
     half = 0.5 * (t_end - t_start)
-    mid = 0.5 * (t_end + t_start)
-    t = mid.unsqueeze(-1) + half.unsqueeze(-1) * nodes
+    t = (0.5 * (t_end + t_start)).unsqueeze(-1) + half.unsqueeze(-1) * nodes
+    return u0, w0, du, dw, length, cross, dist, t_foot, half, t
+
+
+def _edge_integrals(profile, derived, x0, y0, x1, y1, nodes, weights):
+    """(1/2pi) * signed integral of E(rho h) / h^2 dphi along the segments (x0,y0) -> (x1,y1).
+
+    Segment coordinates are offsets from the profile centre [pix], (B, ...) tensors. The
+    integral runs in the circularised frame (u, w) of the ellipse, where the plain
+    elliptical radius is the distance from the centre; a shape-modified radius is that
+    distance times h(direction) (:meth:`EllipticalProfile.radius_scale`), and the light
+    of the sector under the segment is then E(R h) / h^2 / (2 pi) per unit angle.
+    """
+    u0, w0, du, dw, length, cross, dist, t_foot, half, t = _edge_nodes(derived, x0, y0, x1, y1, nodes)
     cosh_t = torch.cosh(t)
     d = {k: v.unsqueeze(-1) for k, v in derived.items()}
     radius = dist.unsqueeze(-1) * cosh_t
@@ -192,16 +205,9 @@ def cell_integrals_exact(
     xe, ye = x_edges.to(f64), y_edges.to(f64)
     der = {k: v.to(f64) for k, v in derived.items()}
     nodes, weights = gauss_legendre(edge_nodes, f64, xe.device)
-    # horizontal edges: from (x_i, y_j) to (x_{i+1}, y_j): shape (B, Ny+1, Nx)
-    h_edges = _edge_integrals(
-        profile, der, xe[..., :-1].expand(-1, ye.shape[1], -1), ye.expand(-1, -1, xe.shape[2] - 1),
-        xe[..., 1:].expand(-1, ye.shape[1], -1), ye.expand(-1, -1, xe.shape[2] - 1), nodes, weights,
-    )
-    # vertical edges: from (x_i, y_j) to (x_i, y_{j+1}): shape (B, Ny, Nx+1)
-    v_edges = _edge_integrals(
-        profile, der, xe.expand(-1, ye.shape[1] - 1, -1), ye[:, :-1].expand(-1, -1, xe.shape[2]),
-        xe.expand(-1, ye.shape[1] - 1, -1), ye[:, 1:].expand(-1, -1, xe.shape[2]), nodes, weights,
-    )
+    horizontal, vertical = _edge_segments(xe, ye)
+    h_edges = _edge_integrals(profile, der, *horizontal, nodes, weights)  # (B, Ny+1, Nx)
+    v_edges = _edge_integrals(profile, der, *vertical, nodes, weights)  # (B, Ny, Nx+1)
     cells = h_edges[:, :-1, :] + v_edges[:, :, 1:] - h_edges[:, 1:, :] - v_edges[:, :, :-1]
     return cells.to(dtype)
 
@@ -223,17 +229,8 @@ def _edge_brightness_moments(profile, derived, x0, y0, x1, y1, nodes, weights):
     in pixels. The same substitution as :func:`_edge_integrals` (the point at parameter
     t lies d sinh t from the foot of the perpendicular in the circularised frame), so
     the integrand f(d cosh t) d cosh t is smooth however steep the profile."""
-    u0, w0 = elliptical_coordinates(x0, y0, derived["pa"], derived["q"])
-    u1, w1 = elliptical_coordinates(x1, y1, derived["pa"], derived["q"])
-    du, dw = u1 - u0, w1 - w0
-    length = safe_radius(du * du + dw * dw)
-    dist = ((u0 * dw - w0 * du).abs() / length).clamp(min=1e-9)
-    t_foot = -(u0 * du + w0 * dw) / (length * length)
-    t_start = torch.asinh(length * (0.0 - t_foot) / dist)
-    t_end = torch.asinh(length * (1.0 - t_foot) / dist)
-    half = (0.5 * (t_end - t_start)).unsqueeze(-1)
-    t = (0.5 * (t_end + t_start)).unsqueeze(-1) + half * nodes
-    dist, length = dist.unsqueeze(-1), length.unsqueeze(-1)
+    *_, length, _, dist, t_foot, half, t = _edge_nodes(derived, x0, y0, x1, y1, nodes)
+    dist, length, half = dist.unsqueeze(-1), length.unsqueeze(-1), half.unsqueeze(-1)
     tau = t_foot.unsqueeze(-1) + dist * torch.sinh(t) / length  # fraction of the way along the segment
     ex, ey = (x1 - x0).unsqueeze(-1), (y1 - y0).unsqueeze(-1)
     px, py = x0.unsqueeze(-1) + tau * ex, y0.unsqueeze(-1) + tau * ey
