@@ -85,7 +85,9 @@ def main():
                         help="Gaussian noise sigma [ADU] added to the images (0: noise-free; success is "
                              "then judged against the errors: |n, R_e, mag - truth| < 5 sigma)")
     parser.add_argument("--cpu-workers", type=int, default=None,
-                        help="worker threads on the CPU (default: one per intra-op thread; 1: no split)")
+                        help="workers on the CPU (default: one per intra-op thread; 1: no split)")
+    parser.add_argument("--cpu-worker-kind", default=None, choices=("process", "thread"),
+                        help="CPU workers: forked processes (default on Linux) or threads")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
@@ -102,21 +104,25 @@ def main():
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     result = fit(model, images, sigma=sigma, psf=psf, zeropoint=25.0, dtype=getattr(torch, args.dtype),
-                 device=args.device, n_starts=args.starts, cpu_workers=args.cpu_workers)
+                 device=args.device, n_starts=args.starts, cpu_workers=args.cpu_workers,
+                 cpu_worker_kind=args.cpu_worker_kind)
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - t0
     ok = success(result, truth) if not args.noise else success_noisy(result, truth)
     print(f"device={args.device} dtype={args.dtype} batch={args.batch} size={args.size} starts={args.starts} "
           f"noise={args.noise} "
-          f"threads={torch.get_num_threads()} cpu_workers={args.cpu_workers or 'auto'}")
+          f"threads={torch.get_num_threads()} cpu_workers={args.cpu_workers or 'auto'} "
+          f"cpu_worker_kind={args.cpu_worker_kind or 'auto'}")
     print(f"galaxies/s = {args.batch / elapsed:.2f}  (wall {elapsed:.1f} s)")
     print(f"median LM iterations = {np.median(result.iterations):.0f}")
     print(f"success rate from offset starts = {ok.mean():.3f} ({ok.sum()}/{len(ok)})")
     print(f"converged = {result.converged.mean():.3f}")
     if args.device.startswith("cuda"):
         print(f"peak GPU memory = {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
-    print(f"peak host RSS = {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak host RSS = {own:.0f} MiB (this process) + {children:.0f} MiB (largest worker process)")
     bad = np.flatnonzero(~ok)
     for b in bad[:10]:
         print("  failed:", {k: round(float(v[b]), 3) for k, v in truth.items()},

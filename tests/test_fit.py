@@ -101,10 +101,16 @@ def test_pass_size_does_not_change_the_fit():
     np.testing.assert_array_equal(single.iterations, whole.iterations)
 
 
-def test_cpu_worker_threads_do_not_change_the_fit():
-    """A batch split among two single-threaded worker threads gives the fit of one caller
-    (in float64, to far below the errors: only the intra-op summation order differs),
-    progress counts the galaxies of both workers, and the thread count is restored."""
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_cpu_workers_do_not_change_the_fit(kind):
+    """A batch split among two single-threaded workers (threads, or forked processes)
+    gives the fit of one caller (in float64, to far below the errors: only the
+    intra-op summation order differs), progress counts the galaxies of both workers,
+    and the thread count is restored."""
+    from galprof.fitting import processes_available
+
+    if kind == "process" and not processes_available():
+        pytest.skip("no fork here")
     psf = moffat_epsf(3.5, 2.8, 25)
     truths = TRUTHS[:2] * 2
     images = np.stack([galsim_image(t) for t in truths])
@@ -114,12 +120,61 @@ def test_cpu_worker_threads_do_not_change_the_fit():
     threads = torch.get_num_threads()
     one = fit(model, images, cpu_workers=1, **kw)
     seen = []
-    two = fit(model, images, cpu_workers=2, progress=lambda it, n: seen.append(n), **kw)
+    two = fit(model, images, cpu_workers=2, cpu_worker_kind=kind, progress=lambda it, n: seen.append(n), **kw)
     assert torch.get_num_threads() == threads
     assert max(seen) == len(truths)
     np.testing.assert_allclose(two.values, one.values, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(two.errors, one.errors, rtol=1e-6)
     np.testing.assert_array_equal(two.iterations, one.iterations)
+
+
+def test_worker_process_split_of_a_forward_mode_model():
+    """Forward-mode autodiff keeps process-wide state, so threads never split a model
+    with a component without analytic tangents; forked processes can: a Ferrer bar
+    fits the same in two processes as in one."""
+    from galprof.fitting import processes_available
+
+    if not processes_available():
+        pytest.skip("no fork here")
+    bar = dict(x=12.2, y=11.8, mu_0=17.0, r_out=6.0, alpha=2.0, beta=0.5, q=0.6, pa=20.0)
+    model = Model([Component("ferrer", {k: np.full(4, v) for k, v in bar.items()})])
+    from galprof.render.psf import prepare_psf
+    from galprof.render.scene import Frame, render_model
+    from galprof.profiles import get_profile
+
+    truth = {k: torch.full((4,), v + 0.1 * (k == "r_out"), dtype=torch.float64) for k, v in bar.items()}
+    images = render_model([(get_profile("ferrer"), truth)], Frame(1, 1, 24, 24, zeropoint=ZP),
+                          prepare_psf(moffat_epsf(3.5, 2.8, 15), dtype=torch.float64)).numpy()
+    kw = dict(sigma=np.ones_like(images), psf=moffat_epsf(3.5, 2.8, 15), zeropoint=ZP, dtype=torch.float64,
+              retries=0, lm_settings=LMSettings(max_iterations=6))
+    one = fit(model, images, cpu_workers=1, **kw)
+    two = fit(model, images, cpu_workers=2, cpu_worker_kind="process", **kw)
+    np.testing.assert_allclose(two.values, one.values, rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(two.iterations, one.iterations)
+
+
+def test_a_failing_worker_process_raises_its_error():
+    """An error inside a forked worker reaches the caller with the worker's traceback,
+    not a hang or a partial result."""
+    from galprof.fitting import _solve_in_processes, processes_available
+
+    if not processes_available():
+        pytest.skip("no fork here")
+    import os
+
+    parent = os.getpid()
+
+    def solve(start_values, galaxy, report):
+        if os.getpid() != parent:
+            raise ValueError("galaxy 3 is broken")
+        from galprof.optimise.lm import LMOutcome
+
+        b = galaxy.numel()
+        return torch.zeros(b, 1), LMOutcome(torch.zeros(b, 1), torch.zeros(b), torch.zeros(b, dtype=torch.long),
+                                            torch.ones(b, dtype=torch.bool))
+
+    with pytest.raises(RuntimeError, match="galaxy 3 is broken"):
+        _solve_in_processes(solve, np.zeros((4, 1)), torch.arange(4), [slice(0, 2), slice(2, 4)], None)
 
 
 def test_cpu_worker_threads_with_a_tied_centre():
@@ -136,7 +191,7 @@ def test_cpu_worker_threads_with_a_tied_centre():
     kw = dict(sigma=np.ones_like(images), psf=moffat_epsf(3.5, 2.8, 25), zeropoint=ZP, dtype=torch.float64,
               staged=False, retries=0, lm_settings=LMSettings(max_iterations=8))
     one = fit(model, images, cpu_workers=1, **kw)
-    two = fit(model, images, cpu_workers=2, **kw)
+    two = fit(model, images, cpu_workers=2, cpu_worker_kind="thread", **kw)
     np.testing.assert_allclose(two.values, one.values, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(two.values[:, two.names.index((2, "x"))], two.values[:, two.names.index((1, "x"))])
 
@@ -147,11 +202,15 @@ def test_cpu_workers_split_only_forward_mode_free_jacobians():
     from galprof.evaluation import ModelFunctions
     from galprof.fitting import cpu_worker_parts, prepare_fit
 
+    from galprof.fitting import MIN_ROWS_PER_THREAD
+
     assert cpu_worker_parts(64, torch.device("cpu"), 2) == [slice(0, 32), slice(32, 64)]
     assert cpu_worker_parts(5, torch.device("cpu"), None) == [slice(0, 5)]  # too few galaxies to split
-    assert cpu_worker_parts(64, torch.device("cpu"), None) == [slice(0, 64)]  # one worker is as fast there
+    # one thread worker is as fast for 64 galaxies
+    assert cpu_worker_parts(64, torch.device("cpu"), None, MIN_ROWS_PER_THREAD) == [slice(0, 64)]
     if torch.get_num_threads() >= 2:
-        assert len(cpu_worker_parts(256, torch.device("cpu"), None)) == 2
+        assert len(cpu_worker_parts(256, torch.device("cpu"), None, MIN_ROWS_PER_THREAD)) == 2
+        assert len(cpu_worker_parts(64, torch.device("cpu"), None)) == 2  # processes from 32
     assert len(cpu_worker_parts(3, torch.device("cpu"), 8)) == 3
     psf = moffat_epsf(3.5, 2.8, 25)
     image = np.ones((1, 24, 24))

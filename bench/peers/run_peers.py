@@ -195,7 +195,7 @@ def build_report(results, sim, meta, machine, setup_status, tool_versions, args)
     lines += ["", f"Throughput: galaxies / fit wall time (fitting only; 'total' includes start-up, I/O and model "
                   f"set-up of the worker process). Ratio: throughput / galprof float32's in the same configuration. "
                   f"Reach truth: {crit}. Errors: median / worst over the galaxies; R_e and R_s relative; PA in "
-                  f"degrees (mod 180); centre = distance [pix]. Peak RSS: ru_maxrss of the worker process.", ""]
+                  f"degrees (mod 180); centre = distance [pix]. Peak RSS: ru_maxrss of the worker process plus that of the largest process it forked.", ""]
     summary = {}
     for cfg in meta["configs"]:
         name, model = cfg["name"], cfg["model"]

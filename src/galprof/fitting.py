@@ -12,7 +12,10 @@ coordinates of the first pixel of the arrays passed in (GALFIT's fit region corn
 from __future__ import annotations
 
 import math
+import multiprocessing
+import sys
 import threading
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -32,6 +35,9 @@ from .render.config import RenderConfig
 from .render.psf import prepare_psf, stack_psfs
 from .render.scene import Frame
 from .uncertainty.covariance import covariance_estimate
+
+#: relative chi^2 decrease below which stage 1 (Sersic indices held) stops early
+STAGE_FTOL = 1e-4
 
 _START_N = (None, 1.0, 4.0, 2.0, 0.6, 6.0)
 _START_SIZE = (1.0, 0.6, 1.7, 1.0, 1.3, 0.8)
@@ -95,26 +101,131 @@ def _without_free_index(model: Model) -> Model | None:
     return Model(tuple(comps), model.constraints) if changed else None
 
 
-#: automatic CPU worker threads get at least this many galaxies each. Measured on 2
-#: cores (2026-12-01): 64 galaxies fit as fast or faster in one worker (64x64 images:
-#: 33 gal/s against 26-28 in two workers of 32; 128x128: the same); 256 galaxies gain
-#: 4-5 % from two workers at 128x128 (none at 64x64).
-MIN_ROWS_PER_WORKER = 64
+#: automatic CPU worker processes get at least this many galaxies each. Measured on 2
+#: cores (2026-12-01, bench_fit data, alternated in one process): two forked processes
+#: against one caller with 2 intra-op threads: 32 galaxies of 128x128 +6 %, 64 +20 %,
+#: 64 of 64x64 +13 %.
+MIN_ROWS_PER_PROCESS = 16
+#: automatic CPU worker threads (where processes cannot be forked) get at least this
+#: many galaxies each. Measured on 2 cores (2026-12-01): 64 galaxies fit as fast or
+#: faster in one worker (64x64 images: 33 gal/s against 26-28 in two workers of 32;
+#: 128x128: the same); 256 galaxies gain 4-5 % from two workers at 128x128.
+MIN_ROWS_PER_THREAD = 64
+#: the kinds of CPU workers (``fit(cpu_worker_kind=...)``)
+CPU_WORKER_KINDS = ("process", "thread")
 
 
-def cpu_worker_parts(rows: int, device: torch.device, workers: int | None) -> list[slice]:
-    """Contiguous slices of ``rows`` galaxies, one per CPU worker thread.
+def processes_available() -> bool:
+    """Whether CPU worker processes can be forked here: on Linux (fork is the start
+    method whose children inherit the prepared batch without copying or pickling it),
+    and not inside a daemonic process (those may not have children: e.g. the workers of
+    a ``multiprocessing.Pool``)."""
+    return (sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+            and not multiprocessing.current_process().daemon)
+
+
+def resolve_cpu_worker_kind(kind: str | None) -> str:
+    """``kind`` checked, or for None the default: processes where
+    :func:`processes_available`, else threads."""
+    if kind is None:
+        return "process" if processes_available() else "thread"
+    if kind not in CPU_WORKER_KINDS:
+        raise ValueError(f"unknown cpu_worker_kind {kind!r}; use one of {', '.join(CPU_WORKER_KINDS)} or None")
+    if kind == "process" and not processes_available():
+        raise ValueError("cpu_worker_kind 'process' needs fork (Linux) outside a daemonic process; use 'thread'")
+    return kind
+
+
+def cpu_worker_parts(rows: int, device: torch.device, workers: int | None,
+                     min_rows: int = MIN_ROWS_PER_PROCESS) -> list[slice]:
+    """Contiguous slices of ``rows`` galaxies, one per CPU worker.
 
     ``workers`` None (automatic): on the CPU, one worker per intra-op thread
-    (``torch.get_num_threads()``) as long as each gets at least :data:`MIN_ROWS_PER_WORKER`
-    galaxies; on other devices one. Every galaxy's fit is independent of the others, so
-    the split does not change the result."""
+    (``torch.get_num_threads()``) as long as each gets at least ``min_rows`` galaxies
+    (:data:`MIN_ROWS_PER_PROCESS` or :data:`MIN_ROWS_PER_THREAD`); on other devices one.
+    Every galaxy's fit is independent of the others, so the split does not change the
+    result."""
     if workers is None:
         workers = torch.get_num_threads() if torch.device(device).type == "cpu" else 1
-        workers = min(workers, rows // MIN_ROWS_PER_WORKER)
+        workers = min(workers, rows // min_rows)
     workers = max(1, min(int(workers), rows))
     bounds = np.linspace(0, rows, workers + 1).round().astype(int)
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+_OUTCOME_FIELDS = ("theta", "chi2", "iterations", "converged")
+
+
+def _child_solve(solve, start_values, galaxy, slot, counts, connection):
+    """The body of a forked worker process: one intra-op thread, ``solve`` on its part,
+    and the outcome (numpy arrays) or the text of its error sent back."""
+    try:
+        torch.set_num_threads(1)
+
+        def report(iteration, n_running):
+            counts[slot] = n_running
+
+        fixed, out = solve(start_values, galaxy, report)
+        connection.send(("ok", fixed.cpu().numpy(), {name: getattr(out, name).cpu().numpy()
+                                                     for name in _OUTCOME_FIELDS}))
+    except BaseException:  # noqa: BLE001 - everything goes to the parent, which raises it
+        connection.send(("error", traceback.format_exc()))
+    finally:
+        connection.close()
+
+
+def _solve_in_processes(solve, start_values: np.ndarray, galaxy: torch.Tensor, parts: list[slice], progress):
+    """``solve`` on each part of the batch: the first part in this process, the others in
+    forked worker processes; each with one intra-op thread.
+
+    Worker threads share one interpreter, and each of the engine's thousands of small
+    operations per pass holds the GIL while it is dispatched, so threads scale poorly.
+    Forked children share the prepared batch copy-on-write and send back only the
+    outcome (a few numbers per galaxy). Progress reports the running galaxies of all
+    parts. An error in a child is raised here with the child's traceback."""
+    ctx = multiprocessing.get_context("fork")
+    counts = ctx.Array("q", [part.stop - part.start for part in parts], lock=False)
+    children = []
+    previous = torch.get_num_threads()
+    try:
+        for slot, part in enumerate(parts[1:], start=1):
+            receiver, sender = ctx.Pipe(duplex=False)
+            child = ctx.Process(target=_child_solve, args=(solve, start_values[part], galaxy[part], slot, counts,
+                                                           sender), daemon=True)
+            child.start()
+            sender.close()
+            children.append((child, receiver))
+
+        def report(iteration, n_running):
+            counts[0] = n_running
+            if progress is not None:
+                progress(iteration, int(sum(counts)))
+
+        torch.set_num_threads(1)
+        results = [solve(start_values[parts[0]], galaxy[parts[0]], report)]
+        device = results[0][0].device
+        for child, receiver in children:
+            try:
+                message = receiver.recv()
+            except EOFError:
+                child.join()
+                raise RuntimeError(f"a fitting worker process ended without a result (exit code {child.exitcode})") \
+                    from None
+            if message[0] != "ok":
+                raise RuntimeError("a fitting worker process failed:\n" + message[1])
+            out = LMOutcome(*(torch.as_tensor(message[2][name], device=device) for name in _OUTCOME_FIELDS))
+            results.append((torch.as_tensor(message[1], device=device), out))
+    finally:
+        torch.set_num_threads(previous)
+        for child, receiver in children:
+            receiver.close()
+            child.join(timeout=5)
+            if child.is_alive():
+                child.terminate()
+                child.join()
+    fixed = torch.cat([f for f, _ in results])
+    joined = LMOutcome(*(torch.cat([getattr(o, name) for _, o in results]) for name in _OUTCOME_FIELDS))
+    return fixed, joined
 
 
 def _solve_in_threads(solve, start_values: np.ndarray, galaxy: torch.Tensor, parts: list[slice], progress):
@@ -150,14 +261,17 @@ def _solve_in_threads(solve, start_values: np.ndarray, galaxy: torch.Tensor, par
     finally:
         torch.set_num_threads(previous)
     fixed = torch.cat([f for f, _ in outcomes])
-    joined = LMOutcome(*(torch.cat([getattr(o, name) for _, o in outcomes])
-                         for name in ("theta", "chi2", "iterations", "converged")))
+    joined = LMOutcome(*(torch.cat([getattr(o, name) for _, o in outcomes]) for name in _OUTCOME_FIELDS))
     return fixed, joined
 
 
 def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, config, data, method, n_starts, retries,
-              lm_settings, adam_settings, dtype, progress, statistic=None, workers=None):
+              lm_settings, adam_settings, dtype, progress, statistic=None, workers=None,
+              worker_kind="thread"):
     """Run the optimiser from ``initial`` (B, P) values; keep the best attempt per galaxy.
+
+    ``workers`` and ``worker_kind`` ("process" or "thread") split the batch among CPU
+    workers (see :func:`fit`).
 
     Returns (theta (B, F), values (B, P) holding the fixed parameters, chi2 (B,),
     iterations (B,), converged (B,)).
@@ -187,9 +301,16 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
     threadable = probe.forward_mode_free
 
     def run(start_values: np.ndarray, galaxy: torch.Tensor):
-        parts = cpu_worker_parts(galaxy.numel(), device_, workers) if threadable else [slice(0, galaxy.numel())]
+        if worker_kind == "process":
+            parts = cpu_worker_parts(galaxy.numel(), device_, workers, MIN_ROWS_PER_PROCESS)
+        elif threadable:
+            parts = cpu_worker_parts(galaxy.numel(), device_, workers, MIN_ROWS_PER_THREAD)
+        else:
+            parts = [slice(0, galaxy.numel())]
         if len(parts) == 1:
             return solve(start_values, galaxy, progress)
+        if worker_kind == "process":
+            return _solve_in_processes(solve, start_values, galaxy, parts, progress)
         return _solve_in_threads(solve, start_values, galaxy, parts, progress)
 
     galaxy_all = torch.arange(bsz, device=device_).repeat(n_starts)
@@ -328,7 +449,7 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         config: RenderConfig = RenderConfig(),
         lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
         dtype: torch.dtype = torch.float32, device=None, names=None, progress=None,
-        cpu_workers: int | None = None) -> FitResult:
+        cpu_workers: int | None = None, cpu_worker_kind: str | None = None) -> FitResult:
     """Fit ``model`` to an image or a batch of images.
 
     Args:
@@ -369,10 +490,15 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         device: torch device (e.g. "cuda").
         names: per-galaxy labels for messages.
         progress: optional callable(iteration, n_running).
-        cpu_workers: on the CPU, split the batch among this many threads, each with one
-            intra-op thread (None: one per ``torch.get_num_threads()``, at least
-            :data:`MIN_ROWS_PER_WORKER` galaxies each; 1: no split). The result does not
-            depend on it; torch's thread count is process-wide and is 1 while they run.
+        cpu_workers: on the CPU, split the batch among this many workers, each with one
+            intra-op thread (None: one per ``torch.get_num_threads()``, with at least
+            :data:`MIN_ROWS_PER_PROCESS` galaxies each, or :data:`MIN_ROWS_PER_THREAD` for
+            threads; 1: no split). The result does not depend on it.
+        cpu_worker_kind: ``process`` (forked worker processes: the default where
+            :func:`processes_available`, i.e. on Linux outside daemonic processes),
+            ``thread`` (worker threads; torch's thread count is process-wide and is 1
+            while they run; models with forward-mode Jacobians are then not split), or
+            None for that default.
 
     Returns:
         a :class:`FitResult`.
@@ -389,7 +515,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         lm_settings = replace(lm_settings, chi2_tolerance=0.0)
     optimise = dict(frame=frame, psf=prepared_psf, config=config, data=data, method=method, n_starts=n_starts,
                     retries=retries, lm_settings=lm_settings, adam_settings=adam_settings, dtype=dtype,
-                    progress=progress, statistic=statistic, workers=cpu_workers)
+                    progress=progress, statistic=statistic, workers=cpu_workers,
+                    worker_kind=resolve_cpu_worker_kind(cpu_worker_kind))
     start = initial
     staged_model = _without_free_index(model) if staged and method == "lm" else None
     extra_iterations = 0
@@ -398,7 +525,7 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         # shape near the valley before n is released; from far starts LM otherwise tends
         # to run along the n-R_e degeneracy to a bound.
         stage_layout = ParameterLayout(staged_model, layout_bounds)
-        stage_settings = replace(lm_settings, max_iterations=stage_iterations, ftol=1e-4)
+        stage_settings = replace(lm_settings, max_iterations=stage_iterations, ftol=STAGE_FTOL)
         theta1, fixed1, _, extra_iterations, _ = _optimise(
             stage_layout, start, **{**optimise, "retries": 0, "n_starts": 1, "lm_settings": stage_settings})
         start = stage_layout.to_user(theta1, fixed1).cpu().numpy()
