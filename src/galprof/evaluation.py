@@ -163,20 +163,31 @@ class ModelFunctions:
         chunk = self._chunk_size(free.device)
         if free.shape[0] <= chunk:
             return self._jacobian(free, index)
+        if self._one_to_one and self._varying:
+            # the chunks fill one (B, F, H, W) stack: no concatenation of the Jacobians
+            height, width = self.frame.height, self.frame.width
+            stack = free.new_empty(free.shape[0], len(self._varying), height, width)
+            models = [self._jacobian(free[i:i + chunk], index[i:i + chunk], out=stack[i:i + chunk])[0]
+                      for i in range(0, free.shape[0], chunk)]
+            return torch.cat(models), stack.permute(0, 2, 3, 1)
         parts = [self._jacobian(free[i:i + chunk], index[i:i + chunk]) for i in range(0, free.shape[0], chunk)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
-    def _jacobian(self, free: torch.Tensor, index: torch.Tensor):
+    def _jacobian(self, free: torch.Tensor, index: torch.Tensor, out: torch.Tensor | None = None):
+        """As :meth:`jacobian` for one chunk; ``out``: an optional (b, F, H, W) tensor that
+        the columns are written into (without constraints only)."""
         free = free.detach()
         values = self._user_values(free, index)
         frame, psf = self._context(index)
-        columns: list[torch.Tensor | None] = [None] * len(self._varying)
+        # per varying parameter: (image, factor): its column is image * factor[:, None, None]
+        # (factor None for 1), filled straight into the Jacobian below
+        columns: list[tuple[torch.Tensor, torch.Tensor | None] | None] = [None] * len(self._varying)
         if supports_tangents(frame, psf, self.config):
             parts, tangents = render_parts_with_tangents(self.layout.components(values), self._tangent_names,
                                                          frame, psf, self.config)
             model, unit_images, fluxes = parts.total(), parts.unit_images, parts.amplitudes
             for j, component, position, c in self._tangent_slots:
-                columns[j] = fluxes[:, c, None, None] * tangents[component][:, position]
+                columns[j] = (tangents[component][position], fluxes[:, c])
         elif self._nonlinear:
             cols = self._nonlinear_cols
 
@@ -193,26 +204,36 @@ class ModelFunctions:
 
             model, derivative, (unit_images, fluxes) = vmap(directional, out_dims=(None, 0, None))(tangents)
             for n, j in enumerate(self._nonlinear):
-                columns[j] = derivative[n]
+                columns[j] = (derivative[n], None)
         else:
             parts = self._parts(values, index)
             model, unit_images, fluxes = parts.total(), parts.unit_images, parts.amplitudes
         for j, c, slope in self._magnitudes:
-            if slope is None:  # a linear intensity
-                columns[j] = unit_images[:, c]
-            else:
-                columns[j] = slope * fluxes[:, c, None, None] * unit_images[:, c]
+            # a linear intensity, or a magnitude: d flux / d mag = slope * flux
+            columns[j] = (unit_images[:, c], None if slope is None else slope * fluxes[:, c])
         for j, component, name in self._sky_terms:
-            columns[j] = self._sky_column(component, name, model, index)
+            columns[j] = (self._sky_column(component, name, model, index), None)
+        bsz, height, width = model.shape
         if not columns:
-            return model, model.new_zeros(*model.shape, 0)
-        jac_varying = torch.stack(columns, dim=1)  # (b, V, H, W)
-        # chain rule through the transforms and constraints
+            return model, model.new_zeros(bsz, height, width, 0)
         if self._one_to_one:  # each coordinate moves its own parameter only: a diagonal scaling
-            scale = self.layout.coordinate_slopes(free, self.internal)
-            return model, (jac_varying * scale[:, :, None, None]).permute(0, 2, 3, 1).contiguous()
+            scale = self.layout.coordinate_slopes(free, self.internal).to(model.dtype)
+        else:
+            scale = None
+        # columns filled one by one into a (b, V, H, W) stack (each write contiguous)
+        stack = model.new_empty(bsz, len(columns), height, width) if out is None or scale is None else out
+        for j, (image, factor) in enumerate(columns):
+            if scale is not None:
+                factor = scale[:, j] if factor is None else factor * scale[:, j]
+            if factor is None:
+                stack[:, j] = image
+            else:
+                torch.mul(image, factor[:, None, None], out=stack[:, j])
+        if scale is not None:
+            # (b, H, W, F) as a view: the pixels of a column stay contiguous in memory
+            return model, stack.permute(0, 2, 3, 1)
+        # chain rule through the transforms and constraints
         base = self.fixed_values[index].to(free.dtype)
         slope = self.layout.value_jacobian(free, base, self.internal)[:, self._varying_cols, :]  # (b, V, F)
-        bsz, _, height, width = jac_varying.shape
-        jac = torch.bmm(jac_varying.flatten(2).transpose(1, 2), slope)
+        jac = torch.bmm(stack.flatten(2).transpose(1, 2), slope)
         return model, jac.reshape(bsz, height, width, slope.shape[-1])

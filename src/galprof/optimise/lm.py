@@ -4,8 +4,9 @@ Each iteration computes, for the galaxies still running, the weighted residuals 
 the Jacobian J of the model (see :mod:`galprof.evaluation`), forms
 J^T J and J^T r in float64 and solves (J^T J + lambda diag(J^T J)) delta = J^T r per
 galaxy. A step is accepted where it lowers chi^2; rejected galaxies retry with larger
-damping without recomputing J (also across iterations: J is kept per galaxy until
-the galaxy moves; optional Broyden updates, see :class:`LMSettings`). Galaxies that have converged drop out of the batch, so
+damping without recomputing J (also across iterations: the normal equations are kept
+per galaxy until the galaxy moves, and J itself only for the optional Broyden updates,
+see :class:`LMSettings`). Galaxies that have converged drop out of the batch, so
 they stop costing work. The only host synchronisation per iteration is the one that
 gathers the indices of the galaxies still running.
 """
@@ -43,9 +44,9 @@ class LMSettings:
             5 % slower with noise; k = 3 no better. J is kept for the whole batch either
             way, so a galaxy whose trial steps all fail retries with its stored J.
         pass_size: galaxies whose Jacobians (and float64 normal equations) are formed
-            together: the temporaries of a pass (the (b, N, F) Jacobian before it is
-            stored, its float64 copy) scale with it, while the stored float32 J of the
-            whole batch costs 4 N F bytes per galaxy. The result does not depend on it.
+            together: the temporaries of a pass (the (b, N, F) Jacobian, its float64
+            copy) scale with it. Only with Broyden updates is J stored for the whole
+            batch (4 N F bytes per galaxy). The result does not depend on it.
     """
 
     max_iterations: int = 100
@@ -76,15 +77,20 @@ def _solve_damped(jtj: torch.Tensor, jtr: torch.Tensor, damping: torch.Tensor) -
     return torch.where((info == 0)[:, None] & torch.isfinite(step), step, torch.zeros_like(step))
 
 
-def _normal_equations(jac_store: torch.Tensor, residual_store: torch.Tensor, index: torch.Tensor, pass_size: int):
-    """J^T J (b, F, F) and J^T r (b, F) in float64 for the galaxies ``index``, converting
-    the stored float32 J to float64 ``pass_size`` galaxies at a time."""
-    jtj_parts, jtr_parts = [], []
-    for part in torch.split(index, pass_size):
-        jac = jac_store[part].to(torch.float64)
-        jtj_parts.append(jac.transpose(1, 2) @ jac)
-        jtr_parts.append((jac.transpose(1, 2) @ residual_store[part].to(torch.float64).unsqueeze(-1)).squeeze(-1))
-    return torch.cat(jtj_parts), torch.cat(jtr_parts)
+def _normal_equations(jac: torch.Tensor, residual: torch.Tensor):
+    """J^T J (b, F, F) and J^T r (b, F) in float64 of a (b, N, F) Jacobian (any layout)
+    and (b, N) residuals."""
+    jac64 = jac.to(torch.float64)
+    jac_t = jac64.transpose(1, 2)
+    return jac_t @ jac64, (jac_t @ residual.to(torch.float64).unsqueeze(-1)).squeeze(-1)
+
+
+def _stored_normal_equations(jac_store: torch.Tensor, residual_store: torch.Tensor, index: torch.Tensor,
+                             pass_size: int):
+    """:func:`_normal_equations` of the stored float32 J of galaxies ``index``, converted
+    to float64 ``pass_size`` galaxies at a time."""
+    parts = [_normal_equations(jac_store[part], residual_store[part]) for part in torch.split(index, pass_size)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def broyden_update(jac: torch.Tensor, step: torch.Tensor, model_change: torch.Tensor) -> torch.Tensor:
@@ -123,8 +129,16 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         return LMOutcome(theta, chi2, iterations, torch.ones_like(converged))
 
     n_pix = problem.data[0].numel()
-    jac_store = torch.zeros(bsz, n_pix, theta.shape[1], dtype=render_dtype, device=device)
-    residual_store = torch.zeros(bsz, n_pix, dtype=render_dtype, device=device)
+    n_free = theta.shape[1]
+    # Broyden updates need J itself; otherwise only the normal equations at theta are kept
+    keep_jacobian = settings.broyden_updates > 0
+    if keep_jacobian:
+        jac_store = torch.zeros(bsz, n_pix, n_free, dtype=render_dtype, device=device)
+        residual_store = torch.zeros(bsz, n_pix, dtype=render_dtype, device=device)
+    else:
+        jtj_store = torch.zeros(bsz, n_free, n_free, dtype=torch.float64, device=device)
+        jtr_store = torch.zeros(bsz, n_free, dtype=torch.float64, device=device)
+    chi2_here = torch.zeros(bsz, dtype=torch.float64, device=device)  # chi^2 at theta
     exact = torch.zeros(bsz, dtype=torch.bool, device=device)  # stored J exact at theta
     since_exact = torch.zeros(bsz, dtype=torch.long, device=device)  # Broyden updates since
     want_exact = torch.ones(bsz, dtype=torch.bool, device=device)
@@ -141,23 +155,31 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         if fresh.numel():
             for part in torch.split(fresh, settings.pass_size):
                 r_part, j_part = problem.residuals_and_jacobian(theta[part].to(render_dtype), part)
-                jac_store[part] = j_part.to(render_dtype)
-                residual_store[part] = r_part.to(render_dtype)
+                r_part = r_part.to(render_dtype)
+                chi2_here[part] = (r_part.to(torch.float64) ** 2).sum(-1)
+                if keep_jacobian:
+                    jac_store[part] = j_part.to(render_dtype)
+                    residual_store[part] = r_part
+                else:
+                    jtj_store[part], jtr_store[part] = _normal_equations(j_part.to(render_dtype), r_part)
                 del r_part, j_part
             exact[fresh] = True
             since_exact[fresh] = 0
             want_exact[fresh] = False
         used_exact = exact[index]
-        residual = residual_store[index]
-        current = (residual.to(torch.float64) ** 2).sum(-1)
+        current = chi2_here[index]
         chi2[index] = current
         iterations[index] += 1
-        jtj, jtr = _normal_equations(jac_store, residual_store, index, settings.pass_size)
+        if keep_jacobian:
+            residual = residual_store[index]
+            jtj, jtr = _stored_normal_equations(jac_store, residual_store, index, settings.pass_size)
+        else:
+            jtj, jtr = jtj_store[index], jtr_store[index]
         lam = damping[index]
         accepted = torch.zeros_like(current, dtype=torch.bool)
         new_theta = th.clone()
         new_chi2 = current.clone()
-        new_residual = residual.clone()
+        new_residual = residual.clone() if keep_jacobian else None
         last_step = torch.zeros_like(th)
         for _ in range(settings.max_trials):
             pending = ~accepted
@@ -170,19 +192,21 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
             better = pending & torch.isfinite(trial_chi2) & (trial_chi2 < current)
             new_theta = torch.where(better[:, None], trial, new_theta)
             new_chi2 = torch.where(better, trial_chi2, new_chi2)
-            new_residual[sub] = torch.where(better[sub, None], trial_residual, new_residual[sub])
+            if keep_jacobian:
+                new_residual[sub] = torch.where(better[sub, None], trial_residual, new_residual[sub])
             last_step = torch.where(better[:, None], step, last_step)
             accepted = accepted | better
             lam = torch.where(better, (lam / 5.0).clamp(min=1e-12), torch.where(pending, lam * 8.0, lam))
             if bool(accepted.all()):
                 break
-        if settings.broyden_updates > 0:
+        if keep_jacobian:
             # rank-one (Broyden) update of J = d(model w)/d theta = -d residual/d theta
             delta = torch.where(accepted[:, None], new_theta - th, torch.zeros_like(th)).to(render_dtype)
             jac_store[index] = broyden_update(jac_store[index], delta, residual - new_residual)
+            residual_store[index] = new_residual
         theta[index] = new_theta
         chi2[index] = new_chi2
-        residual_store[index] = new_residual
+        chi2_here[index] = new_chi2
         damping[index] = lam
         exact[index] = used_exact & ~accepted
         since_exact[index] += accepted.long()

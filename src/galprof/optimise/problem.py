@@ -19,7 +19,8 @@ class BatchProblem:
         data: (B, H, W) data with unusable pixels zeroed.
         weight: (B, H, W) inverse sigma, 0 for pixels outside the fit.
         jacobian: optional ``jacobian(theta, index) -> (model (b, H, W), J (b, H, W, F))``
-            (e.g. :meth:`galprof.evaluation.ModelFunctions.jacobian`); without it the
+            (e.g. :meth:`galprof.evaluation.ModelFunctions.jacobian`), J a new tensor on
+            every call (it is weighted in place; any memory layout); without it the
             Jacobian is computed by forward-mode autodiff of ``render``, one tangent per
             free parameter.
     """
@@ -77,5 +78,5 @@ class BatchProblem:
             return (-rho).flatten(1), (jac * drho.unsqueeze(-1)).flatten(1, 2)
         w = self.weight[index]
         residual = ((self.data[index] - model) * w).flatten(1)
-        jac = (jac * w.unsqueeze(-1)).flatten(1, 2)
+        jac = jac.mul_(w.unsqueeze(-1)).flatten(1, 2)  # in place: J is the jacobian function's own
         return residual, jac

@@ -144,26 +144,28 @@ def _fft_size(n: int) -> int:
         best += 1
 
 
+def patch_index(height: int, width: int, h: int, w: int, row0: torch.Tensor, col0: torch.Tensor) -> torch.Tensor:
+    """(B, h * w) flat indices into (H, W) canvases of the h x w patches whose corner is at
+    (row0[b], col0[b]) (clamped to the canvas)."""
+    rows = (row0[:, None] + torch.arange(h, device=row0.device)).clamp(0, height - 1)
+    cols = (col0[:, None] + torch.arange(w, device=row0.device)).clamp(0, width - 1)
+    return (rows[:, :, None] * width + cols[:, None, :]).reshape(row0.shape[0], -1)
+
+
 def _add_patches(canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor) -> torch.Tensor:
     """canvas[b, row0[b] + i, col0[b] + j] += patch[b, i, j]; out of place, differentiable.
 
     Shape: canvas (B, H, W); patch (B, h, w); row0, col0 (B,) integer tensors.
     """
     bsz, height, width = canvas.shape
-    h, w = patch.shape[-2:]
-    rows = (row0[:, None] + torch.arange(h, device=canvas.device)).clamp(0, height - 1)
-    cols = (col0[:, None] + torch.arange(w, device=canvas.device)).clamp(0, width - 1)
-    index = (rows[:, :, None] * width + cols[:, None, :]).reshape(bsz, -1)
+    index = patch_index(height, width, *patch.shape[-2:], row0, col0)
     return canvas.reshape(bsz, -1).scatter_add(1, index, patch.reshape(bsz, -1)).reshape(bsz, height, width)
 
 
 def _set_patches(canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor) -> torch.Tensor:
     """Like :func:`_add_patches` but replacing the values (indices must stay inside)."""
     bsz, height, width = canvas.shape
-    h, w = patch.shape[-2:]
-    rows = (row0[:, None] + torch.arange(h, device=canvas.device)).clamp(0, height - 1)
-    cols = (col0[:, None] + torch.arange(w, device=canvas.device)).clamp(0, width - 1)
-    index = (rows[:, :, None] * width + cols[:, None, :]).reshape(bsz, -1)
+    index = patch_index(height, width, *patch.shape[-2:], row0, col0)
     return canvas.reshape(bsz, -1).scatter(1, index, patch.reshape(bsz, -1)).reshape(bsz, height, width)
 
 
@@ -403,10 +405,7 @@ def _convolve_canvas(light: torch.Tensor, psf: PreparedPSF) -> torch.Tensor:
     the wrap-around only reaches margin pixels that are cropped away.
     """
     hc, wc = light.shape[-2:]
-    kernel = psf.image.to(dtype=light.dtype, device=light.device)
-    ky, kx = kernel.shape[-2] // 2, kernel.shape[-1] // 2
-    padded = torch.nn.functional.pad(kernel, (0, wc - kernel.shape[-1], 0, hc - kernel.shape[-2]))
-    padded = torch.roll(padded, shifts=(-ky, -kx), dims=(-2, -1))
+    padded = _centred_kernel(psf, hc, wc, light)
     # Two real canvases a, b that meet the same ePSF are convolved as one complex canvas
     # a + i b (the kernel is real, so the real and imaginary parts stay apart): half as
     # many complex FFTs instead of real ones (torch's inverse real FFT is slow on the CPU:
@@ -429,6 +428,53 @@ def _convolve_canvas(light: torch.Tensor, psf: PreparedPSF) -> torch.Tensor:
     pairs = torch.fft.ifft2(torch.fft.fft2(torch.complex(stack[:, 0::2], stack[:, 1::2])) * kernel_spectrum)
     out = torch.stack((pairs.real, pairs.imag), dim=2).reshape(stack.shape[0], -1, hc, wc)[:, :count]
     return out.reshape(light.shape)
+
+
+def _centred_kernel(psf: PreparedPSF, hc: int, wc: int, like: torch.Tensor) -> torch.Tensor:
+    """The ePSF zero-padded to (Hc, Wc) with its centre moved to index (0, 0) (circularly),
+    in the dtype and on the device of ``like``: (Hc, Wc), or (B, Hc, Wc) per galaxy."""
+    kernel = psf.image.to(dtype=like.dtype, device=like.device)
+    ky, kx = kernel.shape[-2] // 2, kernel.shape[-1] // 2
+    padded = torch.nn.functional.pad(kernel, (0, wc - kernel.shape[-1], 0, hc - kernel.shape[-2]))
+    padded = torch.roll(padded, shifts=(-ky, -kx), dims=(-2, -1))
+    return padded
+
+
+def _convolve_channels(canvases: list[torch.Tensor], psf: PreparedPSF) -> list[torch.Tensor]:
+    """The channels of the (B, C_i, Hc, Wc) canvases, each convolved with galaxy b's ePSF
+    (centred at (0, 0), circularly as :func:`_convolve_canvas`): a list of sum(C_i)
+    (B, Hc, Wc) tensors, in order.
+
+    For the analytic Jacobian's channel stacks (no autograd): consecutive channels a, b
+    are written once into one complex canvas a + i b and convolved together (the kernel
+    is real, so the parts stay apart); the results are views of the real and imaginary
+    parts, without copying them back into a channel stack. An odd last channel goes
+    through a real FFT (cheaper here than pairing it with zeros).
+    """
+    bsz, _, hc, wc = canvases[0].shape
+    like = canvases[0]
+    channels = [c[:, k] for c in canvases for k in range(c.shape[1])]
+    pairs = len(channels) // 2
+    padded = _centred_kernel(psf, hc, wc, like)
+    out: list[torch.Tensor] = []
+    if pairs:
+        packed = torch.empty(bsz, pairs, hc, wc, 2, dtype=like.dtype, device=like.device)
+        for p in range(pairs):
+            packed[:, p, :, :, 0] = channels[2 * p]
+            packed[:, p, :, :, 1] = channels[2 * p + 1]
+        complex_canvas = torch.view_as_complex(packed)
+        kernel_spectrum = torch.fft.fft2(padded)
+        if psf.per_galaxy:
+            kernel_spectrum = kernel_spectrum[:, None]
+        spectrum = torch.fft.fft2(complex_canvas)
+        spectrum.mul_(kernel_spectrum)
+        result = torch.view_as_real(torch.fft.ifft2(spectrum, out=complex_canvas))
+        for p in range(pairs):
+            out.extend((result[:, p, :, :, 0], result[:, p, :, :, 1]))
+    if len(channels) % 2:
+        real_spectrum = torch.fft.rfft2(padded)
+        out.append(torch.fft.irfft2(torch.fft.rfft2(channels[-1]) * real_spectrum, s=(hc, wc)))
+    return out
 
 
 def _sky(profile, params, frame: Frame, like: torch.Tensor) -> torch.Tensor:

@@ -46,9 +46,8 @@ from .config import RenderConfig
 from .psf import PreparedPSF, interpolation_matrix_with_slope
 from .quadrature import (cell_integrals_exact, cell_integrals_transport_derivatives, gauss_legendre_unit, smooth_window,
                          smooth_window_slope, transport_parameters)
-from .scene import (Frame, RenderedParts, _add_patches, _canvas, _component_light, _convolve_canvas,
-                    _deconvolve_pixel, _nearest_pixel, _patch_half, _set_patches, _sky, amplitude_scale,
-                    canvas_margin, fine_grid)
+from .scene import (Frame, RenderedParts, _canvas, _component_light, _convolve_channels, _deconvolve_pixel,
+                    _nearest_pixel, _patch_half, _sky, amplitude_scale, canvas_margin, fine_grid, patch_index)
 
 _CENTRE = ("x", "y")
 _GEOMETRY = ("pa", "q")
@@ -135,12 +134,21 @@ def _stack(value: torch.Tensor, columns) -> torch.Tensor:
     return torch.stack(parts, dim=1)
 
 
-def _channels(op, canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor):
-    """A patch operation of :mod:`.scene` on (B, K, ...) channel stacks."""
-    bsz, k = canvas.shape[:2]
-    out = op(canvas.reshape(bsz * k, *canvas.shape[2:]), patch.reshape(bsz * k, *patch.shape[2:]),
-             row0.repeat_interleave(k), col0.repeat_interleave(k))
-    return out.reshape(bsz, k, *out.shape[1:])
+def _place_patches_(canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor,
+                    accumulate: bool) -> torch.Tensor:
+    """In place on a contiguous (B, K, H, W) channel stack: canvas[b, k, row0[b] + i,
+    col0[b] + j] = (or +=) patch[b, k, i, j]; the stack is returned. The same placement
+    as :func:`galprof.render.scene._set_patches` / ``_add_patches`` on every channel
+    (the analytic Jacobian needs no autograd, and the stacks are its own)."""
+    bsz, k, height, width = canvas.shape
+    index = patch_index(height, width, *patch.shape[-2:], row0, col0)[:, None, :].expand(-1, k, -1)
+    flat = canvas.view(bsz, k, height * width)
+    values = patch.reshape(bsz, k, -1)
+    if accumulate:
+        flat.scatter_add_(2, index, values)
+    else:
+        flat.scatter_(2, index, values)
+    return canvas
 
 
 def _gauss_cells(samples: _Samples, dx, dy, order: int, window=None) -> torch.Tensor:
@@ -257,9 +265,10 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     patch = _gauss_cells(samples, bdx[..., cut], bdy[:, cut], config.gl_order,
                          window=(config.window_inner, config.window_outer))
     start = torch.full_like(cx, half_box - inner).long()
-    box = _deconvolve_pixel(_channels(_set_patches, box, patch, start, start))[..., 2:-2, 2:-2]
+    box = _deconvolve_pixel(_place_patches_(box, patch, start, start, accumulate=False))[..., 2:-2, 2:-2]
     nb = box.shape[-1]
-    canvas = _channels(_set_patches, canvas, box, (cy - ys[0]).long() - nb // 2, (cx - xs[0]).long() - nb // 2)
+    canvas = _place_patches_(canvas, box.contiguous(), (cy - ys[0]).long() - nb // 2, (cx - xs[0]).long() - nb // 2,
+                             accumulate=False)
 
     # inner light: the fine grid and the exact core, spread with centre-dependent weights
     levels, edges, core_centres = fine_grid(config, x0.dtype, x0.device)
@@ -316,7 +325,7 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
                 k += 1
         parts = [t if p is None else p + t for p, t in zip(parts, terms)]
     patch = torch.stack(parts, dim=1)
-    return _channels(_add_patches, canvas, patch, (cy - ys[0] - half).long(), (cx - xs[0] - half).long())
+    return _place_patches_(canvas, patch, (cy - ys[0] - half).long(), (cx - xs[0] - half).long(), accumulate=True)
 
 
 def _forward_mode_light(profile, params, names, xs, ys, config: RenderConfig):
@@ -368,8 +377,9 @@ def render_parts_with_tangents(components, names, frame: Frame, psf: PreparedPSF
 
     Returns:
         (parts, tangents): ``parts`` a :class:`RenderedParts`; ``tangents`` a list with,
-        per component, a (B, K, H, W) tensor of d(unit image)/d(name) over the frame
-        [per unit of the parameter: pix, deg, ...], or None for sky components.
+        per component, a list of K (B, H, W) tensors d(unit image)/d(name) over the frame
+        [per unit of the parameter: pix, deg, ...] (views of the convolution's output,
+        not contiguous), or None for sky components.
     """
     first = next(iter(components[0][1].values()))
     margin = canvas_margin(psf, config)
@@ -388,14 +398,14 @@ def render_parts_with_tangents(components, names, frame: Frame, psf: PreparedPSF
     if not canvases:
         empty = first.new_zeros(bsz, 0, frame.height, frame.width)
         return RenderedParts(empty, first.new_zeros(bsz, 0), sky), [None] * len(components)
-    stacked = torch.cat(canvases, dim=1)
-    image = _convolve_canvas(stacked, psf)[..., margin:margin + frame.height, margin:margin + frame.width]
+    window = (slice(margin, margin + frame.height), slice(margin, margin + frame.width))
+    images = [c[:, window[0], window[1]] for c in _convolve_channels(canvases, psf)]
     units, tangents, channel = [], [], 0
     for count in counts:
         if count is None:
             tangents.append(None)
             continue
-        units.append(image[:, channel])
-        tangents.append(image[:, channel + 1:channel + 1 + count])
+        units.append(images[channel])
+        tangents.append(images[channel + 1:channel + 1 + count])
         channel += 1 + count
     return RenderedParts(torch.stack(units, dim=1), torch.stack(fluxes, dim=1), sky), tangents
