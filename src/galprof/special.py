@@ -13,7 +13,7 @@ import math
 
 import torch
 
-__all__ = ["gammainc_lower_regularized", "sersic_b", "sersic_b_initial_guess"]
+__all__ = ["gammainc_lower_regularized", "gammainc_lower_with_partials", "sersic_b", "sersic_b_initial_guess"]
 
 _SERIES_TERMS = 48  # x < a + 1 (sersic_b's root finding): terms fall like exp(-k^2 / 2a); 48 suffice
 
@@ -170,6 +170,22 @@ def gammainc_lower_regularized(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor
     out_dtype = torch.promote_types(a.dtype, x.dtype)
     a64, x64 = torch.broadcast_tensors(a.to(torch.float64), x.to(torch.float64))
     return _GammaincLower.apply(a64.contiguous(), x64.contiguous()).to(out_dtype)
+
+
+def gammainc_lower_with_partials(a: torch.Tensor, x: torch.Tensor):
+    """(P(a, x), dP/da, dP/dx) in float64 from one power series (no autograd), for the
+    analytic Jacobian: the same value as :func:`gammainc_lower_regularized` (the same
+    series of the same length) and the partials of :func:`_gammainc_partials`.
+
+    Shape:
+        a, x: broadcastable tensors; the results have their broadcast shape, float64.
+    """
+    a64, x64 = torch.broadcast_tensors(a.detach().to(torch.float64), x.detach().to(torch.float64))
+    p, dp_da = _gammainc_eval(a64, x64, with_derivative=True)
+    xs = x64.clamp(min=1e-300)
+    dp_dx = torch.where(x64 > 0.0, torch.exp((a64 - 1.0) * torch.log(xs) - xs - torch.lgamma(a64)),
+                        torch.zeros_like(x64))
+    return p, dp_da, dp_dx
 
 
 def sersic_b_initial_guess(n: torch.Tensor) -> torch.Tensor:

@@ -151,6 +151,11 @@ class EllipticalProfile(Profile):
     #: name at fixed rho^2 (a tensor broadcastable against rho^2, or None where it is 0).
     #: None: the Jacobian of the profile comes from forward-mode autodiff.
     brightness_tangents: ClassVar = None
+    #: optional, for the exact core's tangents: a classmethod
+    #: ``enclosed_fraction_tangents(rho, derived, tangents)`` returning
+    #: :meth:`enclosed_fraction` (float64) and, per ``(name, d derived / d name)``, its
+    #: derivative at fixed rho. None: those tangents come from central differences.
+    enclosed_fraction_tangents: ClassVar = None
     #: the radius is generalised by shape modifiers (set by :mod:`.modifiers`)
     shape_modified: ClassVar[bool] = False
 

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ..special import gammainc_lower_regularized, sersic_b
+from ..special import gammainc_lower_regularized, gammainc_lower_with_partials, sersic_b
 from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec
 from .registry import register
 
@@ -93,3 +93,19 @@ class Sersic(EllipticalProfile):
     @classmethod
     def enclosed_fraction(cls, rho, derived):
         return gammainc_lower_regularized(2.0 * derived["n"], sersic_scaled_radius(rho, derived)).to(rho.dtype)
+
+    @classmethod
+    def enclosed_fraction_tangents(cls, rho, derived, tangents):
+        """E = P(2n, x) with x = b (rho / R_e)^(1/n), and for each ``(name, d derived /
+        d name)`` of ``tangents`` dE/d name at fixed rho: 2 dn dP/da + x dP/dx d ln x,
+        d ln x = db / b - dR_e / (n R_e) - ln(rho / R_e) dn / n^2. Float64, one series."""
+        n, r_e, b = derived["n"], derived["r_e"], derived["b"]
+        log_ratio = torch.log(rho / r_e)
+        x = b * torch.exp(log_ratio / n)
+        value, dp_da, dp_dx = gammainc_lower_with_partials(2.0 * n, x)
+        x_dp_dx = x * dp_dx
+        out = []
+        for _, d in tangents:
+            dlog_x = d["b"] / b - d["r_e"] / (n * r_e) - log_ratio * d["n"] / (n * n)
+            out.append(2.0 * d["n"] * dp_da + x_dp_dx * dlog_x)
+        return value, out

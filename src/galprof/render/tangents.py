@@ -44,8 +44,8 @@ from ..conventions import elliptical_quadratic_form, evaluate_quadratic_form
 from ..profiles.base import EllipticalProfile, safe_radius
 from .config import RenderConfig
 from .psf import PreparedPSF, interpolation_matrix_with_slope
-from .quadrature import (cell_integrals_exact, cell_integrals_transport_derivatives, gauss_legendre_unit, smooth_window,
-                         smooth_window_slope, transport_parameters)
+from .quadrature import (cell_integrals_exact, cell_integrals_exact_tangents, cell_integrals_transport_derivatives,
+                         gauss_legendre_unit, smooth_window, smooth_window_slope, transport_parameters)
 from .scene import (Frame, RenderedParts, _canvas, _component_light, _convolve_channels, _deconvolve_pixel,
                     _nearest_pixel, _patch_half, _sky, amplitude_scale, canvas_margin, fine_grid, patch_index)
 
@@ -288,13 +288,18 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
                                     edges64.view(1, -1, 1).expand(rows, -1, 1), config.edge_nodes, scale)
 
     # the core as the renderer computes it; its derivatives with respect to the size, q
-    # and PA as the flux of a transport through the cell edges, the others (n) by
-    # central differences
-    core = cell_integrals_exact(profile, derived, edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1),
-                                config.edge_nodes, scale)
+    # and PA as the flux of a transport through the cell edges, the others (n) from the
+    # profile's enclosed_fraction_tangents where it has them, else by central differences
     transported = transport_parameters(profile, shape_names)
     others = [n for n in shape_names if n not in transported]
-    d_others = dict(zip(others, _central_differences(core_of, params, others)))
+    x_edges, y_edges = edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1)
+    if others and profile.enclosed_fraction_tangents is not None and profile.radial and not profile.shape_modified:
+        core, *d_list = cell_integrals_exact_tangents(profile, derived, [nd for nd in d_derived if nd[0] in others],
+                                                      x_edges, y_edges, config.edge_nodes)
+        d_others = dict(zip(others, d_list))
+    else:
+        core = cell_integrals_exact(profile, derived, x_edges, y_edges, config.edge_nodes, scale)
+        d_others = dict(zip(others, _central_differences(core_of, params, others)))
     if transported:
         p64 = {kk: v.detach().to(torch.float64)[:, None, None] for kk, v in params.items()}
         size = next((p64[n] for n, kind in transported.items() if kind == "size"), None)
