@@ -232,6 +232,65 @@ def test_cpu_workers_split_only_forward_mode_free_jacobians():
     assert functions(fixed_shape).forward_mode_free  # only its (linear) amplitude varies
 
 
+def _far_start_fit(truth, start, sky, size=64):
+    """A noise-free GalSim galaxy (size x size, 25x25 ePSF, constant sky) fitted from a
+    far start; GalSim's image is not galprof's, so recovery is judged loosely."""
+    flux = 10 ** (-0.4 * (truth["mag"] - ZP))
+    obj = galsim_sersic(truth["n"], truth["r_e"], truth["q"], truth["pa"], flux, gsparams=FFT_GSPARAMS)
+    conv = galsim.Convolve(obj, galsim_moffat(3.5, 2.8, gsparams=FFT_GSPARAMS), gsparams=FFT_GSPARAMS)
+    centre = (size + 1) / 2
+    image = conv.drawImage(nx=size, ny=size, scale=1.0, offset=(truth["x"] - centre, truth["y"] - centre)).array + sky
+    model = Model([Component("sersic", start), Component("sky", dict(sky=0.0, dsdx=0.0, dsdy=0.0),
+                                                           fixed={"dsdx", "dsdy"})])
+    result = fit(model, image, sigma=np.full(image.shape, 0.1), psf=moffat_epsf(3.5, 2.8, 25), zeropoint=ZP)
+    for name, tolerance in (("n", 0.01), ("r_e", 0.01), ("q", 0.005)):
+        assert abs(result.value(1, name)[0] / truth[name] - 1) < tolerance, (name, result.value(1, name)[0])
+    assert abs(result.value(1, "mag")[0] - truth["mag"]) < 0.01
+    return result
+
+
+def test_far_start_does_not_switch_the_galaxy_off():
+    """n held at 4.85 in stage 1 against a true n of 0.87: an unlimited LM step once took
+    the magnitude to ~520 (no galaxy; R_e and q on their bounds), a flat state no later
+    step or retry left. Magnitude steps are limited (ParameterLayout.step_limits) and
+    coordinates left on a bound by stage 1 restart from their initial values."""
+    c = 32.5
+    truth = dict(x=c - 1.89, y=c - 0.31, mag=18.835, r_e=5.878, n=0.872, q=0.356, pa=86.76)
+    start = dict(x=truth["x"] + 1.487, y=truth["y"] + 1.924, mag=19.618, r_e=4.626, n=4.852, q=0.121, pa=70.22)
+    _far_start_fit(truth, start, sky=0.85)
+
+
+def test_a_shape_stage_one_left_on_a_bound_restarts():
+    """Stage 1 drives q onto its lower bound while the PA is still 37 deg off; before,
+    stage 2 crept beside the bound for ~80 iterations until a retry; restarting q from
+    its initial value converges in about 20 iterations in all."""
+    c = 32.5
+    truth = dict(x=c + 1.726, y=c - 1.207, mag=18.177, r_e=2.123, n=2.844, q=0.350, pa=16.28)
+    start = dict(x=c - 0.156, y=c - 2.566, mag=19.067, r_e=1.591, n=3.415, q=0.230, pa=52.81)
+    result = _far_start_fit(truth, start, sky=-0.76)
+    assert result.iterations[0] <= 30
+
+
+def test_step_limits():
+    """Unbounded magnitudes (total and surface brightness) get the step limit, nothing
+    else; a step beyond a limit is shortened along its direction."""
+    from galprof.optimise.lm import _limit_step
+    from galprof.params import MAGNITUDE_STEP_LIMIT, ParameterLayout
+
+    model = Model([Component("sersic", dict(x=10, y=10, mag=18, r_e=3, n=2, q=0.7, pa=10)),
+                   Component("ferrer", dict(x=10, y=10, mu_0=20, r_out=6, alpha=2, beta=0.5, q=0.7, pa=10),
+                             fixed={"x", "y"}),
+                   Component("sky", dict(sky=0.0, dsdx=0.0, dsdy=0.0))])
+    layout = ParameterLayout(model, ((0.5, 20.5), (0.5, 20.5)))
+    limits = layout.step_limits()
+    names = [layout.entries[i].name for i in layout.free_index]
+    assert [n for n, lim in zip(names, limits) if np.isfinite(lim)] == ["mag", "mu_0"]
+    assert np.all(limits[np.isfinite(limits)] == MAGNITUDE_STEP_LIMIT)
+    step = torch.tensor([[1.0, 6.0, 0.5], [0.2, -1.0, 3.0]], dtype=torch.float64)
+    out = _limit_step(step, torch.tensor([np.inf, 2.0, np.inf], dtype=torch.float64))
+    np.testing.assert_allclose(out.numpy(), [[1.0 / 3.0, 2.0, 0.5 / 3.0], [0.2, -1.0, 3.0]])
+
+
 @pytest.mark.slow
 def test_truth_recovery_bulge_disk():
     bulge = dict(x=24.4, y=24.1, mag=16.5, r_e=2.0, n=3.5, q=0.8, pa=20.0)

@@ -287,7 +287,7 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
                                statistic)
         theta0 = layout.to_internal(fixed)
         if method == "lm":
-            out = levenberg_marquardt(problem, theta0, lm_settings, dtype, report)
+            out = levenberg_marquardt(problem, theta0, lm_settings, dtype, report, layout.step_limits())
         elif method == "adam":
             out = adam_fit(problem, theta0, adam_settings, dtype, report)
         else:
@@ -528,6 +528,13 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         stage_settings = replace(lm_settings, max_iterations=stage_iterations, ftol=STAGE_FTOL)
         theta1, fixed1, _, extra_iterations, _ = _optimise(
             stage_layout, start, **{**optimise, "retries": 0, "n_starts": 1, "lm_settings": stage_settings})
+        # a coordinate that stage 1 drove onto a bound (R_e -> 0 while a wrong n is held,
+        # q -> 0 while the PA is still wrong) starts stage 2 from its initial value
+        # instead: the bound transform is flat there, and LM would spend the whole of
+        # stage 2 beside it before a retry could start afresh
+        theta_start = stage_layout.to_internal(torch.as_tensor(start, dtype=torch.float64,
+                                                               device=theta1.device))
+        theta1 = torch.where(stage_layout.at_bound(theta1), theta_start, theta1)
         start = stage_layout.to_user(theta1, fixed1).cpu().numpy()
     theta, best_fixed, _, iterations, converged_best = _optimise(layout, start, **optimise)
     iterations = iterations + extra_iterations

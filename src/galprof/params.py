@@ -25,6 +25,8 @@ from .model import Model, ModelError
 from .profiles.base import EllipticalProfile
 
 _SIZE_NAMES = ("r_e", "r_s", "fwhm")
+#: largest change [mag] of a free (unbounded) magnitude in one LM step
+MAGNITUDE_STEP_LIMIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,20 @@ class ParameterLayout:
                     row = torch.autograd.grad(values[:, p].sum(), f, retain_graph=True, allow_unused=True)[0]
                 rows.append(torch.zeros_like(f) if row is None else row)
         return torch.stack(rows, dim=1)
+
+    def step_limits(self) -> np.ndarray:
+        """(F,) the largest change of each optimiser coordinate per LM step (inf: none):
+        :data:`MAGNITUDE_STEP_LIMIT` for unbounded magnitudes (total or surface
+        brightness, whose transform is the identity). A far start otherwise lets one
+        step switch a component off (mag -> +hundreds, flux ~0), a flat state no later
+        step leaves."""
+        limits = np.full(self.n_free, np.inf)
+        for k, i in enumerate(self.free_index):
+            e = self.entries[i]
+            spec = self.model.components[e.component].profile_class.spec(e.name)
+            if e.role == "free" and e.scale == "free" and spec.unit.startswith("mag"):
+                limits[k] = MAGNITUDE_STEP_LIMIT
+        return limits
 
     def at_bound(self, theta: torch.Tensor, threshold: float = 12.0) -> torch.Tensor:
         """(B, F) bool: the free parameter sits (numerically) on one of its bounds."""

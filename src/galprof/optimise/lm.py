@@ -103,8 +103,18 @@ def broyden_update(jac: torch.Tensor, step: torch.Tensor, model_change: torch.Te
     return jac + (model_change - predicted)[:, :, None] * (step * scale[:, None])[:, None, :]
 
 
+def _limit_step(step: torch.Tensor, limits: torch.Tensor | None) -> torch.Tensor:
+    """The step (b, F) shortened along its direction so that no coordinate changes by
+    more than its limit (F,)."""
+    if limits is None:
+        return step
+    ratio = (step.abs() / limits).amax(-1, keepdim=True)
+    return torch.where(ratio > 1.0, step / ratio.clamp(min=1.0), step)
+
+
 def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: LMSettings = LMSettings(),
-                        render_dtype: torch.dtype = torch.float32, progress=None) -> LMOutcome:
+                        render_dtype: torch.dtype = torch.float32, progress=None,
+                        step_limits: torch.Tensor | None = None) -> LMOutcome:
     """Minimise chi^2 for every galaxy of the batch independently.
 
     Args:
@@ -114,8 +124,15 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         render_dtype: dtype in which models and Jacobians are computed; the normal
             equations are always solved in float64.
         progress: optional callable(iteration, n_running) for progress reporting.
+        step_limits: optional (F,) largest change of each coordinate in one step (inf:
+            none); a longer step is shortened along its direction (a trust region on
+            those coordinates; e.g. :meth:`galprof.params.ParameterLayout.step_limits`).
     """
     device = theta0.device
+    if step_limits is not None:
+        step_limits = torch.as_tensor(step_limits, dtype=torch.float64, device=device)
+        if not torch.isfinite(step_limits).any():
+            step_limits = None
     bsz = theta0.shape[0]
     theta = theta0.to(torch.float64).clone()
     damping = torch.full((bsz,), settings.initial_damping, dtype=torch.float64, device=device)
@@ -183,7 +200,7 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         last_step = torch.zeros_like(th)
         for _ in range(settings.max_trials):
             pending = ~accepted
-            step = _solve_damped(jtj, jtr, lam)
+            step = _limit_step(_solve_damped(jtj, jtr, lam), step_limits)
             trial = th + step
             sub = torch.nonzero(pending).squeeze(-1)
             trial_residual = problem.residuals(trial[sub].to(render_dtype), index[sub]).to(render_dtype)
