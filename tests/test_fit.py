@@ -253,7 +253,7 @@ def test_far_start_does_not_switch_the_galaxy_off():
     """n held at 4.85 in stage 1 against a true n of 0.87: an unlimited LM step once took
     the magnitude to ~520 (no galaxy; R_e and q on their bounds), a flat state no later
     step or retry left. Magnitude steps are limited (ParameterLayout.step_limits) and
-    coordinates left on a bound by stage 1 restart from their initial values."""
+    coordinates left on a bound by stage 1 restart stage 2 just inside it."""
     c = 32.5
     truth = dict(x=c - 1.89, y=c - 0.31, mag=18.835, r_e=5.878, n=0.872, q=0.356, pa=86.76)
     start = dict(x=truth["x"] + 1.487, y=truth["y"] + 1.924, mag=19.618, r_e=4.626, n=4.852, q=0.121, pa=70.22)
@@ -262,8 +262,8 @@ def test_far_start_does_not_switch_the_galaxy_off():
 
 def test_a_shape_stage_one_left_on_a_bound_restarts():
     """Stage 1 drives q onto its lower bound while the PA is still 37 deg off; before,
-    stage 2 crept beside the bound for ~80 iterations until a retry; restarting q from
-    its initial value converges in about 20 iterations in all."""
+    stage 2 crept beside the bound (theta ~ -27, a flat transform) for ~80 iterations
+    until a retry; restarting q just inside the bound converges in about 20 in all."""
     c = 32.5
     truth = dict(x=c + 1.726, y=c - 1.207, mag=18.177, r_e=2.123, n=2.844, q=0.350, pa=16.28)
     start = dict(x=c - 0.156, y=c - 2.566, mag=19.067, r_e=1.591, n=3.415, q=0.230, pa=52.81)
