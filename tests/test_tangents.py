@@ -212,6 +212,43 @@ def test_core_n_derivative_matches_central_differences():
     assert error.max() < 1e-8, error.tolist()
 
 
+def test_sersic_setup_tangents_match_central_differences():
+    """Sersic.setup_tangents (b_n through the implicit function, log I_0 in closed form)
+    and the quadratic form's slopes against fourth-order central differences of
+    Sersic.setup and elliptical_quadratic_form in float64."""
+    from galprof.conventions import elliptical_quadratic_form
+    from galprof.render.tangents import _quadratic_form_slopes
+
+    profile = get_profile("sersic")
+    params = {"x": torch.zeros(5, dtype=torch.float64), "y": torch.zeros(5, dtype=torch.float64),
+              "mag": torch.zeros(5, dtype=torch.float64),
+              "r_e": torch.tensor([0.3, 1.5, 4.0, 12.0, 40.0], dtype=torch.float64),
+              "n": torch.tensor([0.25, 0.8, 2.0, 5.5, 9.5], dtype=torch.float64),
+              "q": torch.tensor([0.05, 0.3, 0.7, 0.95, 1.8], dtype=torch.float64),
+              "pa": torch.tensor([-80.0, -10.0, 0.0, 45.0, 89.0], dtype=torch.float64)}
+    names = ["r_e", "n", "q", "pa"]
+    p3 = {k: v[:, None, None] for k, v in params.items()}
+    got = profile.setup_tangents(p3, names)
+
+    def derived_of(p):
+        d = profile.setup({k: v[:, None, None] for k, v in p.items()})
+        a, c, h = elliptical_quadratic_form(d["pa"], d["q"])
+        return {**d, "_a": a, "_c": c, "_h": h}
+
+    for name, slopes in zip(names, got):
+        step = 1e-4 * params[name].abs().clamp(min=1.0)
+
+        def at(k):
+            return derived_of({**params, name: params[name] + k * step})
+
+        plus1, minus1, plus2, minus2 = at(1), at(-1), at(2), at(-2)
+        form = dict(zip(("_a", "_c", "_h"), _quadratic_form_slopes(p3["pa"], p3["q"], name)))
+        for key in list(slopes) + ["_a", "_c", "_h"]:
+            reference = (8 * (plus1[key] - minus1[key]) - (plus2[key] - minus2[key])) / (12 * step[:, None, None])
+            value = form[key] if key in form else slopes[key]
+            np.testing.assert_allclose(value.numpy(), reference.numpy(), rtol=1e-7, atol=1e-9, err_msg=f"{key}/{name}")
+
+
 def test_transport_parameters_need_a_single_size():
     """With two lengths (a broken exponential) neither is a pure dilation."""
     from galprof.render.quadrature import transport_parameters

@@ -95,6 +95,32 @@ class Sersic(EllipticalProfile):
         return gammainc_lower_regularized(2.0 * derived["n"], sersic_scaled_radius(rho, derived)).to(rho.dtype)
 
     @classmethod
+    def setup_tangents(cls, params, names):
+        """For the analytic Jacobian: per name of ``names`` (r_e, n, q, pa), the derivative
+        of every entry of :meth:`setup` ((B, 1, 1) ``params``), in closed form: b_n(n)
+        through the implicit function P(2n, b) = 1/2, db/dn = -2 (dP/da) / (dP/dx);
+        log I_0 = 2n log b - log(2 pi q R_e^2 n) - lgamma(2n). Float64 inside."""
+        n = params["n"].detach().to(torch.float64)
+        r_e = params["r_e"].detach().to(torch.float64)
+        q = params["q"].detach().to(torch.float64)
+        b = sersic_b(n)
+        _, dp_da, dp_dx = gammainc_lower_with_partials(2.0 * n, b)
+        db_dn = -2.0 * dp_da / dp_dx
+        zero = torch.zeros_like(n)
+        one = torch.ones_like(n)
+        keys = ("b", "log_i0", "r_e", "n", "half_inv_n", "log_r_e_over_n", "pa", "q")
+        slopes = {
+            "r_e": dict(log_i0=-2.0 / r_e, r_e=one, log_r_e_over_n=1.0 / (r_e * n)),
+            "n": dict(b=db_dn, log_i0=2.0 * torch.log(b) + 2.0 * n * db_dn / b - 1.0 / n
+                      - 2.0 * torch.digamma(2.0 * n), n=one, half_inv_n=-0.5 / (n * n),
+                      log_r_e_over_n=-torch.log(r_e) / (n * n)),
+            "q": dict(log_i0=-1.0 / q, q=one),
+            "pa": dict(pa=one),
+        }
+        dtype = params["n"].dtype
+        return [{k: slopes[name].get(k, zero).to(dtype) for k in keys} for name in names]
+
+    @classmethod
     def enclosed_fraction_tangents(cls, rho, derived, tangents):
         """E = P(2n, x) with x = b (rho / R_e)^(1/n), and for each ``(name, d derived /
         d name)`` of ``tangents`` dE/d name at fixed rho: 2 dn dP/da + x dP/dx d ln x,

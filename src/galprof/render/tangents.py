@@ -36,6 +36,8 @@ counter-clockwise from +y, sizes along the major axis in pixels).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch.func import jvp, vmap
@@ -75,6 +77,20 @@ def has_analytic_tangents(profile) -> bool:
     return all(issubclass(owner, _owner(profile, name) or EllipticalProfile)
                for name in ("surface_brightness", "surface_brightness_squared", "prepare", "setup",
                             "radius_squared", "brightness"))
+
+
+def _hook(profile, name: str, depends: tuple[str, ...]):
+    """The profile's optional analytic hook ``name`` (``setup_tangents``,
+    ``enclosed_fraction_tangents``) if it is defined on the same class as (or a subclass
+    of) the definitions of ``depends``, else None (central differences): a subclass
+    that changes its set-up or enclosed light without the hook does not inherit a
+    stale one."""
+    if getattr(profile, name, None) is None:
+        return None
+    owner = _owner(profile, name)
+    if all(issubclass(owner, _owner(profile, d) or EllipticalProfile) for d in depends):
+        return getattr(profile, name)
+    return None
 
 
 class _Samples:
@@ -218,6 +234,23 @@ def _central_differences(function, params, shape_names):
     return slopes(out)
 
 
+def _quadratic_form_slopes(pa_deg: torch.Tensor, q: torch.Tensor, name: str):
+    """d(A, C, H)/d name of :func:`galprof.conventions.elliptical_quadratic_form`
+    (A = s^2 + c^2 / q^2, C = c^2 + s^2 / q^2, H = s c (1 / q^2 - 1), s, c of the PA) for
+    name ``pa`` [per degree] or ``q``; zeros for any other name."""
+    pa = pa_deg * (math.pi / 180.0)
+    s, c = torch.sin(pa), torch.cos(pa)
+    inv_q2 = 1.0 / (q * q)
+    if name == "pa":
+        k = math.pi / 180.0
+        return (k * 2.0 * s * c * (1.0 - inv_q2), k * 2.0 * s * c * (inv_q2 - 1.0), k * (c * c - s * s) * (inv_q2 - 1.0))
+    if name == "q":
+        inv_q3 = inv_q2 / q
+        return -2.0 * c * c * inv_q3, -2.0 * s * s * inv_q3, -2.0 * s * c * inv_q3
+    zero = torch.zeros_like(pa)
+    return zero, zero, zero
+
+
 def _derived_tangents(profile, params, shape_names):
     """The set-up ``derived`` ((B, 1, 1) tensors) and, per shape parameter, its derivative,
     and the same for the ellipse's quadratic form (by central differences in float64)."""
@@ -226,12 +259,18 @@ def _derived_tangents(profile, params, shape_names):
         a, c, h = elliptical_quadratic_form(derived["pa"], derived["q"])
         return {**derived, "_form_a": a, "_form_c": c, "_form_h": h}
 
-    per_name = _central_differences(setup_of, params, shape_names)
     # the set-up itself in the working dtype, exactly as the renderer computes it (the
     # canvas must equal a plain render's)
     derived = profile.setup({k: v[:, None, None] for k, v in params.items()})
     form = elliptical_quadratic_form(derived["pa"], derived["q"])
     keys = ("_form_a", "_form_c", "_form_h")
+    setup_tangents = _hook(profile, "setup_tangents", ("prepare", "setup"))
+    if setup_tangents is not None and shape_names:
+        columns = setup_tangents({k: v[:, None, None] for k, v in params.items()}, shape_names)
+        per_name = [{**d, **dict(zip(keys, _quadratic_form_slopes(derived["pa"], derived["q"], name)))}
+                    for name, d in zip(shape_names, columns)]
+    else:
+        per_name = _central_differences(setup_of, params, shape_names)
     d_derived = [(n, {k: v for k, v in d.items() if k not in keys}) for n, d in zip(shape_names, per_name)]
     forms = [tuple(d[k] for k in keys) if n in _GEOMETRY else None for n, d in zip(shape_names, per_name)]
     return derived, d_derived, form, forms
@@ -293,7 +332,8 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     transported = transport_parameters(profile, shape_names)
     others = [n for n in shape_names if n not in transported]
     x_edges, y_edges = edges.expand(bsz, 1, -1), edges.view(1, -1, 1).expand(bsz, -1, 1)
-    if others and profile.enclosed_fraction_tangents is not None and profile.radial and not profile.shape_modified:
+    if (others and profile.radial and not profile.shape_modified
+            and _hook(profile, "enclosed_fraction_tangents", ("enclosed_fraction", "prepare", "setup")) is not None):
         core, *d_list = cell_integrals_exact_tangents(profile, derived, [nd for nd in d_derived if nd[0] in others],
                                                       x_edges, y_edges, config.edge_nodes)
         d_others = dict(zip(others, d_list))
