@@ -64,7 +64,9 @@ def _series_sum(a64: torch.Tensor, xs: torch.Tensor, terms: int, with_derivative
     s = torch.ones_like(xs)
     ds = torch.zeros_like(xs) if with_derivative else None
     carry = torch.ones_like(xs).unsqueeze(-1)
-    carry_d = torch.zeros_like(xs).unsqueeze(-1)
+    # a may have fewer elements than x (one per galaxy): what depends on a alone stays
+    # at its size
+    carry_d = torch.zeros_like(a64).unsqueeze(-1)
     a_col, x_col = a64.unsqueeze(-1), xs.unsqueeze(-1)
     for first in range(1, terms + 1, _SERIES_BLOCK):
         k = torch.arange(first, min(first + _SERIES_BLOCK, terms + 1), dtype=xs.dtype, device=xs.device)
@@ -80,7 +82,8 @@ def _series_sum(a64: torch.Tensor, xs: torch.Tensor, terms: int, with_derivative
 
 
 def _gammainc_eval(a64: torch.Tensor, x64: torch.Tensor, with_derivative: bool):
-    """P(a, x) (and dP/da) for float64 tensors of one shape (see :func:`gammainc_lower_regularized`).
+    """P(a, x) (and dP/da) for float64 tensors, ``a`` of x's shape or broadcastable to it
+    (see :func:`gammainc_lower_regularized`).
 
     One power series for every x up to a + 100 (P = 1 beyond), of the length the data
     need (:func:`_series_length`), where a continued fraction would cost ~200
@@ -180,7 +183,10 @@ def gammainc_lower_with_partials(a: torch.Tensor, x: torch.Tensor):
     Shape:
         a, x: broadcastable tensors; the results have their broadcast shape, float64.
     """
-    a64, x64 = torch.broadcast_tensors(a.detach().to(torch.float64), x.detach().to(torch.float64))
+    # a is not broadcast: the series' terms in a alone are formed once per value of a
+    a64, x64 = a.detach().to(torch.float64), x.detach().to(torch.float64)
+    if a64.dim() > x64.dim() or any(sa != 1 and sa != sx for sa, sx in zip(a64.shape[::-1], x64.shape[::-1])):
+        a64, x64 = torch.broadcast_tensors(a64, x64)
     p, dp_da = _gammainc_eval(a64, x64, with_derivative=True)
     xs = x64.clamp(min=1e-300)
     dp_dx = torch.where(x64 > 0.0, torch.exp((a64 - 1.0) * torch.log(xs) - xs - torch.lgamma(a64)),
