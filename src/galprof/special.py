@@ -143,13 +143,14 @@ class _GammaincLower(torch.autograd.Function):
     def backward(ctx, grad):
         a64, x64 = ctx.saved_tensors
         dp_da, dp_dx = _gammainc_partials(a64, x64)
-        return grad * dp_da, grad * dp_dx
+        # a may be smaller than x (broadcast inside): its gradient is summed back to its size
+        return (grad * dp_da).sum_to_size(a64.shape), grad * dp_dx
 
     @staticmethod
     def jvp(ctx, tangent_a, tangent_x):
         a64, x64 = ctx.saved_tensors
         dp_da, dp_dx = _gammainc_partials(a64, x64)
-        out = torch.zeros_like(a64)
+        out = torch.zeros_like(x64)
         if tangent_a is not None:
             out = out + dp_da * tangent_a
         if tangent_x is not None:
@@ -171,8 +172,17 @@ def gammainc_lower_regularized(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor
         a, x: broadcastable tensors; the result has their broadcast shape and dtype.
     """
     out_dtype = torch.promote_types(a.dtype, x.dtype)
-    a64, x64 = torch.broadcast_tensors(a.to(torch.float64), x.to(torch.float64))
+    a64, x64 = _shape_argument(a.to(torch.float64), x.to(torch.float64))
     return _GammaincLower.apply(a64.contiguous(), x64.contiguous()).to(out_dtype)
+
+
+def _shape_argument(a64: torch.Tensor, x64: torch.Tensor):
+    """(a, x) with x broadcast to the result's shape and a left at its own size where it
+    broadcasts into x (e.g. one a per galaxy against many x): the series' terms in a
+    alone are then formed once per value of a. Otherwise both broadcast."""
+    if a64.dim() <= x64.dim() and all(sa == 1 or sa == sx for sa, sx in zip(a64.shape[::-1], x64.shape[::-1])):
+        return a64, x64
+    return torch.broadcast_tensors(a64, x64)
 
 
 def gammainc_lower_with_partials(a: torch.Tensor, x: torch.Tensor):
@@ -183,10 +193,7 @@ def gammainc_lower_with_partials(a: torch.Tensor, x: torch.Tensor):
     Shape:
         a, x: broadcastable tensors; the results have their broadcast shape, float64.
     """
-    # a is not broadcast: the series' terms in a alone are formed once per value of a
-    a64, x64 = a.detach().to(torch.float64), x.detach().to(torch.float64)
-    if a64.dim() > x64.dim() or any(sa != 1 and sa != sx for sa, sx in zip(a64.shape[::-1], x64.shape[::-1])):
-        a64, x64 = torch.broadcast_tensors(a64, x64)
+    a64, x64 = _shape_argument(a.detach().to(torch.float64), x.detach().to(torch.float64))
     p, dp_da = _gammainc_eval(a64, x64, with_derivative=True)
     xs = x64.clamp(min=1e-300)
     dp_dx = torch.where(x64 > 0.0, torch.exp((a64 - 1.0) * torch.log(xs) - xs - torch.lgamma(a64)),
