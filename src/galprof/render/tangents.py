@@ -19,10 +19,12 @@ form of the ellipse; the Lanczos weights and the window have analytic slopes
 theorem on the enclosed light) move with the size, q and PA by a flux-conserving flow
 of the light, so their derivatives are the flux of that flow through the cell edges
 (:func:`galprof.render.quadrature.cell_integrals_transport_derivatives`: line integrals
-of the brightness, no incomplete gamma function). The small pieces left, the profile's
-per-galaxy set-up (b_n, I_0) and the core's derivative with respect to n, are
-differentiated by central differences in float64 (relative error ~1e-9), all
-evaluations in one batch. No forward-mode autodiff is left on this path: in
+of the brightness, no incomplete gamma function). The core's derivative with respect
+to n comes from the incomplete gamma function's own series derivative and the
+per-galaxy set-up's (b_n, I_0) in closed form, where the profile provides
+``enclosed_fraction_tangents`` and ``setup_tangents`` (the Sérsic); otherwise these
+small pieces are differentiated by central differences in float64 (relative error
+~1e-9), all evaluations in one batch. No forward-mode autodiff is left on this path: in
 torch 2.13 forward-mode add, mul and div run through Python reference implementations
 (tens of Python calls per operation) and the first forward-mode operation of a process
 imports torch._dynamo (2-3 s). Any other component (a point source, shape-modified or
