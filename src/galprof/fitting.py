@@ -307,6 +307,8 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
     threadable = probe.forward_mode_free
 
     def run(start_values: np.ndarray, galaxy: torch.Tensor):
+        if torch.device(device_).type != "cpu":  # CPU workers only (no fork after CUDA)
+            return solve(start_values, galaxy, progress)
         if worker_kind == "process":
             parts = cpu_worker_parts(galaxy.numel(), device_, workers, MIN_ROWS_PER_PROCESS)
         elif threadable:
