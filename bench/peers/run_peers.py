@@ -67,7 +67,8 @@ def variants(tool: str, args) -> list[tuple[str, list[str]]]:
         return [("float32", extra), ("float64", extra)]
     if tool == "galmoss":
         a, b = args.galmoss_iterations
-        return [("default", ["--max-iter", str(a)]), ("converged", ["--max-iter", str(b)])]
+        runs = [("default", ["--max-iter", str(a)])]
+        return runs if b == a else runs + [("converged", ["--max-iter", str(b)])]
     if tool == "pyimfit":
         return [("default", [])]
     if tool == "astrophot":
@@ -259,7 +260,8 @@ def main():
     p.add_argument("--noise", type=float, default=0.1, help="Gaussian noise sigma [ADU] (0: noise-free)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--galmoss-iterations", type=int, nargs=2, default=[1000, 10000], metavar=("DEFAULT", "CONVERGED"),
-                   help="galmoss iterations of its 'default' (README: 1000) and 'converged' runs")
+                   help="galmoss iterations of its 'default' (README: 1000) and 'converged' runs "
+                        "(the same number twice: the default run only)")
     p.add_argument("--astrophot-max-iter", type=int, default=None, help="ap.fit.LM max_iter (default: its own, 100)")
     p.add_argument("--galprof-max-iter", type=int, default=None, help="galprof LM max_iterations (default: its own)")
     p.add_argument("--threads", type=int, default=None,
