@@ -255,7 +255,8 @@ def _quadratic_form_slopes(pa_deg: torch.Tensor, q: torch.Tensor, name: str):
 
 def _derived_tangents(profile, params, shape_names):
     """The set-up ``derived`` ((B, 1, 1) tensors) and, per shape parameter, its derivative,
-    and the same for the ellipse's quadratic form (by central differences in float64)."""
+    and the same for the ellipse's quadratic form: in closed form where the profile has
+    ``setup_tangents``, else by central differences in float64."""
     def setup_of(p):
         derived = profile.setup({k: v[:, None, None] for k, v in p.items()})
         a, c, h = elliptical_quadratic_form(derived["pa"], derived["q"])
