@@ -87,7 +87,7 @@ def _solve_damped(jtj: torch.Tensor, jtr: torch.Tensor, damping: torch.Tensor) -
     return torch.where((info == 0)[:, None] & torch.isfinite(step), step, torch.zeros_like(step))
 
 
-def _normal_equations(jac: torch.Tensor, residual: torch.Tensor, float64_products: bool = True):
+def _normal_equations(jac: torch.Tensor, residual: torch.Tensor, float64_products: bool):
     """J^T J (b, F, F) and J^T r (b, F), returned in float64, of a (b, N, F) Jacobian (any
     layout) and (b, N) residuals; the products in float64, or with ``float64_products``
     False in the Jacobian's own dtype (see :class:`LMSettings`)."""
