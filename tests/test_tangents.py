@@ -228,7 +228,7 @@ def test_sersic_setup_tangents_match_central_differences():
               "pa": torch.tensor([-80.0, -10.0, 0.0, 45.0, 89.0], dtype=torch.float64)}
     names = ["r_e", "n", "q", "pa"]
     p3 = {k: v[:, None, None] for k, v in params.items()}
-    got = profile.setup_tangents(p3, names)
+    got = profile.setup_tangents(profile.setup(p3), names)
 
     def derived_of(p):
         d = profile.setup({k: v[:, None, None] for k, v in p.items()})

@@ -106,18 +106,18 @@ def _gammainc_eval(a64: torch.Tensor, x64: torch.Tensor, with_derivative: bool):
 
 
 def _gammainc_value(a64: torch.Tensor, x64: torch.Tensor) -> torch.Tensor:
-    """P(a, x) for float64 tensors of one shape."""
+    """P(a, x) for float64 tensors (a of x's shape or broadcastable to it)."""
     return _gammainc_eval(a64, x64, with_derivative=False)[0]
 
 
-def _gammainc_partials(a64: torch.Tensor, x64: torch.Tensor):
-    """(dP/da, dP/dx) at (a, x): dP/dx = x^(a-1) e^-x / Gamma(a), and dP/da from the
+def _gammainc_with_partials(a64: torch.Tensor, x64: torch.Tensor):
+    """(P, dP/da, dP/dx) at (a, x): dP/dx = x^(a-1) e^-x / Gamma(a), and dP/da from the
     derivative of the series summed alongside it; both exact to rounding."""
+    p, dp_da = _gammainc_eval(a64, x64, with_derivative=True)
     xs = x64.clamp(min=1e-300)
     dp_dx = torch.where(x64 > 0.0, torch.exp((a64 - 1.0) * torch.log(xs) - xs - torch.lgamma(a64)),
                         torch.zeros_like(x64))
-    _, dp_da = _gammainc_eval(a64, x64, with_derivative=True)
-    return dp_da, dp_dx
+    return p, dp_da, dp_dx
 
 
 class _GammaincLower(torch.autograd.Function):
@@ -142,14 +142,14 @@ class _GammaincLower(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         a64, x64 = ctx.saved_tensors
-        dp_da, dp_dx = _gammainc_partials(a64, x64)
+        _, dp_da, dp_dx = _gammainc_with_partials(a64, x64)
         # a may be smaller than x (broadcast inside): its gradient is summed back to its size
         return (grad * dp_da).sum_to_size(a64.shape), grad * dp_dx
 
     @staticmethod
     def jvp(ctx, tangent_a, tangent_x):
         a64, x64 = ctx.saved_tensors
-        dp_da, dp_dx = _gammainc_partials(a64, x64)
+        _, dp_da, dp_dx = _gammainc_with_partials(a64, x64)
         out = torch.zeros_like(x64)
         if tangent_a is not None:
             out = out + dp_da * tangent_a
@@ -188,17 +188,12 @@ def _shape_argument(a64: torch.Tensor, x64: torch.Tensor):
 def gammainc_lower_with_partials(a: torch.Tensor, x: torch.Tensor):
     """(P(a, x), dP/da, dP/dx) in float64 from one power series (no autograd), for the
     analytic Jacobian: the same value as :func:`gammainc_lower_regularized` (the same
-    series of the same length) and the partials of :func:`_gammainc_partials`.
+    series of the same length) and the partials its autograd rules use.
 
     Shape:
         a, x: broadcastable tensors; the results have their broadcast shape, float64.
     """
-    a64, x64 = _shape_argument(a.detach().to(torch.float64), x.detach().to(torch.float64))
-    p, dp_da = _gammainc_eval(a64, x64, with_derivative=True)
-    xs = x64.clamp(min=1e-300)
-    dp_dx = torch.where(x64 > 0.0, torch.exp((a64 - 1.0) * torch.log(xs) - xs - torch.lgamma(a64)),
-                        torch.zeros_like(x64))
-    return p, dp_da, dp_dx
+    return _gammainc_with_partials(*_shape_argument(a.detach().to(torch.float64), x.detach().to(torch.float64)))
 
 
 def sersic_b_initial_guess(n: torch.Tensor) -> torch.Tensor:

@@ -156,9 +156,10 @@ class EllipticalProfile(Profile):
     #: :meth:`enclosed_fraction` (float64) and, per ``(name, d derived / d name)``, its
     #: derivative at fixed rho. None: those tangents come from central differences.
     enclosed_fraction_tangents: ClassVar = None
-    #: optional, for the analytic Jacobian: a classmethod ``setup_tangents(params,
-    #: names)`` returning, per name, {key: d setup(params)[key] / d name} for every key
-    #: of :meth:`setup` ((B, 1, 1) tensors). None: central differences of :meth:`setup`.
+    #: optional, for the analytic Jacobian: a classmethod ``setup_tangents(derived,
+    #: names)`` returning, per name, {key: d derived[key] / d name} for every key of
+    #: ``derived`` = :meth:`setup`'s output ((B, 1, 1) tensors). None: central
+    #: differences of :meth:`setup`.
     setup_tangents: ClassVar = None
     #: the radius is generalised by shape modifiers (set by :mod:`.modifiers`)
     shape_modified: ClassVar[bool] = False

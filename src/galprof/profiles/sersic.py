@@ -95,15 +95,13 @@ class Sersic(EllipticalProfile):
         return gammainc_lower_regularized(2.0 * derived["n"], sersic_scaled_radius(rho, derived)).to(rho.dtype)
 
     @classmethod
-    def setup_tangents(cls, params, names):
+    def setup_tangents(cls, derived, names):
         """For the analytic Jacobian: per name of ``names`` (r_e, n, q, pa), the derivative
-        of every entry of :meth:`setup` ((B, 1, 1) ``params``), in closed form: b_n(n)
-        through the implicit function P(2n, b) = 1/2, db/dn = -2 (dP/da) / (dP/dx);
-        log I_0 = 2n log b - log(2 pi q R_e^2 n) - lgamma(2n). Float64 inside."""
-        n = params["n"].detach().to(torch.float64)
-        r_e = params["r_e"].detach().to(torch.float64)
-        q = params["q"].detach().to(torch.float64)
-        b = sersic_b(n)
+        of every entry of the set-up ``derived`` ((B, 1, 1) tensors from :meth:`setup`), in
+        closed form: b_n(n) through the implicit function P(2n, b) = 1/2, db/dn = -2
+        (dP/da) / (dP/dx); log I_0 = 2n log b - log(2 pi q R_e^2 n) - lgamma(2n). Float64
+        inside, returned in the dtype of ``derived``."""
+        n, r_e, q, b = (derived[k].detach().to(torch.float64) for k in ("n", "r_e", "q", "b"))
         _, dp_da, dp_dx = gammainc_lower_with_partials(2.0 * n, b)
         db_dn = -2.0 * dp_da / dp_dx
         zero = torch.zeros_like(n)
@@ -117,7 +115,7 @@ class Sersic(EllipticalProfile):
             "q": dict(log_i0=-1.0 / q, q=one),
             "pa": dict(pa=one),
         }
-        dtype = params["n"].dtype
+        dtype = derived["n"].dtype
         return [{k: slopes[name].get(k, zero).to(dtype) for k in keys} for name in names]
 
     @classmethod

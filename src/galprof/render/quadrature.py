@@ -217,8 +217,13 @@ def cell_integrals_exact(
     horizontal, vertical = _edge_segments(xe, ye)
     h_edges = _edge_integrals(profile, der, *horizontal, nodes, weights)  # (B, Ny+1, Nx)
     v_edges = _edge_integrals(profile, der, *vertical, nodes, weights)  # (B, Ny, Nx+1)
-    cells = h_edges[:, :-1, :] + v_edges[:, :, 1:] - h_edges[:, 1:, :] - v_edges[:, :, :-1]
-    return cells.to(dtype)
+    return _cells_from_edges(h_edges, v_edges).to(dtype)
+
+
+def _cells_from_edges(h_edges: torch.Tensor, v_edges: torch.Tensor) -> torch.Tensor:
+    """Green's theorem: a cell's light from the signed integrals along its four edges
+    (horizontal (B, Ny+1, Nx), vertical (B, Ny, Nx+1)), counter-clockwise."""
+    return h_edges[:, :-1, :] + v_edges[:, :, 1:] - h_edges[:, 1:, :] - v_edges[:, :, :-1]
 
 
 def cell_integrals_exact_tangents(
@@ -253,7 +258,7 @@ def cell_integrals_exact_tangents(
     horizontal, vertical = _edge_segments(xe, ye)
     h_edges = _edge_integrals(profile, der, *horizontal, nodes, weights, tan)
     v_edges = _edge_integrals(profile, der, *vertical, nodes, weights, tan)
-    return [(h[:, :-1, :] + v[:, :, 1:] - h[:, 1:, :] - v[:, :, :-1]).to(dtype) for h, v in zip(h_edges, v_edges)]
+    return [_cells_from_edges(h, v).to(dtype) for h, v in zip(h_edges, v_edges)]
 
 
 def _edge_segments(x_edges: torch.Tensor, y_edges: torch.Tensor):

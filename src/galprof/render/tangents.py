@@ -269,7 +269,7 @@ def _derived_tangents(profile, params, shape_names):
     keys = ("_form_a", "_form_c", "_form_h")
     setup_tangents = _hook(profile, "setup_tangents", ("prepare", "setup"))
     if setup_tangents is not None and shape_names:
-        columns = setup_tangents({k: v[:, None, None] for k, v in params.items()}, shape_names)
+        columns = setup_tangents(derived, shape_names)
         per_name = [{**d, **dict(zip(keys, _quadratic_form_slopes(derived["pa"], derived["q"], name)))}
                     for name, d in zip(shape_names, columns)]
     else:
