@@ -1,14 +1,17 @@
 """Batched Levenberg-Marquardt: every galaxy has its own damping, acceptance and stopping.
 
 Each iteration computes, for the galaxies still running, the weighted residuals r and
-the Jacobian J of the model (see :mod:`galprof.evaluation`), forms
-J^T J and J^T r (matrix products in J's dtype, see ``LMSettings.float64_products``) and
-solves (J^T J + lambda diag(J^T J)) delta = J^T r per galaxy in float64. A step is accepted where it lowers chi^2; rejected galaxies retry with larger
-damping without recomputing J (also across iterations: the normal equations are kept
-per galaxy until the galaxy moves, and J itself only for the optional Broyden updates,
-see :class:`LMSettings`). Galaxies that have converged drop out of the batch, so
-they stop costing work. The only host synchronisation per iteration is the one that
-gathers the indices of the galaxies still running.
+the Jacobian J of the model (see :mod:`galprof.evaluation`), forms J^T J and J^T r
+(matrix products in J's dtype, see ``LMSettings.float64_products``) and solves
+(J^T J + lambda diag(J^T J)) delta = J^T r per galaxy in float64. A step is accepted
+where it lowers chi^2; rejected galaxies retry with larger damping without recomputing
+J (also across iterations: the normal equations are kept per galaxy until the galaxy
+moves, and J itself only for the optional Broyden updates, see :class:`LMSettings`),
+except where the undamped Gauss-Newton step is predicted to lower chi^2 by less than
+the tolerances: such a galaxy stops after its first trial. Galaxies that have converged
+drop out of the batch, so they stop costing work. The only host synchronisation per
+iteration is the one that gathers the indices of the galaxies still running (and one
+per trial, for those still pending).
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ class LMSettings:
 
     Attributes:
         max_iterations: LM iterations (damped solves) per galaxy at most.
-        ftol: converged when an accepted step lowers chi^2 by less than ftol * chi^2.
-        chi2_tolerance: also converged when an accepted step lowers chi^2 by less than
-            this absolute amount: a change of chi^2 far below 1 moves no parameter by a
-            noticeable fraction of its error (noise-free data otherwise iterate until
-            rounding, chi^2 falling geometrically towards 0).
+        ftol: converged when an accepted step lowers chi^2 by less than ftol * chi^2,
+            or after one more trial step (taken if it lowers chi^2, not retried) where,
+            at an exact J, the undamped Gauss-Newton step is predicted to lower it by
+            less than that (the quadratic model).
+        chi2_tolerance: the same two tests with this absolute amount of chi^2 (the
+            larger of the two tolerances applies): a change of chi^2 far below 1 moves
+            no parameter by a noticeable fraction of its error (noise-free data
+            otherwise iterate until rounding, chi^2 falling geometrically towards 0).
         xtol: converged when no theta moves by more than xtol * (1 + |theta|).
         initial_damping: starting lambda (Marquardt scaling by diag(J^T J)).
         max_trials: damping increases tried per iteration before recomputing J.
@@ -85,6 +91,16 @@ def _solve_damped(jtj: torch.Tensor, jtr: torch.Tensor, damping: torch.Tensor) -
     step, info = torch.linalg.solve_ex(lhs, jtr.unsqueeze(-1))
     step = step.squeeze(-1)
     return torch.where((info == 0)[:, None] & torch.isfinite(step), step, torch.zeros_like(step))
+
+
+def _predicted_decrease(jtj: torch.Tensor, jtr: torch.Tensor) -> torch.Tensor:
+    """(b,) decrease of chi^2 that the undamped Gauss-Newton step (J^T J) delta = J^T r
+    would bring if the model were linear: (J^T r) . delta; +inf where J^T J is singular
+    or the result is not finite and non-negative (no conclusion drawn)."""
+    step, info = torch.linalg.solve_ex(jtj, jtr.unsqueeze(-1))
+    decrease = (jtr * step.squeeze(-1)).sum(-1)
+    usable = (info == 0) & torch.isfinite(decrease) & (decrease >= 0)
+    return torch.where(usable, decrease, torch.full_like(decrease, float("inf")))
 
 
 def _normal_equations(jac: torch.Tensor, residual: torch.Tensor, float64_products: bool):
@@ -211,16 +227,25 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         else:
             jtj, jtr = jtj_store[index], jtr_store[index]
         lam = damping[index]
+        # last step: where even the undamped Gauss-Newton step would lower chi^2 by less
+        # than the tolerances (in the quadratic model), the galaxy takes its first trial
+        # step if it lowers chi^2 and stops either way; near the optimum, rounding
+        # otherwise rejected such steps one damping increase after another up to
+        # max_damping, each a render
+        tolerance = torch.clamp(settings.ftol * current, min=settings.chi2_tolerance)
+        final = used_exact & (_predicted_decrease(jtj, jtr) <= tolerance)
         accepted = torch.zeros_like(current, dtype=torch.bool)
         new_theta = th.clone()
         new_chi2 = current.clone()
         new_residual = residual.clone() if keep_jacobian else None
         last_step = torch.zeros_like(th)
-        for _ in range(settings.max_trials):
-            pending = ~accepted
+        for trial_number in range(settings.max_trials):
+            pending = ~accepted & (~final if trial_number else torch.ones_like(final))
+            sub = torch.nonzero(pending).squeeze(-1)
+            if sub.numel() == 0:
+                break
             step = _limit_step(_solve_damped(jtj, jtr, lam), step_limits)
             trial = th + step
-            sub = torch.nonzero(pending).squeeze(-1)
             trial_residual = problem.residuals(trial[sub].to(render_dtype), index[sub]).to(render_dtype)
             trial_chi2 = torch.full_like(current, float("inf"))
             trial_chi2[sub] = (trial_residual.to(torch.float64) ** 2).sum(-1)
@@ -232,8 +257,6 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
             last_step = torch.where(better[:, None], step, last_step)
             accepted = accepted | better
             lam = torch.where(better, (lam / 5.0).clamp(min=1e-12), torch.where(pending, lam * 8.0, lam))
-            if bool(accepted.all()):
-                break
         if keep_jacobian:
             # rank-one (Broyden) update of J = d(model w)/d theta = -d residual/d theta
             delta = torch.where(accepted[:, None], new_theta - th, torch.zeros_like(th)).to(render_dtype)
@@ -250,7 +273,7 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
                               | (decrease <= settings.chi2_tolerance))
         small_x = accepted & (last_step.abs() <= settings.xtol * (1.0 + th.abs())).all(-1)
         stalled = lam > settings.max_damping
-        done = (small_f | small_x | stalled)
+        done = small_f | small_x | stalled | final
         # a galaxy converges only on a step computed with the exact J; a Broyden step that
         # looks final, or fails, asks for the exact J first
         want_exact[index] = ~used_exact & (done | ~accepted)
