@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ..conventions import elliptical_radius_squared
+from ..conventions import elliptical_quadratic_form, elliptical_radius_squared, evaluate_quadratic_form
 
 Scale = Literal["linear", "log", "angle", "free"]
 
@@ -171,10 +171,15 @@ class EllipticalProfile(Profile):
 
     @classmethod
     def setup(cls, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """:meth:`prepare` plus the geometry (``pa``, ``q``) the renderer needs."""
+        """:meth:`prepare` plus the geometry the renderer needs: ``pa``, ``q`` and the
+        coefficients ``_form_a``, ``_form_c``, ``_form_h`` of the squared elliptical
+        radius (:func:`galprof.conventions.elliptical_quadratic_form`), formed once per
+        evaluation instead of at every set of sample points."""
         derived = dict(cls.prepare(params))
         derived["pa"] = params["pa"]
         derived["q"] = params["q"]
+        derived["_form_a"], derived["_form_c"], derived["_form_h"] = elliptical_quadratic_form(params["pa"],
+                                                                                           params["q"])
         return derived
 
     @staticmethod
@@ -199,7 +204,10 @@ class EllipticalProfile(Profile):
 
     @classmethod
     def radius_squared(cls, dx: torch.Tensor, dy: torch.Tensor, derived: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Squared (generalised) elliptical radius of offsets dx, dy [pix] from the centre."""
+        """Squared (generalised) elliptical radius of offsets dx, dy [pix] from the centre
+        (with the quadratic form of :meth:`setup` where ``derived`` holds it)."""
+        if "_form_a" in derived:
+            return evaluate_quadratic_form(derived["_form_a"], derived["_form_c"], derived["_form_h"], dx, dy)
         return elliptical_radius_squared(dx, dy, derived["pa"], derived["q"])
 
     @classmethod

@@ -47,11 +47,12 @@ from torch.func import jvp, vmap
 from ..conventions import elliptical_quadratic_form, evaluate_quadratic_form
 from ..profiles.base import EllipticalProfile, safe_radius
 from .config import RenderConfig
-from .psf import PreparedPSF, interpolation_matrix_with_slope
+from .psf import PreparedPSF
 from .quadrature import (cell_integrals_exact, cell_integrals_exact_tangents, cell_integrals_transport_derivatives,
                          gauss_legendre_unit, smooth_window, smooth_window_slope, transport_parameters)
 from .scene import (Frame, RenderedParts, _canvas, _component_light, _convolve_channels, _deconvolve_pixel,
-                    _nearest_pixel, _patch_half, _sky, amplitude_scale, canvas_margin, fine_grid, patch_index)
+                    _nearest_pixel, _patch_half, _sky, amplitude_scale, canvas_margin, fine_grid, grid_weights,
+                    patch_index)
 
 _CENTRE = ("x", "y")
 _GEOMETRY = ("pa", "q")
@@ -99,22 +100,13 @@ class _Samples:
     """Evaluates a profile and its parameter derivatives at offsets from its centre.
 
     Per-galaxy quantities (the set-up ``derived``, its tangents, the quadratic form of
-    the ellipse and its tangents) are (B, 1, 1) tensors, expanded by :meth:`expand`
-    when the offsets carry more trailing dimensions (quadrature nodes).
+    the ellipse and its tangents) are (B, 1, 1) tensors: the offsets are (B, Ny, Nx)
+    tensor grids ((B, 1, Nx) against (B, Ny, 1)), quadrature nodes included.
     """
 
     def __init__(self, profile, names, derived, d_derived, form, d_form):
         self.profile, self.names = profile, names
         self.derived, self.d_derived, self.form, self.d_form = derived, d_derived, form, d_form
-
-    def expand(self, extra: int) -> _Samples:
-        def ex(t):
-            return None if t is None else t[(...,) + (None,) * extra]
-
-        return _Samples(self.profile, self.names, {k: ex(v) for k, v in self.derived.items()},
-                        [(n, {k: ex(v) for k, v in d.items()}) for n, d in self.d_derived],
-                        tuple(ex(t) for t in self.form),
-                        [None if f is None else tuple(ex(t) for t in f) for f in self.d_form])
 
     def __call__(self, dx: torch.Tensor, dy: torch.Tensor, centre: bool = True):
         """(value, [d value / d name for each name, or None where it is 0]) at offsets
@@ -172,11 +164,16 @@ def _place_patches_(canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tenso
 def _gauss_cells(samples: _Samples, dx, dy, order: int, window=None) -> torch.Tensor:
     """(B, 1 + K, Ny, Nx): unit-pixel integrals of the profile and of its derivatives by
     Gauss-Legendre quadrature (as :func:`galprof.render.quadrature.cell_integrals_gauss`),
-    optionally times 1 - window(r) with r the circular distance from the centre."""
+    optionally times 1 - window(r) with r the circular distance from the centre.
+
+    ``dx`` (B, 1, Nx) and ``dy`` (B, Ny, 1) are the cells' centre offsets; the nodes
+    stay a tensor grid of three dimensions, (B, 1, Nx * order) against (B, Ny * order,
+    1), so that the per-galaxy (B, 1, 1) set-up broadcasts as it is."""
     nodes, weights = gauss_legendre_unit(order, dx.dtype, dx.device)
-    dxn = (dx.unsqueeze(-1) + nodes).unsqueeze(-3)  # (B, 1, 1, Nx, ox)
-    dyn = (dy.unsqueeze(-2) + nodes[:, None]).unsqueeze(-1)  # (B, Ny, oy, 1, 1)
-    value, columns = samples.expand(2)(dxn, dyn)
+    bsz, ny, nx = dy.shape[0], dy.shape[-2], dx.shape[-1]
+    dxn = (dx.unsqueeze(-1) + nodes).reshape(dx.shape[0], 1, nx * order)
+    dyn = (dy + nodes).reshape(bsz, ny * order, 1)
+    value, columns = samples(dxn, dyn)
     if window is not None:
         inner, outer = window
         radius = safe_radius(dxn * dxn + dyn * dyn)
@@ -193,7 +190,8 @@ def _gauss_cells(samples: _Samples, dx, dy, order: int, window=None) -> torch.Te
                 columns[i] = col * keep
         value = value * keep
     weight = weights[:, None, None] * weights  # (oy, 1, ox)
-    return (_stack(value, columns) * weight).sum((-3, -1))
+    stack = _stack(value, columns)
+    return (stack.reshape(*stack.shape[:2], ny, order, nx, order) * weight).sum((-3, -1))
 
 
 _RELATIVE_STEP = 1e-5  # of max(|value|, 0.1): central differences in float64, error ~1e-10
@@ -265,8 +263,9 @@ def _derived_tangents(profile, params, shape_names):
     # the set-up itself in the working dtype, exactly as the renderer computes it (the
     # canvas must equal a plain render's)
     derived = profile.setup({k: v[:, None, None] for k, v in params.items()})
-    form = elliptical_quadratic_form(derived["pa"], derived["q"])
     keys = ("_form_a", "_form_c", "_form_h")
+    form = (tuple(derived[k] for k in keys) if keys[0] in derived
+            else elliptical_quadratic_form(derived["pa"], derived["q"]))
     setup_tangents = _hook(profile, "setup_tangents", ("prepare", "setup"))
     if setup_tangents is not None and shape_names:
         columns = setup_tangents(derived, shape_names)
@@ -346,8 +345,12 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     if transported:
         p64 = {kk: v.detach().to(torch.float64)[:, None, None] for kk, v in params.items()}
         size = next((p64[n] for n, kind in transported.items() if kind == "size"), None)
+        # the set-up already computed, in float64 (not solved for again: b_n's root alone
+        # is ~150 small operations; the derivatives need no more than the working
+        # precision of its values)
+        derived64 = {kk: v.detach().to(torch.float64) for kk, v in derived.items()}
         by_transport = cell_integrals_transport_derivatives(
-            profile, profile.setup(p64), size, edges64.expand(bsz, 1, -1), edges64.view(1, -1, 1).expand(bsz, -1, 1),
+            profile, derived64, size, edges64.expand(bsz, 1, -1), edges64.view(1, -1, 1).expand(bsz, -1, 1),
             config.edge_nodes, transported)
         d_others.update({n: v.to(x0.dtype) for n, v in by_transport.items()})
     d_core = [d_others[n] for n in shape_names]
@@ -356,9 +359,9 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     n = 2 * half + 1
     fx, fy = (x0 - cx)[:, None], (y0 - cy)[:, None]
     parts = [None] * (1 + len(names))
-    for offsets, light in grids:  # every tensor grid of points, spread with centre-dependent weights
-        wx, dwx = interpolation_matrix_with_slope(fx + offsets, n, order)
-        wy, dwy = interpolation_matrix_with_slope(fy + offsets, n, order)
+    weights = grid_weights(fx, fy, [offsets for offsets, _ in grids], n, order, with_slope=True)
+    for (offsets, light), (wx, wy, dwx, dwy) in zip(grids, weights):
+        # every tensor grid of points, spread with centre-dependent weights
         wy_t, dwy_t = wy.transpose(1, 2), dwy.transpose(1, 2)
         value = light[:, 0]
         terms = [wy_t @ value @ wx]
