@@ -49,6 +49,7 @@ class LMSettings:
             64): k = 2 is 5-25 % faster noise-free (fewer Jacobians, ~3 more iterations),
             5 % slower with noise; k = 3 no better. J is kept for the whole batch either
             way, so a galaxy whose trial steps all fail retries with its stored J.
+            (:func:`galprof.fit` runs its first, staged part with exact J throughout.)
         pass_size: galaxies whose Jacobians (and float64 normal equations) are formed
             together: the temporaries of a pass (the (b, N, F) Jacobian, its float64
             copy) scale with it. Only with Broyden updates is J stored for the whole
