@@ -34,6 +34,19 @@ def test_sersic_b_known_values():
     np.testing.assert_allclose(b, [1.678346990016, 7.669249443404], rtol=1e-9)
 
 
+def test_sersic_b_outside_the_table_of_roots():
+    """Inside 0.2 <= n <= 10 Newton starts from a table of roots (one iteration on the
+    CPU); any n outside it sends the whole tensor through the general start (three
+    iterations): both paths, and a tensor mixing them, agree with scipy's root."""
+    outside = np.array([0.1, 0.15, 10.5, 14.0, 20.0])
+    mixed = np.array([0.1, 0.2, 1.0, 4.0, 10.0, 20.0])
+    for values in (outside, mixed, N_GRID):
+        b = sersic_b(torch.tensor(values, dtype=torch.float64)).numpy()
+        reference = np.array([sersic_b_scipy(v) for v in values])
+        np.testing.assert_allclose(b, reference, rtol=1e-10)
+        assert np.abs(sps.gammainc(2 * values, b) - 0.5).max() < 1e-10
+
+
 def test_sersic_b_float32_keeps_dtype():
     n = torch.tensor([0.5, 1.0, 4.0], dtype=torch.float32)
     b = sersic_b(n)

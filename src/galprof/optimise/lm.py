@@ -241,7 +241,7 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         new_residual = residual.clone() if keep_jacobian else None
         last_step = torch.zeros_like(th)
         for trial_number in range(settings.max_trials):
-            pending = ~accepted & (~final if trial_number else torch.ones_like(final))
+            pending = ~accepted if trial_number == 0 else ~accepted & ~final
             sub = torch.nonzero(pending).squeeze(-1)
             if sub.numel() == 0:
                 break

@@ -263,13 +263,12 @@ def grid_weights(fx: torch.Tensor, fy: torch.Tensor, offsets: list[torch.Tensor]
     and axis, in a sixth of the operations."""
     targets = torch.cat([fx + o for o in offsets] + [fy + o for o in offsets], dim=1)
     sizes = [int(o.shape[0]) for o in offsets] * 2
+    k = len(offsets)
     if with_slope:
         weights, slopes = interpolation_matrix_with_slope(targets, n, order)
         w, d = weights.split(sizes, dim=1), slopes.split(sizes, dim=1)
-        k = len(offsets)
         return [(w[g], w[k + g], d[g], d[k + g]) for g in range(k)]
     w = interpolation_matrix(targets, n, order).split(sizes, dim=1)
-    k = len(offsets)
     return [(w[g], w[k + g]) for g in range(k)]
 
 

@@ -255,17 +255,22 @@ def _derived_tangents(profile, params, shape_names):
     """The set-up ``derived`` ((B, 1, 1) tensors) and, per shape parameter, its derivative,
     and the same for the ellipse's quadratic form: in closed form where the profile has
     ``setup_tangents``, else by central differences in float64."""
+    keys = ("_form_a", "_form_c", "_form_h")
+
+    def form_of(derived):
+        """(A, C, H) of the ellipse: the set-up's own (EllipticalProfile.setup) or formed."""
+        if keys[0] in derived:
+            return tuple(derived[k] for k in keys)
+        return elliptical_quadratic_form(derived["pa"], derived["q"])
+
     def setup_of(p):
         derived = profile.setup({k: v[:, None, None] for k, v in p.items()})
-        a, c, h = elliptical_quadratic_form(derived["pa"], derived["q"])
-        return {**derived, "_form_a": a, "_form_c": c, "_form_h": h}
+        return {**derived, **dict(zip(keys, form_of(derived)))}
 
     # the set-up itself in the working dtype, exactly as the renderer computes it (the
     # canvas must equal a plain render's)
     derived = profile.setup({k: v[:, None, None] for k, v in params.items()})
-    keys = ("_form_a", "_form_c", "_form_h")
-    form = (tuple(derived[k] for k in keys) if keys[0] in derived
-            else elliptical_quadratic_form(derived["pa"], derived["q"]))
+    form = form_of(derived)
     setup_tangents = _hook(profile, "setup_tangents", ("prepare", "setup"))
     if setup_tangents is not None and shape_names:
         columns = setup_tangents(derived, shape_names)
