@@ -101,12 +101,13 @@ def test_pass_size_does_not_change_the_fit():
     np.testing.assert_array_equal(single.iterations, whole.iterations)
 
 
-@pytest.mark.parametrize("kind", ["thread", "process"])
-def test_cpu_workers_do_not_change_the_fit(kind):
+@pytest.mark.parametrize("kind, staged", [("thread", False), ("process", False), ("process", True)])
+def test_cpu_workers_do_not_change_the_fit(kind, staged):
     """A batch split among two single-threaded workers (threads, or forked processes)
     gives the fit of one caller (in float64, to far below the errors: only the
     intra-op summation order differs), progress counts the galaxies of both workers,
-    and the thread count is restored."""
+    and the thread count is restored. Staged, each worker runs both stages (and the
+    retries) of its galaxies from start to end."""
     from galprof.fitting import processes_available
 
     if kind == "process" and not processes_available():
@@ -116,7 +117,7 @@ def test_cpu_workers_do_not_change_the_fit(kind):
     images = np.stack([galsim_image(t) for t in truths])
     starts = [offset_start(t) for t in truths]
     model = Model([Component("sersic", {k: np.array([s[k] for s in starts]) for k in PARAMS})])
-    kw = dict(sigma=np.ones_like(images), psf=psf, zeropoint=ZP, dtype=torch.float64, staged=False)
+    kw = dict(sigma=np.ones_like(images), psf=psf, zeropoint=ZP, dtype=torch.float64, staged=staged)
     threads = torch.get_num_threads()
     one = fit(model, images, cpu_workers=1, **kw)
     seen = []

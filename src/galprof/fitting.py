@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .evaluation import ModelFunctions
+from .heap import release_free_memory, retained_heap
 from .likelihood import prepare_data
 from .model import Model, ModelError
 from .optimise.adam import AdamSettings, adam_fit
@@ -193,6 +194,7 @@ def _solve_in_processes(solve, start_values: np.ndarray, galaxy: torch.Tensor, p
     counts = ctx.Array("q", [part.stop - part.start for part in parts], lock=False)
     children = []
     previous = torch.get_num_threads()
+    release_free_memory()  # free pages are then not shared copy-on-write with the children
     try:
         for slot, part in enumerate(parts[1:], start=1):
             receiver, sender = ctx.Pipe(duplex=False)
@@ -271,22 +273,20 @@ def _solve_in_threads(solve, start_values: np.ndarray, galaxy: torch.Tensor, par
     return fixed, joined
 
 
-def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, config, data, method, n_starts, retries,
-              lm_settings, adam_settings, dtype, progress, statistic=None, workers=None,
-              worker_kind="thread"):
-    """Run the optimiser from ``initial`` (B, P) values; keep the best attempt per galaxy.
+def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch.Tensor, *, frame, psf, config,
+                   data, method, n_starts, retries, lm_settings, adam_settings, dtype, report, statistic=None):
+    """Run the optimiser from ``initial`` (b, P) values for the galaxies ``galaxies`` (b,)
+    (indices into the prepared batch), in this thread; keep the best attempt per galaxy.
 
-    ``workers`` and ``worker_kind`` ("process" or "thread") split the batch among CPU
-    workers (see :func:`fit`).
-
-    Returns (theta (B, F), values (B, P) holding the fixed parameters, chi2 (B,),
-    iterations (B,), converged (B,)).
+    Returns (theta (b, F), values (b, P) holding the fixed parameters, chi2 (b,),
+    iterations (b,), converged (b,)).
     """
     bsz = initial.shape[0]
     device_ = data.data.device
 
-    def solve(start_values: np.ndarray, galaxy: torch.Tensor, report):
-        """Optimise from (b, P) starting values for the galaxies ``galaxy`` (b,)."""
+    def solve(start_values: np.ndarray, local: torch.Tensor):
+        """Optimise from (r, P) starting values for the galaxies ``local`` (r,) of this part."""
+        galaxy = galaxies[local]
         fixed = torch.as_tensor(start_values, dtype=torch.float64, device=device_)
         functions = ModelFunctions(layout, fixed, frame, psf, config, internal=True, galaxies=galaxy)
         problem = BatchProblem(functions.render, data.data[galaxy], data.weight[galaxy], functions.jacobian,
@@ -300,54 +300,32 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
             raise ValueError(f"unknown method {method!r}; use 'lm' or 'adam'")
         return fixed, out
 
-    # forward-mode autodiff (torch.func.jvp) keeps process-wide state: such Jacobians
-    # run in the calling thread only
-    probe = ModelFunctions(layout, torch.as_tensor(initial[:1], dtype=torch.float64, device=device_), frame, psf,
-                           config, internal=True, galaxies=torch.zeros(1, dtype=torch.long, device=device_))
-    threadable = probe.forward_mode_free
-
-    def run(start_values: np.ndarray, galaxy: torch.Tensor):
-        if torch.device(device_).type != "cpu":  # CPU workers only (no fork after CUDA)
-            return solve(start_values, galaxy, progress)
-        if worker_kind == "process":
-            parts = cpu_worker_parts(galaxy.numel(), device_, workers, MIN_ROWS_PER_PROCESS)
-        elif threadable:
-            parts = cpu_worker_parts(galaxy.numel(), device_, workers, MIN_ROWS_PER_THREAD)
-        else:
-            parts = [slice(0, galaxy.numel())]
-        if len(parts) == 1:
-            return solve(start_values, galaxy, progress)
-        if worker_kind == "process":
-            return _solve_in_processes(solve, start_values, galaxy, parts, progress)
-        return _solve_in_threads(solve, start_values, galaxy, parts, progress)
-
-    galaxy_all = torch.arange(bsz, device=device_).repeat(n_starts)
-    fixed_all, outcome = run(_start_variants(layout, initial, n_starts), galaxy_all)
+    local_all = torch.arange(bsz, device=device_).repeat(n_starts)
+    fixed_all, outcome = solve(_start_variants(layout, initial, n_starts), local_all)
     best_chi2 = torch.full((bsz,), float("inf"), dtype=torch.float64, device=device_)
     best_theta = torch.zeros(bsz, layout.n_free, dtype=torch.float64, device=device_)
     best_fixed = torch.as_tensor(initial, dtype=torch.float64, device=device_).clone()
     iterations = torch.zeros(bsz, dtype=torch.long, device=device_)
     converged_best = torch.zeros(bsz, dtype=torch.bool, device=device_)
 
-    def merge(galaxy, fixed, out):
+    def merge(local, fixed, out):
         """Keep, per galaxy, the attempt with the lowest finite chi^2 (vectorised)."""
         chi = torch.where(torch.isfinite(out.chi2), out.chi2, torch.full_like(out.chi2, float("inf")))
-        lowest = torch.full_like(best_chi2, float("inf")).scatter_reduce(0, galaxy, chi, "amin")
-        rows = torch.nonzero((chi == lowest[galaxy]) & (chi < best_chi2[galaxy])).squeeze(-1)
-        target = galaxy[rows]
+        lowest = torch.full_like(best_chi2, float("inf")).scatter_reduce(0, local, chi, "amin")
+        rows = torch.nonzero((chi == lowest[local]) & (chi < best_chi2[local])).squeeze(-1)
+        target = local[rows]
         best_chi2[target] = chi[rows]
         best_theta[target] = out.theta[rows]
         best_fixed[target] = fixed[rows]
         converged_best[target] = out.converged[rows]
-        iterations.index_add_(0, galaxy, out.iterations)
+        iterations.index_add_(0, local, out.iterations)
 
-    merge(galaxy_all, fixed_all, outcome)
+    merge(local_all, fixed_all, outcome)
     # galaxies whose shape parameters, or coordinates bounded by a constraint, ended on
     # a bound get further starts (LM from a poor start can run off to n -> 10 or R_e ->
     # huge, and the bound transform is flat there); the lowest chi^2 wins
+    shape_cols = [k for k, i in enumerate(layout.free_index) if _retry_parameter(layout, i)]
     for attempt in range(1, retries + 1):
-        shape_cols = [k for k, i in enumerate(layout.free_index)
-                      if _retry_parameter(layout, i)]
         if not shape_cols:
             break
         stuck = layout.at_bound(best_theta)[:, shape_cols].any(-1)
@@ -356,10 +334,77 @@ def _optimise(layout: ParameterLayout, initial: np.ndarray, *, frame, psf, confi
             break
         variants = _start_variants(layout, initial[redo.cpu().numpy()], n_starts + 2 * attempt)[
             redo.numel() * (n_starts + 2 * (attempt - 1)):]
-        galaxy_redo = redo.repeat(variants.shape[0] // redo.numel())
-        fixed_r, out_r = run(variants, galaxy_redo)
-        merge(galaxy_redo, fixed_r, out_r)
+        local_redo = redo.repeat(variants.shape[0] // redo.numel())
+        fixed_r, out_r = solve(variants, local_redo)
+        merge(local_redo, fixed_r, out_r)
     return best_theta, best_fixed, best_chi2, iterations, converged_best
+
+
+def _fit_part(layout: ParameterLayout, stage_layout: ParameterLayout | None, stage_settings: LMSettings | None,
+              initial: np.ndarray, galaxies: torch.Tensor, report, **optimise):
+    """The whole optimisation of the galaxies ``galaxies`` (b,) from ``initial`` (b, P):
+    the staged first part (with ``stage_layout``: the Sersic indices held, at most
+    ``stage_settings.max_iterations``), then every free parameter with retries.
+
+    One CPU worker runs this for its part of the batch from start to end (one fork and
+    one join per fit; each galaxy's fit is independent of the others).
+
+    Returns (values (b, P) holding the fixed parameters, :class:`LMOutcome` with the
+    best attempt's theta (b, F), chi2, iterations of both stages, converged)."""
+    start = initial
+    extra_iterations = 0
+    if stage_layout is not None:
+        theta1, fixed1, _, extra_iterations, _ = _optimise_part(
+            stage_layout, start, galaxies, report=report,
+            **{**optimise, "retries": 0, "n_starts": 1, "lm_settings": stage_settings})
+        # a coordinate that stage 1 drove onto a bound (R_e -> 0 while a wrong n is held,
+        # q -> 0 while the PA is still wrong) starts stage 2 just inside it, where the
+        # bound transform still responds: far out (theta ~ -27) it is flat, and LM spent
+        # the whole of stage 2 beside the bound before a retry could start afresh
+        stuck = stage_layout.at_bound(theta1)
+        theta1 = torch.where(stuck, theta1.clamp(-STAGE_BOUND_LOGIT, STAGE_BOUND_LOGIT), theta1)
+        start = stage_layout.to_user(theta1, fixed1).cpu().numpy()
+    theta, best_fixed, chi2, iterations, converged = _optimise_part(layout, start, galaxies, report=report,
+                                                                    **optimise)
+    return best_fixed, LMOutcome(theta, chi2, iterations + extra_iterations, converged)
+
+
+def _optimise(layout: ParameterLayout, stage_layout: ParameterLayout | None, stage_settings: LMSettings | None,
+              initial: np.ndarray, *, workers=None, worker_kind="thread", progress=None, **optimise):
+    """:func:`_fit_part` for the whole batch from ``initial`` (B, P), split among CPU
+    workers (``workers``, ``worker_kind``: "process" or "thread"; see :func:`fit`).
+
+    Returns (theta (B, F), values (B, P) holding the fixed parameters, iterations (B,),
+    converged (B,))."""
+    bsz = initial.shape[0]
+    data = optimise["data"]
+    device_ = data.data.device
+    galaxy = torch.arange(bsz, device=device_)
+
+    def part(start_values: np.ndarray, galaxies: torch.Tensor, report):
+        return _fit_part(layout, stage_layout, stage_settings, start_values, galaxies, report, **optimise)
+
+    def forward_mode_free(lay):
+        probe = ModelFunctions(lay, torch.as_tensor(initial[:1], dtype=torch.float64, device=device_),
+                               optimise["frame"], optimise["psf"], optimise["config"], internal=True,
+                               galaxies=galaxy[:1])
+        return probe.forward_mode_free
+
+    parts = [slice(0, bsz)]
+    if torch.device(device_).type == "cpu":  # CPU workers only (no fork after CUDA)
+        if worker_kind == "process":
+            parts = cpu_worker_parts(bsz, device_, workers, MIN_ROWS_PER_PROCESS)
+        # forward-mode autodiff (torch.func.jvp) keeps process-wide state: such
+        # Jacobians run in the calling thread only
+        elif forward_mode_free(layout) and (stage_layout is None or forward_mode_free(stage_layout)):
+            parts = cpu_worker_parts(bsz, device_, workers, MIN_ROWS_PER_THREAD)
+    if len(parts) == 1:
+        fixed, outcome = part(initial, galaxy, progress)
+    elif worker_kind == "process":
+        fixed, outcome = _solve_in_processes(part, initial, galaxy, parts, progress)
+    else:
+        fixed, outcome = _solve_in_threads(part, initial, galaxy, parts, progress)
+    return outcome.theta, fixed, outcome.iterations, outcome.converged
 
 
 @dataclass(frozen=True)
@@ -449,6 +494,7 @@ def prepare_fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_ove
     return FitSetup(img, bsz, frame, prepared_psf, data, layout, layout_bounds, initial)
 
 
+@retained_heap()
 def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
         origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
         convolution_box: tuple[int, int] | None = None, region_sizes=None, statistic=None,
@@ -526,9 +572,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
                     retries=retries, lm_settings=lm_settings, adam_settings=adam_settings, dtype=dtype,
                     progress=progress, statistic=statistic, workers=cpu_workers,
                     worker_kind=resolve_cpu_worker_kind(cpu_worker_kind))
-    start = initial
     staged_model = _without_free_index(model) if staged and method == "lm" else None
-    extra_iterations = 0
+    stage_layout = stage_settings = None
     if staged_model is not None:
         # stage 1: everything but the Sersic indices, briefly. It brings size, flux and
         # shape near the valley before n is released; from far starts LM otherwise tends
@@ -538,17 +583,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         # rank-one updates approximate J worst (with broyden_updates=3 a start 1 in n and
         # 1.5x in R_e off ended stage 1 at 5x the chi^2 and stage 2 on n's bound)
         stage_settings = replace(lm_settings, max_iterations=stage_iterations, ftol=STAGE_FTOL, broyden_updates=0)
-        theta1, fixed1, _, extra_iterations, _ = _optimise(
-            stage_layout, start, **{**optimise, "retries": 0, "n_starts": 1, "lm_settings": stage_settings})
-        # a coordinate that stage 1 drove onto a bound (R_e -> 0 while a wrong n is held,
-        # q -> 0 while the PA is still wrong) starts stage 2 just inside it, where the
-        # bound transform still responds: far out (theta ~ -27) it is flat, and LM spent
-        # the whole of stage 2 beside the bound before a retry could start afresh
-        stuck = stage_layout.at_bound(theta1)
-        theta1 = torch.where(stuck, theta1.clamp(-STAGE_BOUND_LOGIT, STAGE_BOUND_LOGIT), theta1)
-        start = stage_layout.to_user(theta1, fixed1).cpu().numpy()
-    theta, best_fixed, _, iterations, converged_best = _optimise(layout, start, **optimise)
-    iterations = iterations + extra_iterations
+    theta, best_fixed, iterations, converged_best = _optimise(layout, stage_layout, stage_settings, initial,
+                                                              **optimise)
     at_bound_free = layout.at_bound(theta)
     user = layout.to_user(theta, best_fixed).cpu().numpy()
     values = layout.canonicalise(user)
