@@ -18,6 +18,7 @@ from galprof import Component, Model, fit
 from galprof.profiles import get_profile
 from galprof.render.psf import prepare_psf
 from galprof.render.scene import Frame, render_model
+from host_speed import host_speed
 
 
 def moffat_psf(size=25, fwhm=2.8, beta=3.5, oversample=9):
@@ -115,6 +116,7 @@ def main():
           f"threads={torch.get_num_threads()} cpu_workers={args.cpu_workers or 'auto'} "
           f"cpu_worker_kind={args.cpu_worker_kind or 'auto'}")
     print(f"galaxies/s = {args.batch / elapsed:.2f}  (wall {elapsed:.1f} s)")
+    print(host_speed())
     print(f"median LM iterations = {np.median(result.iterations):.0f}")
     print(f"success rate from offset starts = {ok.mean():.3f} ({ok.sum()}/{len(ok)})")
     print(f"converged = {result.converged.mean():.3f}")
