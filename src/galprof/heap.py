@@ -7,7 +7,8 @@ its mmap threshold (128 KiB at start, raised as large blocks are freed, but neve
 of the heap to the kernel once more than the trim threshold is free there. Each pass
 then page-faults its working set in again. Measured on the 2-core development CPU
 (bench_fit data, 32 galaxies of 128x128 in one thread, 2026-12-01): ~160,000 minor page
-faults and ~0.3 s of system time in a 1.9 s fit; with the heap kept, ~0 and 0.0 s.
+faults and 0.3-0.5 s of system time in a ~1.9 s fit; with the heap kept, ~31,000 (the
+working set's first touch in each fit) and 0.05 s.
 
 :func:`retained_heap` raises both thresholds while it is active. When the outermost use
 ends it sets them to the values glibc's own adaptation reaches once large blocks have
