@@ -455,3 +455,42 @@ def test_batch_fit_equals_single_fits():
                      dtype=torch.float64)
         np.testing.assert_allclose(batch.values[b], single.values[0], atol=1e-6)
         assert abs(batch.value(1, "fwhm")[b] - truths[b]["fwhm"]) < 0.01
+
+
+def test_worker_split_counts_every_start():
+    """A worker's rows are its galaxies times their starts: 8 galaxies with 4 starts each
+    (32 rows) split between two automatic workers as 32 single-start ones do; a split
+    multi-start fit equals the unsplit one."""
+    from galprof.fitting import MIN_ROWS_PER_PROCESS, processes_available
+
+    if not processes_available():
+        pytest.skip("no fork here")
+    import galprof.fitting as fitting
+
+    psf = moffat_epsf(3.5, 2.8, 25)
+    truths = (TRUTHS[:2] * 4)[:8]
+    images = np.stack([galsim_image(t) for t in truths])
+    starts = [offset_start(t) for t in truths]
+    model = Model([Component("sersic", {k: np.array([s[k] for s in starts]) for k in PARAMS})])
+    kw = dict(sigma=np.ones_like(images), psf=psf, zeropoint=ZP, dtype=torch.float64, staged=False, retries=0,
+              n_starts=4, lm_settings=LMSettings(max_iterations=5))
+    assert 8 < MIN_ROWS_PER_PROCESS <= 32
+    seen = []
+    original = fitting._solve_in_processes
+
+    def recording(solve, start_values, galaxy, parts, progress):
+        seen.append(parts)
+        return original(solve, start_values, galaxy, parts, progress)
+
+    one = fit(model, images, cpu_workers=1, **kw)
+    threads = torch.get_num_threads()
+    try:
+        fitting._solve_in_processes = recording
+        torch.set_num_threads(2)
+        two = fit(model, images, cpu_worker_kind="process", **kw)
+    finally:
+        fitting._solve_in_processes = original
+        torch.set_num_threads(threads)
+    assert seen == [[slice(0, 4), slice(4, 8)]]
+    np.testing.assert_allclose(two.values, one.values, rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(two.iterations, one.iterations)

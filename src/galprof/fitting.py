@@ -390,14 +390,17 @@ def _optimise(layout: ParameterLayout, stage_layout: ParameterLayout | None, sta
                                galaxies=galaxy[:1])
         return probe.forward_mode_free
 
+    def per_galaxy(min_rows):  # a worker's rows are its galaxies times the starts of each
+        return max(1, -(-min_rows // optimise["n_starts"]))
+
     parts = [slice(0, bsz)]
     if torch.device(device_).type == "cpu":  # CPU workers only (no fork after CUDA)
         if worker_kind == "process":
-            parts = cpu_worker_parts(bsz, device_, workers, MIN_ROWS_PER_PROCESS)
+            parts = cpu_worker_parts(bsz, device_, workers, per_galaxy(MIN_ROWS_PER_PROCESS))
         # forward-mode autodiff (torch.func.jvp) keeps process-wide state: such
         # Jacobians run in the calling thread only
         elif forward_mode_free(layout) and (stage_layout is None or forward_mode_free(stage_layout)):
-            parts = cpu_worker_parts(bsz, device_, workers, MIN_ROWS_PER_THREAD)
+            parts = cpu_worker_parts(bsz, device_, workers, per_galaxy(MIN_ROWS_PER_THREAD))
     if len(parts) == 1:
         fixed, outcome = part(initial, galaxy, progress)
     elif worker_kind == "process":
@@ -547,8 +550,10 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         progress: optional callable(iteration, n_running).
         cpu_workers: on the CPU, split the batch among this many workers, each with one
             intra-op thread (None: one per ``torch.get_num_threads()``, with at least
-            :data:`MIN_ROWS_PER_PROCESS` galaxies each, or :data:`MIN_ROWS_PER_THREAD` for
-            threads; 1: no split). The result does not depend on it.
+            :data:`MIN_ROWS_PER_PROCESS` rows (galaxies x ``n_starts``) each, or
+            :data:`MIN_ROWS_PER_THREAD` for threads; 1: no split). Each worker fits its
+            galaxies from start to end (both stages, every start and retry). The
+            result does not depend on it.
         cpu_worker_kind: ``process`` (forked worker processes: the default where
             :func:`processes_available`, i.e. on Linux outside daemonic processes),
             ``thread`` (worker threads; torch's thread count is process-wide and is 1
