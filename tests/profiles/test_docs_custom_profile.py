@@ -11,7 +11,7 @@ import pytest
 
 from galprof.profiles import registry
 
-DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "custom_profiles.md"
+DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "custom_profiles.md"
 
 
 @pytest.fixture

@@ -180,7 +180,7 @@ def test_galprof_imfit_unsupported_options_are_clear_errors(imfit_workdir, capsy
     assert "bad.dat:3" in capsys.readouterr().err
 
 
-SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "imfit" / "tests"
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[3] / "shared" / "data" / "imfit" / "tests"
 
 
 @pytest.mark.slow
