@@ -15,9 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
-class LikelihoodError(ValueError):
-    """The data cannot be fitted (e.g. every pixel of a galaxy is masked)."""
+from .errors import LikelihoodError
 
 
 @dataclass(frozen=True)

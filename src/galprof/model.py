@@ -20,10 +20,7 @@ import numpy as np
 
 from .profiles import get_profile
 from .profiles.modifiers import profile_for_values
-
-
-class ModelError(ValueError):
-    """A model description is inconsistent (unknown profile or parameter, bad bounds...)."""
+from .errors import ModelError
 
 
 @dataclass(frozen=True)

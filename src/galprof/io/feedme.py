@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from ..profiles import EllipticalProfile, available_profiles, get_profile
 from ..profiles.modifiers import profile_for_values
 from .fits_io import InputError, split_extension
+from ..errors import FeedmeError
 
 __all__ = [
     "FeedmeError",
@@ -38,28 +39,6 @@ __all__ = [
     "format_feedme",
     "next_restart_path",
 ]
-
-
-class FeedmeError(ValueError):
-    """A feedme file cannot be read. The message is ``"path:line: what is wrong"``.
-
-    Attributes
-    ----------
-    path : str
-        The file, as given to :func:`read_feedme`.
-    line : int or None
-        1-based line number, or None for a problem with the file as a whole (a missing
-        required line); the message is then ``"path: what is wrong"``.
-    reason : str
-        What is wrong, without the location.
-    """
-
-    def __init__(self, path, line: int | None, reason: str):
-        self.path = str(path)
-        self.line = line
-        self.reason = reason
-        where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {reason}")
 
 
 # ----------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 from astropy.io import fits
 
+from ..errors import InputError
+
 __all__ = [
     "InputError",
     "split_extension",
@@ -34,10 +36,6 @@ DEFAULT_GAIN = 7.0
 DEFAULT_NCOMBINE = 1.0
 
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fz", ".fits.fz")
-
-
-class InputError(ValueError):
-    """An input file (image, mask, sigma image, PSF) cannot be used; the message names it."""
 
 
 # ----------------------------------------------------------------------------------------

@@ -30,13 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import AutoInitError
+
 __all__ = ["AutoInit", "AutoInitError", "auto_initial", "mask_from_segmentation"]
 
 MASK_MODES = ("others", "target", "none")
-
-
-class AutoInitError(ValueError):
-    """The automatic initialisation could not be done; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,7 @@ import numpy as np
 from ..io.fits_io import InputError, split_extension
 from ..model import Model
 from .columns import parameter_column
-
-
-class CatalogError(ValueError):
-    """A catalog or template cannot be used (names the file and the column or row)."""
+from ..errors import CatalogError
 
 
 @dataclass(frozen=True)

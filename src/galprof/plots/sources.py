@@ -33,14 +33,10 @@ import numpy as np
 import torch
 
 from ..render.config import RenderConfig
+from ..errors import PlotError
 
 __all__ = ["BatchResults", "ComponentView", "FitView", "PlotError", "from_fit_result", "from_imfit",
            "from_imgblock", "load_result", "render_components"]
-
-
-class PlotError(ValueError):
-    """A result cannot be shown (unreadable file, missing image, unknown row); the
-    message names the file and, for tables, the row."""
 
 
 # ------------------------------------------------------------------------ descriptions

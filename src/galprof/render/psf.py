@@ -21,9 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-
-class PSFError(ValueError):
-    """The PSF image cannot be used (NaNs, non-positive sum, wrong shape or size)."""
+from ..errors import PSFError
 
 
 def lanczos_kernel(x: torch.Tensor, order: int) -> torch.Tensor:

@@ -48,10 +48,7 @@ from ..profiles.base import EllipticalProfile, Profile
 from .config import RenderConfig
 from .psf import PreparedPSF, interpolation_matrix, interpolation_matrix_with_slope
 from .quadrature import cell_integrals_exact, cell_integrals_gauss, gauss_legendre_unit, smooth_window
-
-
-class RenderError(ValueError):
-    """A model cannot be rendered as asked (e.g. a point source without a PSF)."""
+from ..errors import RenderError
 
 
 @dataclass(frozen=True)

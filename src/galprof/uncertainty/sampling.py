@@ -32,11 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import UsageError
+
 from .summary import SampleSummary
 from ..model import ModelError
 
 
-class SamplingUnavailable(ImportError):
+class SamplingUnavailable(UsageError, ImportError):
     """Pyro is not installed."""
 
 
