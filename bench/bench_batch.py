@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from astropy.table import Table
 
-from galprof.pipeline.catalog import read_catalog, template_from_file
+from galprof.pipeline.sources import read_catalog, template_from_file
 from galprof.pipeline.demo import simulate, summarise
 from galprof.pipeline.runner import BatchOptions, run_batch
 

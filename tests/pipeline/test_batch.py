@@ -14,7 +14,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from galprof.cli import main
-from galprof.pipeline.catalog import read_catalog, template_from_file
+from galprof.pipeline.sources import read_catalog, template_from_file
 from galprof.pipeline.runner import BatchOptions, run_batch
 from references import FFT_GSPARAMS, galsim_moffat, galsim_sersic, moffat_epsf
 
@@ -148,10 +148,10 @@ def test_checkpoint_fingerprint_does_not_depend_on_the_hash_seed(survey):
     """A resumed run is another process with another string-hash seed: the checkpoint
     fingerprint must not change with it (a frozenset's repr does: 'fixed' sets of two
     names came out in either order, so resuming was refused about half the time)."""
-    script = ("import sys; from galprof.pipeline.catalog import read_catalog, template_from_file; "
-              "from galprof.pipeline.runner import BatchOptions, _fingerprint; "
+    script = ("import sys; from galprof.pipeline.sources import read_catalog, template_from_file; "
+              "from galprof.pipeline.runner import BatchOptions, run_fingerprint; "
               "t = template_from_file('template.feedme'); s = read_catalog('catalog.ecsv', t); "
-              "print(_fingerprint(s, t, BatchOptions()))")
+              "print(run_fingerprint(s, t, BatchOptions()))")
     # hash seeds 0 and 4 order the template's fixed sky terms {'dsdx', 'dsdy'} differently
     orders = {subprocess.run([sys.executable, "-c", "print(frozenset({'dsdx', 'dsdy'}))"], check=True, text=True,
                              capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
@@ -263,6 +263,7 @@ def test_streaming_memory_is_bounded_by_the_batch_not_the_catalog(tmp_path, monk
     The fit itself is replaced by a stub here: what is measured is the streaming."""
     import tracemalloc
 
+    from galprof.io.results import failed_row
     from galprof.pipeline import runner
 
     image = np.random.default_rng(1).normal(0, 1, (256, 256)).astype(np.float32)
@@ -270,8 +271,8 @@ def test_streaming_memory_is_bounded_by_the_batch_not_the_catalog(tmp_path, monk
     (tmp_path / "template.feedme").write_text(TEMPLATE.replace("D) psf.fits", "D) none"))
     template = template_from_file(str(tmp_path / "template.feedme"))
 
-    def stub(items, template, options):
-        return [runner._failed_row(template, p.source, "stub") for p in items]
+    def stub(items, template, options, on_fitted=None):
+        return [dict(failed_row(template.model, p.source.id, "stub"), _row=p.source.row) for p in items]
 
     monkeypatch.setattr(runner, "fit_chunk", stub)
     peaks = {}

@@ -17,7 +17,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from galprof.io.galfit_output import ComponentReport, write_imgblock
-from galprof.pipeline.columns import error_column, parameter_column
+from galprof.io.results import error_column, parameter_column
 from galprof.plots.sources import render_components
 
 ZP = 25.0

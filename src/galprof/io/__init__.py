@@ -22,7 +22,14 @@ from .feedme import (
     parse_feedme,
     read_feedme,
 )
-from .fits_io import InputError, exposure_time, read_image, read_mask, sigma_from_header, sky_statistics
+from .fits_io import (
+    InputError,
+    exposure_time,
+    read_image,
+    read_mask,
+    sigma_from_header,
+    sky_statistics,
+)
 from .galfit_output import (
     ComponentReport,
     append_fit_log,

@@ -23,10 +23,10 @@ import pathlib
 import re
 from dataclasses import dataclass, field
 
+from ..errors import FeedmeError
 from ..profiles import EllipticalProfile, available_profiles, get_profile
 from ..profiles.modifiers import profile_for_values
 from .fits_io import InputError, split_extension
-from ..errors import FeedmeError
 
 __all__ = [
     "FeedmeError",

@@ -138,7 +138,9 @@ def read_image(path: str, extension: int | None = None) -> tuple[np.ndarray, fit
 # ----------------------------------------------------------------------------------------
 
 
-def _looks_like_fits(path: pathlib.Path) -> bool:
+def looks_like_fits(path: pathlib.Path) -> bool:
+    """True when ``path`` is named like a FITS file (.fits, .fit, .fts, gzipped too) or starts
+    with the FITS signature or gzip's magic number (a mask may be a FITS image or a text list)."""
     name = path.name.lower()
     if name.endswith(_FITS_SUFFIXES):
         return True
@@ -179,7 +181,7 @@ def read_mask(path: str, shape: tuple[int, int]) -> np.ndarray:
     p = pathlib.Path(path)
     if not p.exists():
         raise InputError(f"{path}: mask file not found")
-    if _looks_like_fits(p):
+    if looks_like_fits(p):
         data, _ = read_image(path)
         if data.shape != shape:
             raise InputError(f"{path}: mask has shape {data.shape} (NAXIS2, NAXIS1) but the image has shape {shape}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,6 +325,46 @@ _STRUCTURAL = frozenset({"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAX
                          "DATASUM", "END"})
 
 
+def carried_card(card: fits.Card) -> fits.Card | None:
+    """``card`` as a FITS-standard card for an output header, or None to drop it.
+
+    Archival headers often hold cards that astropy refuses to write (e.g. HST's
+    ``CD1_1 = 4.7e-06 / comment`` written without the standard spacing). A card whose
+    keyword, value and comment can be read is rebuilt from them (a warning says it was
+    mended); one that cannot be read is dropped with a warning naming its keyword. The
+    image data and the fit never depend on these cards.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            card.verify("exception")
+            return card
+        except Exception:  # noqa: BLE001 - astropy raises VerifyError or ValueError subclasses
+            pass
+        try:
+            if card.keyword in ("COMMENT", "HISTORY", ""):
+                mended = fits.Card(card.keyword, str(card.value))
+            else:
+                mended = fits.Card(card.keyword, card.value, card.comment)
+            mended.verify("exception")
+            str(mended)
+        except Exception as err:  # noqa: BLE001 - any card astropy cannot rebuild is dropped
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            mended = None
+    del caught
+    if mended is None:
+        warnings.warn(f"input header card {card.keyword!r} cannot be read ({reason}); dropped from the output",
+                      HeaderCardWarning, stacklevel=3)
+    else:
+        warnings.warn(f"input header card {card.keyword!r} is not FITS-standard; written as {str(mended).strip()!r}",
+                      HeaderCardWarning, stacklevel=3)
+    return mended
+
+
+class HeaderCardWarning(UserWarning):
+    """An input header card was mended or dropped while an output header was written."""
+
+
 def _input_header(input_header: fits.Header | None, feedme: Feedme | None) -> fits.Header:
     """Copy of the input image header without structural keys, WCS shifted to the cutout."""
     header = fits.Header()
@@ -332,7 +373,9 @@ def _input_header(input_header: fits.Header | None, feedme: Feedme | None) -> fi
     for card in input_header.cards:
         if card.keyword in _STRUCTURAL or card.keyword.startswith("NAXIS"):
             continue
-        header.append(card, end=True)
+        carried = carried_card(card)
+        if carried is not None:
+            header.append(carried, end=True)
     if feedme is not None:
         xmin, _, ymin, _ = feedme.fit_region
         for axis, offset in (("1", xmin - 1), ("2", ymin - 1)):
@@ -432,7 +475,8 @@ def write_imgblock(
     hdu_model = fits.ImageHDU(arrays[1].astype(np.float32), header=model_header, name=f"MODEL_{band}")
     hdu_residual = fits.ImageHDU(arrays[2].astype(np.float32), name=f"RESIDUAL_{band}")
     out = pathlib.Path(path)
-    fits.HDUList([primary, hdu_input, hdu_model, hdu_residual]).writeto(out, overwrite=overwrite)
+    fits.HDUList([primary, hdu_input, hdu_model, hdu_residual]).writeto(out, overwrite=overwrite,
+                                                                         output_verify="silentfix")
     return out
 
 

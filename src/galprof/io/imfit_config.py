@@ -37,6 +37,7 @@ import numpy as np
 from .. import conversions as conv
 from ..constraints import Tie
 from ..model import Component, Model
+from ..profiles import available_profiles, get_profile
 from .feedme import FeedmeError
 
 __all__ = [
@@ -74,7 +75,6 @@ def _registered_function(name: str):
     """The registered galprof profile whose ``imfit_name`` is ``name`` (beyond the
     converted built-ins of :data:`IMFIT_FUNCTIONS`), or None. Such profiles carry
     imfit's parameterisation: every parameter maps one to one (q = 1 - ell)."""
-    from ..profiles import available_profiles, get_profile
 
     for profile in map(get_profile, available_profiles()):
         if profile.imfit_name == name:
@@ -96,7 +96,6 @@ def function_parameters(name: str) -> tuple[str, ...] | None:
 
 
 def supported_functions() -> tuple[str, ...]:
-    from ..profiles import available_profiles, get_profile
 
     extra = [get_profile(n).imfit_name for n in available_profiles()]
     return tuple(IMFIT_FUNCTIONS) + tuple(sorted(n for n in extra if n and n not in IMFIT_FUNCTIONS))
@@ -516,15 +515,18 @@ def _limits(p: ImfitParameter) -> str:
     return ""
 
 
-def format_imfit_config(config: ImfitConfig, set_centres=None, function_values=None, header_lines=()) -> str:
+def format_imfit_config(config: ImfitConfig, set_centres=None, function_values=None, header_lines=(),
+                        raw_header: bool = False) -> str:
     """An imfit configuration: the input one, or (with values) the best-fit file.
 
     With ``set_centres`` and ``function_values`` (from :func:`values_to_imfit`) each
     value is written with ``# +/- error`` (fixed parameters without), limits as in the
-    input; ``header_lines`` are written first as ``#`` comments (statistics, AIC, BIC).
+    input; ``header_lines`` are written first as ``#`` comments (statistics, AIC, BIC), or
+    as they are with ``raw_header`` (complete lines, e.g.
+    :func:`galprof.io.imfit_output.bestfit_header_lines`).
     The result is a valid configuration that :func:`parse_imfit_config` reads back.
     """
-    lines = [f"# {h}" for h in header_lines]
+    lines = list(header_lines) if raw_header else [f"# {h}" for h in header_lines]
     if header_lines:
         lines.append("")
     for key in _PRELUDE:

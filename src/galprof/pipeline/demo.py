@@ -21,11 +21,14 @@ import torch
 from astropy.io import fits
 from astropy.table import Table
 
+from .. import __version__
+from ..fitting import fit
+from ..model import Component, Model
 from ..profiles import get_profile
 from ..render.psf import prepare_psf
 from ..render.scene import Frame, render_model
-from .catalog import read_catalog, template_from_file
 from .runner import BatchOptions, run_batch
+from .sources import read_catalog, template_from_file
 
 ZP = 25.0
 GAIN = 4.0
@@ -193,10 +196,10 @@ def summarise(table, truths: list[dict], kind: str) -> dict:
 
 
 def run_survey_demo(n_sersic: int = 200, n_bulge_disk: int = 60, seed: int = 1, directory=None, quiet=False,
-                    batch_size: int = 64, dtype=torch.float32, plots: bool = True) -> dict:
-    """Simulate, fit with ``galprof batch`` and print the summary; with ``plots``, end by
-    writing per-galaxy figures, fit-vs-truth comparisons and the HTML reports
-    (:func:`write_demo_plots`) and print their paths. Returns the summaries."""
+                    batch_size: int = 64, dtype=torch.float32) -> dict:
+    """Simulate, fit with the runner (as ``galprof batch``) and print the summary. Returns
+    the summaries per kind, the simulated ``truths`` and the ``directory``
+    (``galprof demo`` then draws figures and reports with :mod:`galprof.plots`)."""
     directory = pathlib.Path(directory or tempfile.mkdtemp(prefix="galprof-demo-"))
     directory.mkdir(parents=True, exist_ok=True)
     say = (lambda *a: None) if quiet else print
@@ -226,13 +229,8 @@ def run_survey_demo(n_sersic: int = 200, n_bulge_disk: int = 60, seed: int = 1, 
             f"within 3 sigma of the truth ({'mag, r_e, n' if kind == 'sersic' else 'both mags, r_s'}): "
             f"{result['within_3_sigma']:.3f}")
     say(f"\noutputs in {directory} (catalogs *.csv, templates *.feedme, results *_results.fits)")
-    if plots:
-        t1 = time.perf_counter()
-        paths = write_demo_plots(directory, truths, progress=not quiet)
-        say(f"\nfigures and reports ({time.perf_counter() - t1:.1f} s):")
-        for label, path in paths:
-            say(f"  {label:<34s} {path}")
-        summaries["plots"] = dict(paths)
+    summaries["truths"] = truths
+    summaries["directory"] = directory
     return summaries
 
 
@@ -251,33 +249,38 @@ def truth_table(truths: list[dict], kind: str):
     return Table(rows=rows)
 
 
-def write_demo_plots(directory: pathlib.Path, truths: dict, *, progress: bool = True) -> list[tuple[str, str]]:
-    """Per-galaxy figures, fit-vs-truth comparisons and the HTML reports of the demo's
-    two results tables, under ``directory/plots``. Returns (label, path) pairs."""
-    from ..plots import BatchResults, compare_figure, compare_tables, fit_figure, save_figure, write_report
-
-    out = directory / "plots"
-    out.mkdir(exist_ok=True)
-    paths = []
-    for kind in ("sersic", "bulgedisk"):
-        results = BatchResults.open(directory / f"{kind}_results.fits")
-        statuses = [str(s) for s in results.table["STATUS"]]
-        chi = np.asarray(results.table["CHI2NU"], dtype=float)
-        good = [i for i, s in enumerate(statuses) if s == "converged"]
-        chosen = good[:1]
-        flagged = [i for i, s in enumerate(statuses) if not s.startswith("failed") and s != "converged"]
-        if flagged:
-            chosen.append(max(flagged, key=lambda i: chi[i] if np.isfinite(chi[i]) else 0.0))
-        for i in chosen:
-            view = results.view(i)
-            path = save_figure(fit_figure(view), out / f"{view.name}.png")
-            paths.append((f"{kind} fit ({view.status})", str(path)))
-        truth = truth_table(truths[kind], kind)
-        truth_path = directory / f"{kind}_truth.ecsv"
-        truth.write(truth_path, format="ascii.ecsv", overwrite=True)
-        comparison = compare_tables(truth, results.table, labels=("truth", "galprof"))
-        path = save_figure(compare_figure(comparison), out / f"{kind}_compare_truth.png")
-        paths.append((f"{kind} fit vs truth", str(path)))
-        summary = write_report(results, out / f"report_{kind}", figures="flagged", max_figures=3, progress=progress)
-        paths.append((f"{kind} report ({summary.n_thumbnails} thumbnails)", str(summary.index)))
-    return paths
+def run_quick_demo(n_galaxies: int = 6, seed: int = 2, dtype=torch.float32, quiet=False) -> dict:
+    """Simulate galaxies in memory (galprof renderer, float64, Moffat ePSF, Gaussian noise),
+    fit them from offset starts and print a truth-vs-fit table. Returns the arrays."""
+    rng = np.random.default_rng(seed)
+    size = 64
+    yy, xx = np.mgrid[-12:13, -12:13]
+    fine = 9
+    sub = (np.arange(25 * fine) - (25 * fine - 1) / 2) / fine
+    alpha, beta = 2.8 / (2 * np.sqrt(2 ** (1 / 3.5) - 1)), 3.5
+    psf = ((1 + (sub[:, None] ** 2 + sub[None, :] ** 2) / alpha**2) ** -beta).reshape(25, fine, 25, fine).sum((1, 3))
+    psf /= psf.sum()
+    truth = dict(x=32.5 + rng.uniform(-1, 1, n_galaxies), y=32.5 + rng.uniform(-1, 1, n_galaxies),
+                 mag=rng.uniform(16.5, 18, n_galaxies), r_e=rng.uniform(2, 8, n_galaxies),
+                 n=rng.uniform(0.7, 4.5, n_galaxies), q=rng.uniform(0.35, 0.95, n_galaxies),
+                 pa=rng.uniform(-80, 80, n_galaxies))
+    frame = Frame(1, 1, size, size, zeropoint=25.0)
+    clean = render_model([(get_profile("sersic"), {k: torch.tensor(v) for k, v in truth.items()})], frame,
+                         prepare_psf(psf)).numpy()
+    noise = 0.5
+    images = clean + rng.normal(0, noise, clean.shape)
+    start = dict(x=truth["x"] + 1.0, y=truth["y"] - 1.0, mag=truth["mag"] + 0.5, r_e=truth["r_e"] * 1.5,
+                 n=np.full(n_galaxies, 2.0), q=np.clip(truth["q"] + 0.15, 0.1, 1.0), pa=truth["pa"] + 20)
+    result = fit(Model([Component("sersic", start)]), images, sigma=np.full(images.shape, noise), psf=psf,
+                 zeropoint=25.0, dtype=dtype)
+    if not quiet:
+        print(f"galprof {__version__} demo: {n_galaxies} simulated Sersic galaxies, {size}x{size} px, "
+              f"Moffat ePSF FWHM 2.8 px, noise sigma {noise}; fit from offset starts ({dtype})")
+        print(f"{'gal':>3} {'param':>5} {'truth':>10} {'fit':>10} {'error':>9} {'pull':>6}")
+        for b in range(n_galaxies):
+            for name in ("x", "y", "mag", "r_e", "n", "q", "pa"):
+                v, e, t = result.value(1, name)[b], result.error(1, name)[b], truth[name][b]
+                print(f"{b:>3} {name:>5} {t:>10.4f} {v:>10.4f} {e:>9.4f} {(v - t) / e:>6.2f}")
+            print(f"    chi2/nu = {result.chi2_nu[b]:.4f}  iterations = {result.iterations[b]}  "
+                  f"converged = {bool(result.converged[b])}")
+    return dict(truth=truth, result=result)

@@ -1,24 +1,32 @@
-"""``galprof batch``: fit a catalog of cutouts in streamed, checkpointed batches.
+"""The one runner: every fit of galprof's command line goes through :func:`run_batch`.
 
-The catalog is cut into *chunks* of ``batch_size`` consecutive rows. A chunk is the
-unit of work and of checkpointing:
+Its sources are catalog rows (``galprof batch catalog.csv --template t.feedme``), GALFIT
+feedmes (``galprof fit``, ``galprof batch *.feedme``) and imfit runs (``galprof imfit``);
+see :mod:`galprof.pipeline.sources`. The list of sources is cut into *chunks* of
+``batch_size`` consecutive sources. A chunk is the unit of work and of checkpointing:
 
 * background threads read and prepare the next chunk's images (FITS reading, sigma
   images, masks, automatic initial values) while the current chunk is fitted, so at
   most two chunks of images are in memory, whatever the catalog's length;
-* within a chunk, galaxies whose cutouts have the same shape are fitted together as
-  one batch (``galprof.fit``: one LM per galaxy, vectorised over the batch; PSFs may
-  differ in size); different shapes are separate batches (bucketing: no padding cost);
-* the chunk's rows are written atomically (temporary file, then ``os.replace``) to
-  ``<output>.parts/chunk-NNNNNN.ecsv``. Rerunning the same command skips every chunk
-  already there, so a killed run resumes without refitting or duplicating anything.
-  A chunk's result depends only on its own rows, so a resumed run gives the same table
-  as an uninterrupted one, bit for bit on the same device and dtype;
-* at the end the chunks are joined, in catalog order, into the output table.
+* within a chunk, galaxies with the same kind of model (profiles, parameters, fixed
+  flags, bounds, constraints), cutout shape, PSF presence and frame are fitted together
+  as one batch (``galprof.fit``: one LM per galaxy, vectorised over the batch; PSFs may
+  differ in size); others are separate batches (bucketing: no padding cost);
+* after the fit each feedme gets its GALFIT files and each imfit run its best-fit file
+  (:mod:`galprof.pipeline.outputs`); a file that cannot be written is reported, and the
+  fit's row is kept;
+* with an output table, the chunk's rows are written atomically (temporary file, then
+  ``os.replace``) to ``<output>.parts/chunk-NNNNNN.ecsv``. Rerunning the same command
+  skips every chunk already there, so a killed run resumes without refitting or
+  duplicating anything. A chunk's result depends only on its own rows, so a resumed run
+  gives the same table as an uninterrupted one, bit for bit on the same device and dtype;
+* at the end the chunks are joined, in order, into the output table
+  (:mod:`galprof.io.results`: one schema for every source).
 
 Failures stay with their galaxy: a missing or corrupt file, an all-masked image, a
 PSF with NaNs, a failed automatic initialisation or a fit that ends non-finite gives
-that row ``STATUS = failed: <reason>`` and NaN values; the run goes on.
+that row ``STATUS = failed: <reason>`` and NaN values; the run goes on. With a Dask
+client the chunks run on its workers instead.
 """
 
 from __future__ import annotations
@@ -27,21 +35,36 @@ import dataclasses
 import datetime
 import hashlib
 import json
-import math
 import os
 import pathlib
+import sys
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from astropy.table import Table, vstack
 
-from ..io.fits_io import InputError, exposure_time, read_image, read_mask, sigma_from_header
+from .. import __version__
+from ..errors import GalprofError, InputError, UsageError
+from ..fitting import fit
+from ..io.results import (
+    FAILED,
+    SUMMARY_COLUMNS,
+    failed_row,
+    fitted_row,
+    is_failed,
+    parameter_columns,
+    rows_table,
+    unfitted_row,
+    write_table,
+)
 from ..model import Component, Model
 from ..render.config import RenderConfig
-from .catalog import GalaxySource, Template
-from .columns import error_column, parameter_column, uncertainty_suffixes
+from ..uncertainty.methods import reported_errors
+from .sources import Failed, FeedmeSource, Prepared, Template, prepare
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,9 @@ class BatchOptions:
         workers: background threads that read and prepare images.
         config: rendering settings.
         fit_options: further keyword arguments of :func:`galprof.fit`.
+        verbose: print each feedme's parameter table and the files written (``galprof fit``).
+        pad_shapes: fit cutouts of different sizes and fit regions together, padded to
+            the largest (GALFIT feedmes); otherwise each size is its own batch (catalogs).
         errors: :class:`galprof.uncertainty.methods.ErrorOptions`: ``bootstrap`` or
             ``sample`` add bootstrap (``<k>_<KEY>_BOOT_ERR``, ``_BOOT_LO68`` ...) or
             posterior (``_POST_ERR``, ``_POST_LO68`` ..., ``_RHAT``, ``_ESS``) columns;
@@ -76,6 +102,8 @@ class BatchOptions:
     config: RenderConfig = RenderConfig()
     fit_options: tuple = ()
     errors: object = None  # galprof.uncertainty.methods.ErrorOptions; None: covariance
+    verbose: bool = False
+    pad_shapes: bool = False
 
     def describe(self) -> dict:
         out = {"batch_size": self.batch_size, "dtype": str(self.dtype).replace("torch.", ""), "device": self.device,
@@ -83,6 +111,8 @@ class BatchOptions:
                "config": dataclasses.asdict(self.config), "fit_options": dict(self.fit_options)}
         if self.errors is not None and not self.errors.is_default:  # keeps older runs' fingerprints
             out["errors"] = dataclasses.asdict(self.errors)
+        if self.pad_shapes:
+            out["pad_shapes"] = True
         return out
 
     @property
@@ -90,224 +120,176 @@ class BatchOptions:
         return "covariance" if self.errors is None else self.errors.method
 
 
-@dataclass
-class Prepared:
-    """A galaxy ready to fit: its data and starting values."""
-
-    source: GalaxySource
-    image: np.ndarray
-    sigma: np.ndarray
-    mask: np.ndarray | None
-    psf: np.ndarray | None
-    exptime: float
-    values: list  # per component {name: value}
-    auto: bool
-
-
-@dataclass
-class Failed:
-    source: GalaxySource
-    reason: str
-
-
-# ------------------------------------------------------------------------ preparation
-
-def _auto_values(template: Template, values: list[dict], found) -> None:
-    """Put the detected centre, shape, brightness and size into the starting values."""
-    comps = template.model.components
-    galaxies = [i for i, c in enumerate(comps) if c.profile_class.kind != "sky"]
-    share = 2.5 * math.log10(max(1, len(galaxies)))  # the flux split between the components
-    for ci in galaxies:
-        v = values[ci]
-        profile = comps[ci].profile_class
-        for name in ("x", "y", "q", "pa"):
-            if name in v:
-                v[name] = found.values[name]
-        if "mag" in v:
-            v["mag"] = found.values["mag"] + share
-        sizes = [s.name for s in profile.parameters if s.is_size]
-        if sizes:
-            scale = 1.0 / 1.678 if sizes[0] == "r_s" else 1.0
-            v[sizes[0]] = max(found.values["r_e"] * scale, 0.5)
-    for ci, comp in enumerate(comps):
-        if comp.profile_class.kind == "sky" and "sky" in values[ci]:
-            values[ci]["sky"] = found.values["sky"]
-
-
-def prepare(source: GalaxySource, template: Template, options: BatchOptions) -> Prepared | Failed:
-    """Read a row's files and make its starting values; never raises for bad data."""
-    try:
-        image, header = read_image(source.image, source.hdu)
-        mask = np.zeros(image.shape, dtype=bool)
-        if source.mask:
-            mask |= read_mask(source.mask, image.shape)
-        if source.segmentation:
-            from .autoinit import mask_from_segmentation
-
-            segmap, _ = read_image(source.segmentation)
-            if segmap.shape != image.shape or source.target_label is None:
-                return Failed(source, "segmentation map needs the image's shape and a target_label")
-            mask |= mask_from_segmentation(segmap.astype(int), source.target_label, mode="others")
-        if source.sigma:
-            sigma, _ = read_image(source.sigma)
-            if sigma.shape != image.shape:
-                return Failed(source, f"sigma image {source.sigma} has shape {sigma.shape}, image {image.shape}")
-        else:
-            sigma, _ = sigma_from_header(image, header, mask=mask)
-        usable = np.isfinite(image) & np.isfinite(sigma) & (sigma > 0) & ~mask
-        if not usable.any():
-            return Failed(source, "no usable pixel (all masked, NaN or with sigma <= 0)")
-        psf_path = source.psf or template.psf
-        psf = None
-        if psf_path:
-            psf, _ = read_image(psf_path)
-            if not np.all(np.isfinite(psf)):
-                return Failed(source, f"PSF {psf_path} holds NaN or infinite values")
-        values = [dict(c.values) for c in template.model.components]
-        for (ci, name), value in source.overrides.items():
-            values[ci][name] = value
-        has_centre = any((ci, "x") in source.overrides for ci in range(len(values)))
-        auto = options.auto_init == "always" or (options.auto_init == "auto" and not has_centre)
-        if auto:
-            from .autoinit import AutoInitError, auto_initial
-
-            try:
-                found = auto_initial(np.where(usable, image, np.nan), sigma=np.where(usable, sigma, 1.0),
-                                     mask=~usable, zeropoint=template.zeropoint, exptime=exposure_time(header),
-                                     mask_mode=options.mask_mode)
-            except AutoInitError as err:
-                return Failed(source, f"automatic initial values: {err}")
-            _auto_values(template, values, found)
-            for (ci, name), value in source.overrides.items():  # the catalog still wins
-                values[ci][name] = value
-            mask |= found.mask
-        return Prepared(source, image, sigma, mask if mask.any() else None, psf, exposure_time(header), values, auto)
-    except (InputError, OSError, ValueError) as err:
-        return Failed(source, str(err) or type(err).__name__)
-
-
 # ----------------------------------------------------------------------------- fitting
 
-def _columns(template: Template) -> list[tuple[int, str]]:
-    return [(ci, name) for ci, comp in enumerate(template.model.components)
-            for name in comp.profile_class.parameter_names()]
+def _group_key(p: Prepared, pad: bool):
+    """Galaxies with equal keys are fitted together in one batch. With ``pad`` (feedmes),
+    cutouts of different sizes and fit regions share a batch (padded, each in its own
+    region's pixels), except galaxies with constraints or a convolution box smaller than
+    their region, which are fitted alone as their positions cannot be moved."""
+    comps = tuple((c.profile, tuple(sorted(c.values)), tuple(sorted(c.fixed)), tuple(sorted(c.bounds.items())),
+                   c.skip_in_residual) for c in p.model.components)
+    common = (comps, tuple(repr(c) for c in p.model.constraints), p.psf is None, p.psf_oversampling,
+              tuple(p.plate_scale), repr(p.fit_options))
+    h, w = p.image.shape
+    box = p.convolution_box
+    if pad and not p.model.constraints and (box is None or (box[0] >= w and box[1] >= h)):
+        return common + ("padded",)
+    return common + (p.image.shape, tuple(p.origin), box)
 
 
-def _failed_row(template: Template, source: GalaxySource, reason: str, method: str = "covariance") -> dict:
-    row = {"id": source.id, "_row": source.row}
-    for ci, name in _columns(template):
-        row[parameter_column(ci + 1, name)] = math.nan
-        row[error_column(ci + 1, name)] = math.nan
-        for suffix in uncertainty_suffixes(method):
-            row[parameter_column(ci + 1, name) + suffix] = math.nan
-    row.update(CHISQ=math.nan, CHI2NU=math.nan, NDOF=0, ITERATIONS=0, AUTO_INIT=False, COV_FLAG=True,
-               STATUS=f"failed: {reason}")
+def _failed(item, reason: str, method: str) -> dict:
+    """The row of a galaxy that failed, whatever its source."""
+    model = getattr(item, "model", None)
+    if model is None:
+        row = {"id": item.source.id, **{name: np.nan for name in SUMMARY_COLUMNS}}
+        row.update(NDOF=0, ITERATIONS=0, AUTO_INIT=False, COV_FLAG=True, STATUS=FAILED + reason)
+    else:
+        row = failed_row(model, item.source.id, reason, method, auto=bool(getattr(item, "auto", False)))
+    row["_row"] = item.source.row
     return row
 
 
-def _uncertainty_columns(row: dict, b: int, result, extra, method: str) -> None:
-    """Add galaxy b's scaled errors and bootstrap / posterior columns to ``row``."""
-    for j, (c, name) in enumerate(result.names):
-        key = parameter_column(c, name)
-        row[key + "_ERR_SCALED"] = float(result.errors_scaled[b, j])
-        if extra is None:
-            continue
-        prefix = "_BOOT" if method == "bootstrap" else "_POST"
-        row[key + prefix + "_ERR"] = float(extra.std[b, j])
-        for level, tag in ((0.68, "68"), (0.95, "95")):
-            low, high = extra.interval(level)
-            row[key + prefix + "_LO" + tag] = float(low[b, j])
-            row[key + prefix + "_HI" + tag] = float(high[b, j])
-        if method == "sample":
-            row[key + "_RHAT"] = float(extra.r_hat[b, j])
-            row[key + "_ESS"] = float(extra.ess[b, j])
-    row["COV_FLAG"] = bool(result.covariance_flag[b])
+def _write_outputs(p: Prepared, row: dict, options: BatchOptions, *args) -> None:
+    """A galaxy's own files (feedme, imfit run); a failure is reported and the row kept."""
+    if p.outputs is None:
+        return
+    try:
+        p.outputs.write(p, *args, render_config=options.config)
+    except Exception as err:  # noqa: BLE001 - a finished fit is never lost to output formatting
+        message = str(err).splitlines()[0] if str(err) else ""
+        print(f"galprof: error: {p.source.id}: the fit is in the results, but its output files were not "
+              f"written: {type(err).__name__}: {message}", file=sys.stderr)
+        row["_output_error"] = f"{type(err).__name__}: {message}"
 
 
-def _status(result, b: int) -> str:
-    if not np.isfinite(result.chi2[b]) or not np.all(np.isfinite(result.values[b])):
-        return "failed: the fit ended with non-finite values"
-    bound = [f"{c}_{n}" for j, (c, n) in enumerate(result.names) if result.at_bound[b, j] and result.free[j]]
-    if not result.converged[b]:
-        return "max iterations"
-    if bound:
-        return "hit a bound: " + ",".join(bound)
-    return "converged"
+def _shift(first_model: Model, values: list[dict], dx: float, dy: float) -> list[dict]:
+    out = []
+    for comp, v in zip(first_model.components, values):
+        v = dict(v)
+        if comp.profile_class.kind != "sky":
+            for name, d in (("x", dx), ("y", dy)):
+                if name in v:
+                    v[name] = v[name] + d
+        out.append(v)
+    return out
 
 
-def _fit_group(group: list[Prepared], template: Template, options: BatchOptions) -> list[dict]:
-    from ..fitting import fit
-
+def _fit_group(group: list[Prepared], options: BatchOptions, on_fitted=None) -> list[dict]:
+    first = group[0]
+    padded = len({g.image.shape for g in group}) > 1 or len({tuple(g.origin) for g in group}) > 1
+    # padded: each galaxy in its own region's pixels, (1, 1) at the region's first pixel
+    shifts = [((g.origin[0] - 1.0, g.origin[1] - 1.0) if padded else (0.0, 0.0)) for g in group]
+    starts = [_shift(first.model, g.values, -dx, -dy) for g, (dx, dy) in zip(group, shifts)]
     comps = []
-    for ci, comp in enumerate(template.model.components):
-        values = {name: np.array([g.values[ci][name] for g in group], dtype=float) for name in comp.values}
+    for ci, comp in enumerate(first.model.components):
+        values = {name: np.array([v[ci][name] for v in starts], dtype=float) for name in comp.values}
         comps.append(Component(comp.profile, values, fixed=comp.fixed, bounds=comp.bounds,
                                skip_in_residual=comp.skip_in_residual))
-    model = Model(tuple(comps), template.model.constraints)
-    images = np.stack([g.image for g in group])
-    sigma = np.stack([g.sigma for g in group])
-    mask = np.stack([g.mask if g.mask is not None else np.zeros(g.image.shape, bool) for g in group])
-    psf = [g.psf for g in group] if group[0].psf is not None else None
+    model = Model(tuple(comps), first.model.constraints)
+    height = max(g.image.shape[0] for g in group)
+    width = max(g.image.shape[1] for g in group)
+    images = np.zeros((len(group), height, width))
+    sigma = np.ones((len(group), height, width))
+    mask = np.zeros((len(group), height, width), dtype=bool)
+    for b, g in enumerate(group):
+        h, w = g.image.shape
+        images[b, :h, :w] = g.image
+        sigma[b, :h, :w] = g.sigma
+        if g.mask is not None:
+            mask[b, :h, :w] = g.mask
+    psf = [g.psf for g in group] if first.psf is not None else None
     method = options.error_method
-    inputs = dict(sigma=sigma, mask=mask, psf=psf, psf_oversampling=template.psf_oversampling,
-                  zeropoint=template.zeropoint, exptime=np.array([g.exptime for g in group]),
-                  pixel_scale=template.plate_scale, config=options.config, dtype=options.dtype,
+    inputs = dict(sigma=sigma, mask=mask, psf=psf, psf_oversampling=first.psf_oversampling,
+                  origin=(1, 1) if padded else tuple(first.origin),
+                  zeropoint=np.array([g.zeropoint for g in group], dtype=float),
+                  exptime=np.array([g.exptime for g in group], dtype=float), pixel_scale=tuple(first.plate_scale),
+                  convolution_box=first.convolution_box, config=options.config, dtype=options.dtype,
                   device=options.device)
-    with warnings.catch_warnings():  # masked-pixel notes: the mask is the user's or auto-init's
-        warnings.simplefilter("ignore", UserWarning)
-        result = fit(model, images, method=options.method, names=[g.source.id for g in group], **inputs,
-                     **dict(options.fit_options))
-        extra = None
-        if method in ("bootstrap", "sample"):
-            from ..uncertainty.methods import reported_errors
-
-            _, extra = reported_errors(options.errors, model, result, images, **inputs)
+    if padded:
+        inputs["region_sizes"] = np.array([(g.image.shape[1], g.image.shape[0]) for g in group])
+    keywords = {**dict(options.fit_options), **dict(first.fit_options)}
+    if options.verbose and len(group) > 1:
+        kind = "feedmes" if all(isinstance(g.source, FeedmeSource) for g in group) else "galaxies"
+        print(f"galprof {__version__}: fitting {len(group)} {kind} together: " + ", ".join(g.source.id for g in group))
+    with warnings.catch_warnings():
+        if not options.verbose:  # masked-pixel notes: the mask is the user's or auto-init's
+            warnings.simplefilter("ignore", UserWarning)
+        result = fit(model, images, method=options.method, names=[g.source.id for g in group], **inputs, **keywords)
+        reported, extra = result, None
+        if options.errors is not None and method != "covariance":
+            reported, extra = reported_errors(options.errors, model, result, images, **inputs)
     rows = []
     for b, g in enumerate(group):
-        row = {"id": g.source.id, "_row": g.source.row}
-        for j, (c, name) in enumerate(result.names):
-            row[parameter_column(c, name)] = float(result.values[b, j])
-            row[error_column(c, name)] = float(result.errors[b, j])
-        _uncertainty_columns(row, b, result, extra, method)
-        row.update(CHISQ=float(result.chi2[b]), CHI2NU=float(result.chi2_nu[b]), NDOF=int(result.ndof[b]),
-                   ITERATIONS=int(result.iterations[b]), AUTO_INIT=bool(g.auto), STATUS=_status(result, b))
-        if row["STATUS"].startswith("failed"):
-            row = {**_failed_row(template, g.source, row["STATUS"][len("failed: "):], method),
-                   "AUTO_INIT": bool(g.auto)}
+        row = fitted_row(result, b, g.source.id, extra=extra, method=method, auto=g.auto, shift=shifts[b])
+        row["_row"] = g.source.row
+        if not is_failed(row["STATUS"]):
+            # outputs and callers see the galaxy's own image pixels
+            own = _moved(reported, b, shifts[b]) if padded else reported
+            _write_outputs(g, row, options, own, b, extra)
+            if on_fitted is not None:
+                on_fitted(g, own, b, extra)
         rows.append(row)
     return rows
 
 
-def fit_chunk(items: list, template: Template, options: BatchOptions) -> list[dict]:
-    """Rows for one chunk of prepared (or failed) galaxies, in the chunk's order."""
-    from ..cli import _USER_ERRORS
+def _moved(result, b: int, shift) -> object:
+    """``result`` with galaxy b's positions moved by ``shift`` (padded pixels -> image pixels)."""
+    kinds = [c.profile_class.kind for c in result.model.components]
+    values = np.array(result.values, dtype=float, copy=True)
+    for j, (c, name) in enumerate(result.names):
+        if name in ("x", "y") and kinds[c - 1] != "sky":
+            values[b, j] += shift[0 if name == "x" else 1]
+    return dataclasses.replace(result, values=values)
 
+
+def fit_chunk(items: list, template: Template | None, options: BatchOptions, on_fitted=None) -> list[dict]:
+    """Rows for one chunk of prepared (or failed) galaxies, in the chunk's order.
+
+    ``on_fitted``: optional callable(prepared, result, b, extra) after each galaxy's fit
+    (in-process runs only; ``galprof fit`` collects covariances with it).
+    """
     rows = {}
-    ready = [p for p in items if isinstance(p, Prepared)]
+    ready = []
+    method = options.error_method
     for p in items:
         if isinstance(p, Failed):
-            rows[p.source.row] = _failed_row(template, p.source, p.reason, options.error_method)
+            rows[p.source.row] = _failed(p, p.reason, method)
+        elif not p.fitted:  # GALFIT's P) 1..3: the starting model, rendered
+            mode = getattr(getattr(p.outputs, "feedme", None), "mode", "?")
+            row = unfitted_row(p.model, p.values, p.source.id, f"GALFIT option P) {mode}", method)
+            row["_row"] = p.source.row
+            _write_outputs(p, row, options, None, 0, None)
+            rows[p.source.row] = row
+        else:
+            ready.append(p)
     groups: dict = {}
     for p in ready:
-        groups.setdefault((p.image.shape, p.psf is None), []).append(p)
+        groups.setdefault(_group_key(p, options.pad_shapes), []).append(p)
     for group in groups.values():
-        try:
-            out = _fit_group(group, template, options)
-        except _USER_ERRORS + (RuntimeError,):
-            # isolate the galaxy that breaks the batch: fit one by one
-            out = []
-            for p in group:
-                try:
-                    out += _fit_group([p], template, options)
-                except _USER_ERRORS + (RuntimeError,) as err:
-                    out.append(_failed_row(template, p.source, str(err).splitlines()[0] or type(err).__name__,
-                                           options.error_method))
+        if len(group) == 1:
+            out = _fit_alone(group[0], options, on_fitted)
+        else:
+            try:
+                out = _fit_group(group, options, on_fitted)
+            except Exception:  # noqa: BLE001 - isolate the galaxy that breaks the batch: fit one by one
+                out = [row for p in group for row in _fit_alone(p, options, on_fitted)]
         for row in out:
             rows[row["_row"]] = row
     return [rows[p.source.row] for p in items]
 
 
-def chunk_task(sources: list[GalaxySource], template: Template, options: BatchOptions) -> list[dict]:
+def _fit_alone(p: Prepared, options: BatchOptions, on_fitted) -> list[dict]:
+    try:
+        return _fit_group([p], options, on_fitted)
+    except GalprofError as err:
+        return [_failed(p, str(err).splitlines()[0] or type(err).__name__, options.error_method)]
+    except Exception as err:  # noqa: BLE001 - one bad galaxy never takes the others down
+        text = str(err).splitlines()[0] if str(err) else ""
+        return [_failed(p, f"{type(err).__name__}: {text}", options.error_method)]
+
+
+def chunk_task(sources: list, template: Template | None, options: BatchOptions) -> list[dict]:
     """Prepare and fit one chunk in the calling process (a Dask task)."""
     return fit_chunk([prepare(s, template, options) for s in sources], template, options)
 
@@ -324,10 +306,14 @@ def _model_description(model) -> dict:
             "constraints": [repr(c) for c in model.constraints]}
 
 
-def _fingerprint(sources, template: Template, options: BatchOptions) -> str:
-    text = json.dumps({"template": template.source, "model": _model_description(template.model),
-                       "options": options.describe(),
-                       "rows": [(s.id, s.image, s.hdu) for s in sources]}, sort_keys=True, default=str)
+def run_fingerprint(sources, template: Template | None, options: BatchOptions) -> str:
+    """A digest of what a run fits and how: the sources (catalog rows, feedmes and their
+    text), the template and the options. Checkpoints of another run are never mixed in."""
+    rows = [s.describe() if hasattr(s, "describe") else (s.id, s.image, s.hdu) for s in sources]
+    described = {"options": options.describe(), "rows": rows}
+    if template is not None:
+        described.update(template=template.source, model=_model_description(template.model))
+    text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -343,53 +329,68 @@ def _write_atomically(table, path: pathlib.Path) -> None:
     os.replace(tmp, path)
 
 
-def _rows_table(rows: list[dict], template: Template, method: str = "covariance"):
-    from astropy.table import Table
+def _chunk_table(rows: list[dict], template: Template | None, method: str):
+    """A chunk's rows as a table (``_row`` kept for the final order); the template's
+    columns when there is one, so that every chunk of a catalog has the same."""
+    if template is not None:
+        names = ["id", "_row"] + parameter_columns(template.model, method) + list(SUMMARY_COLUMNS)
+    else:
+        names = [n for n in rows_table(rows).colnames if n == "_row" or not n.startswith("_")]
+    return rows_table(rows, names)
 
-    names = ["id", "_row"]
-    for ci, name in _columns(template):
-        names += [parameter_column(ci + 1, name), error_column(ci + 1, name)]
-        names += [parameter_column(ci + 1, name) + suffix for suffix in uncertainty_suffixes(method)]
-    names += ["CHISQ", "CHI2NU", "NDOF", "ITERATIONS", "AUTO_INIT", "COV_FLAG", "STATUS"]
-    columns = {n: [r[n] for r in rows] for n in names}
-    table = Table(columns, names=names)
-    table["id"] = table["id"].astype(str)
-    table["STATUS"] = table["STATUS"].astype(str)
+
+def _filled(table):
+    """``table`` with the masked cells of an outer join (galaxies of different models)
+    filled: NaN, 0, False or ''."""
+    for name in table.colnames:
+        column = table[name]
+        if getattr(column, "mask", None) is None or not np.any(column.mask):
+            continue
+        kind = column.dtype.kind
+        fill = np.nan if kind == "f" else 0 if kind in "iu" else False if kind == "b" else ""
+        table[name] = column.filled(fill)
     return table
-
-
-def write_table(table, output: pathlib.Path) -> None:
-    """Write the results by extension: .fits, .parquet, .csv or .ecsv (atomically)."""
-    formats = {".fits": "fits", ".fit": "fits", ".parquet": "parquet", ".csv": "ascii.csv", ".ecsv": "ascii.ecsv"}
-    fmt = formats.get(output.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"{output}: unknown results format (use .fits, .parquet, .csv or .ecsv)")
-    tmp = output.with_name(output.stem + f".tmp{os.getpid()}" + output.suffix)
-    table.write(str(tmp), format=fmt, overwrite=True)
-    os.replace(tmp, output)
 
 
 # ------------------------------------------------------------------------------- run
 
 @dataclass(frozen=True)
 class BatchSummary:
-    output: pathlib.Path
+    """What a run did.
+
+    Attributes:
+        output: the results table written (None for a run without one).
+        n_galaxies, n_failed: galaxies in the run, and those whose STATUS is failed.
+        n_fitted_now: galaxies fitted by this call (not taken from checkpoints).
+        n_output_errors: galaxies whose own files (feedme or imfit outputs) were not
+            written although their fit finished (their rows are kept).
+        seconds, seconds_waiting: wall time, and the part the fitting loop waited on
+            image preparation.
+        table: the results (astropy Table in the schema of :mod:`galprof.io.results`).
+    """
+
+    output: pathlib.Path | None
     n_galaxies: int
     n_failed: int
     n_fitted_now: int
     seconds: float
-    seconds_waiting: float  # the fitting loop waited on image preparation
+    seconds_waiting: float
+    table: object = None
+    n_output_errors: int = 0
 
 
-def run_batch(sources: list[GalaxySource], template: Template, output, options: BatchOptions = BatchOptions(),
-              *, progress: bool = True, chunk_hook=None, client=None, catalog=None) -> BatchSummary:
-    """Fit every catalog row; write the results table ``output``. Resumes a killed run.
+def run_batch(sources: list, template: Template | None, output, options: BatchOptions = BatchOptions(),
+              *, progress: bool = True, chunk_hook=None, client=None, catalog=None, on_fitted=None) -> BatchSummary:
+    """Fit every source; write the results table ``output``. Resumes a killed run.
 
     Args:
-        sources: rows from :func:`galprof.pipeline.catalog.read_catalog`.
-        template: the model and frame settings.
+        sources: catalog rows from :func:`galprof.pipeline.sources.read_catalog` (with
+            ``template``), :class:`~galprof.pipeline.sources.FeedmeSource` or
+            :class:`~galprof.pipeline.sources.ImfitSource` values (``template`` None).
+        template: the model and frame settings of catalog rows.
         output: results path (.fits, .parquet, .csv, .ecsv); checkpoints go to
-            ``<output>.parts/``.
+            ``<output>.parts/``. None: no table and no checkpoints (``galprof fit``,
+            ``galprof imfit``); the rows are in the summary's ``table``.
         options: batch settings.
         progress: show a tqdm progress bar (galaxies/s, ETA, failed fits) on stderr.
         chunk_hook: optional callable(chunk index) after each committed chunk (tests).
@@ -398,54 +399,64 @@ def run_batch(sources: list[GalaxySource], template: Template, output, options: 
             ``options.device``); results stream back into the same checkpoints.
         catalog: path of the catalog ``sources`` came from, recorded (absolute) in the
             table metadata as ``CATALOG`` so that plots can find each row's images.
+        on_fitted: optional callable(prepared, result, b, extra) after each galaxy's fit;
+            in-process runs only (not with ``client``).
     """
-    import time
-
-    from astropy.table import vstack
-
-    output = pathlib.Path(output)
-    parts = _parts_dir(output)
-    parts.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(sources, template, options)
-    stamp = parts / "run.json"
-    if stamp.exists():
-        previous = json.loads(stamp.read_text())
-        if previous.get("fingerprint") != fingerprint:
-            raise ValueError(f"{parts} holds checkpoints of a different run (other catalog, template or "
-                             "options); remove it or choose another output")
+    if client is not None and on_fitted is not None:
+        raise UsageError("results collected in this process (covariance and bootstrap files) cannot come back "
+                           "from Dask workers; run without Dask for them")
+    parts = None
+    if output is not None:
+        output = pathlib.Path(output)
+        parts = _parts_dir(output)
+        parts.mkdir(parents=True, exist_ok=True)
+        fingerprint = run_fingerprint(sources, template, options)
+        stamp = parts / "run.json"
+        if stamp.exists():
+            previous = json.loads(stamp.read_text())
+            if previous.get("fingerprint") != fingerprint:
+                raise InputError(f"{parts} holds checkpoints of a different run (other sources, template or "
+                                   "options); remove it or choose another output")
+        else:
+            tmp = stamp.with_name(f"run.json.tmp{os.getpid()}")
+            tmp.write_text(json.dumps({"fingerprint": fingerprint, "created": datetime.datetime.now().isoformat()}))
+            os.replace(tmp, stamp)
     else:
-        tmp = stamp.with_name(f"run.json.tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"fingerprint": fingerprint, "created": datetime.datetime.now().isoformat()}))
-        os.replace(tmp, stamp)
+        fingerprint = run_fingerprint(sources, template, options)
     size = max(1, int(options.batch_size))
     chunks = [sources[i:i + size] for i in range(0, len(sources), size)]
+    method = options.error_method
 
     def part(k):
         return parts / f"chunk-{k:06d}.ecsv"
 
-    todo = [k for k in range(len(chunks)) if not part(k).exists()]
+    done_before = {k for k in range(len(chunks)) if parts is not None and part(k).exists()}
+    todo = [k for k in range(len(chunks)) if k not in done_before]
     failed_before = 0
-    from astropy.table import Table
-
-    for k in range(len(chunks)):
-        if part(k).exists():
-            done = Table.read(str(part(k)), format="ascii.ecsv")
-            failed_before += int(sum(str(s).startswith("failed") for s in done["STATUS"]))
+    for k in sorted(done_before):
+        done = Table.read(str(part(k)), format="ascii.ecsv")
+        failed_before += int(sum(is_failed(s) for s in done["STATUS"]))
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(sources), initial=len(sources) - sum(len(chunks[k]) for k in todo), unit="gal",
-                   desc="galprof batch", dynamic_ncols=True)
+                   desc="galprof", dynamic_ncols=True)
         bar.set_postfix(failed=failed_before)
     start = time.perf_counter()
     waiting = 0.0
     failed = failed_before
+    output_errors = 0
+    in_memory: dict = {}
 
     def commit(k, rows):
-        nonlocal failed
-        _write_atomically(_rows_table(rows, template, options.error_method), part(k))
-        failed += sum(r["STATUS"].startswith("failed") for r in rows)
+        nonlocal failed, output_errors
+        output_errors += sum("_output_error" in r for r in rows)
+        if parts is not None:
+            _write_atomically(_chunk_table(rows, template, method), part(k))
+        else:
+            in_memory[k] = rows
+        failed += sum(is_failed(r["STATUS"]) for r in rows)
         if bar is not None:
             bar.update(len(rows))
             bar.set_postfix(failed=failed)
@@ -472,22 +483,27 @@ def run_batch(sources: list[GalaxySource], template: Template, output, options: 
                 items = [f.result() for f in pending]
                 waiting += time.perf_counter() - t0
                 pending = submit(todo[position + 1]) if position + 1 < len(todo) else None
-                commit(k, fit_chunk(items, template, options))
+                commit(k, fit_chunk(items, template, options, on_fitted))
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - start
-    tables = [Table.read(str(part(k)), format="ascii.ecsv") for k in range(len(chunks))]
-    table = vstack(tables, metadata_conflicts="silent")
+    if parts is not None:
+        tables = [Table.read(str(part(k)), format="ascii.ecsv") for k in range(len(chunks))]
+        table = _filled(vstack(tables, join_type="outer", metadata_conflicts="silent"))
+    else:
+        rows = [r for k in sorted(in_memory) for r in in_memory[k]]
+        table = rows_table(rows, [n for n in rows_table(rows).colnames if n == "_row" or not n.startswith("_")])
     table.sort("_row")
     table.remove_column("_row")
-    from .. import __version__
-
     table.meta.clear()
     table.meta["GALPROF"] = __version__
     table.meta["DATE"] = datetime.datetime.now().replace(microsecond=0).isoformat()
-    table.meta["TEMPLATE"] = template.source
+    if template is not None:
+        table.meta["TEMPLATE"] = template.source
     if catalog is not None:
         table.meta["CATALOG"] = str(pathlib.Path(catalog).resolve())
     table.meta["OPTIONS"] = json.dumps(options.describe(), default=str)
-    write_table(table, output)
-    return BatchSummary(output, len(sources), failed, sum(len(chunks[k]) for k in todo), elapsed, waiting)
+    if output is not None:
+        write_table(table, output)
+    return BatchSummary(output, len(sources), failed, sum(len(chunks[k]) for k in todo), elapsed, waiting, table,
+                        output_errors)

@@ -17,13 +17,27 @@ Conventions are GALFIT's: 1-based pixels, PA in degrees CCW from +y, sizes along
 major axis, q = b/a, mu = zp - 2.5 log10(I / (EXPTIME dx dy)).
 """
 
-from .compare import Comparison, compare_figure, compare_tables, format_summary, parse_column_map
+from .compare import (
+                      Comparison,
+                      compare_figure,
+                      compare_tables,
+                      format_summary,
+                      parse_column_map,
+)
 from .figure import fit_figure, save_figure
 from .images import image_figure
 from .profile1d import RadialProfile, elliptical_annuli, profile_figure
 from .report import write_report
-from .sources import (BatchResults, ComponentView, FitView, PlotError, from_fit_result, from_imfit, from_imgblock,
-                      load_result)
+from .sources import (
+                      BatchResults,
+                      ComponentView,
+                      FitView,
+                      PlotError,
+                      from_fit_result,
+                      from_imfit,
+                      from_imgblock,
+                      load_result,
+)
 
 __all__ = ["BatchResults", "Comparison", "ComponentView", "FitView", "PlotError", "RadialProfile", "compare_figure",
            "compare_tables", "elliptical_annuli", "fit_figure", "format_summary", "from_fit_result", "from_imfit",

@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import style
-from .sources import PlotError, _cell, read_results_table, robust_sigma
+from .sources import PlotError, table_cell, read_results_table, robust_sigma
 
 __all__ = ["Comparison", "ParameterComparison", "compare_figure", "compare_tables", "format_summary",
            "parse_column_map"]
@@ -118,13 +118,13 @@ def _numeric(table, name) -> np.ndarray:
 def _ids(table, column, where) -> list[str]:
     if column not in table.colnames:
         raise PlotError(f"{where}: no id column {column!r} (columns: {', '.join(table.colnames[:15])})")
-    return [str(_cell(v)).strip() for v in table[column]]
+    return [str(table_cell(v)).strip() for v in table[column]]
 
 
 def _failed(table) -> np.ndarray:
     if "STATUS" not in table.colnames:
         return np.zeros(len(table), dtype=bool)
-    return np.array([str(_cell(s) or "").startswith("failed") for s in table["STATUS"]])
+    return np.array([str(table_cell(s) or "").startswith("failed") for s in table["STATUS"]])
 
 
 def default_columns(table_a, table_b, column_map) -> list[tuple[str, str]]:

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse, Patch
 
 from . import style
-from .sources import FitView
+from .sources import FitView, profile_with_modifiers
 
 __all__ = ["draw_image_panels", "half_light_ellipse", "image_figure", "image_panel_size", "parameter_lines"]
 
@@ -52,10 +52,9 @@ def half_light_ellipse(component) -> tuple[float, str] | None:
     if base == "moffat" and "fwhm" in v and "beta" in v and v["beta"] > 1:
         alpha = v["fwhm"] / (2.0 * math.sqrt(2.0 ** (1.0 / v["beta"]) - 1.0))
         return float(alpha * math.sqrt(2.0 ** (1.0 / (v["beta"] - 1.0)) - 1.0)), "R_e"
-    from .sources import _profile
 
     try:
-        profile = _profile(base, v.keys())
+        profile = profile_with_modifiers(base, v.keys())
         for spec in profile.parameters:
             if spec.is_size and spec.name in v:
                 return float(v[spec.name]), spec.name

@@ -38,7 +38,8 @@ import numpy as np
 
 from ..render.config import RenderConfig
 from . import style
-from .sources import BatchResults, PlotError, _cell
+from .figure import fit_figure, save_figure
+from .sources import BatchResults, PlotError, table_cell
 
 __all__ = ["ReportSummary", "status_category", "thumbnail_rgb", "write_report"]
 
@@ -140,7 +141,7 @@ def _columns(table):
             values[name] = np.asarray(arr, dtype=float).tolist()
         else:
             kinds[name] = "str"
-            values[name] = [("" if _cell(v) is None else str(_cell(v))) for v in column]
+            values[name] = [("" if table_cell(v) is None else str(table_cell(v))) for v in column]
         names.append(name)
     return names, kinds, values
 
@@ -447,7 +448,6 @@ def _thumbnails(batch: BatchResults, rows, directory: pathlib.Path, *, progress,
 
 
 def _figures(batch: BatchResults, rows, directory: pathlib.Path, *, progress, stretch) -> int:
-    from .figure import fit_figure, save_figure
 
     made = 0
     with _bar(len(rows), "figures", progress) as bar:

@@ -26,14 +26,44 @@ import json
 import math
 import pathlib
 import re
-import shlex
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
-from ..render.config import RenderConfig
 from ..errors import PlotError
+from ..io.feedme import FeedmeError, read_feedme
+from ..io.fits_io import (
+    InputError,
+    exposure_time,
+    looks_like_fits,
+    read_image,
+    read_mask,
+    sigma_from_header,
+    split_extension,
+)
+from ..io.galfit_output import HEADER_KEYWORDS
+from ..io.imfit_config import (
+    function_parameters,
+    imfit_sigma,
+    model_from_imfit,
+    parse_imfit_config,
+)
+from ..io.imfit_output import run_inputs
+from ..io.results import error_column, parameter_column
+from ..pipeline.runner import BatchOptions
+from ..pipeline.sources import (
+    CatalogError,
+    Failed,
+    prepare,
+    read_catalog,
+    template_from_file,
+)
+from ..profiles import get_profile
+from ..profiles.modifiers import profile_for_values
+from ..render.config import RenderConfig
+from ..render.psf import prepare_psf, stack_psfs
+from ..render.scene import Frame, render_parts
 
 __all__ = ["BatchResults", "ComponentView", "FitView", "PlotError", "from_fit_result", "from_imfit",
            "from_imgblock", "load_result", "render_components"]
@@ -161,10 +191,9 @@ class FitView:
 
 # --------------------------------------------------------------------------- rendering
 
-def _profile(name: str, names):
-    from ..profiles import get_profile
-    from ..profiles.modifiers import profile_for_values
-
+def profile_with_modifiers(name: str, names):
+    """The profile class ``name`` with the shape modifiers (C0, Fourier modes) that the
+    parameter ``names`` ask for; a PlotError names an unknown profile."""
     try:
         return profile_for_values(get_profile(name), names)
     except KeyError as err:
@@ -190,8 +219,6 @@ def render_components(components, shape, *, origin=(1, 1), zeropoint=0.0, exptim
     Returns:
         (B, C, H, W) float64 [ADU/pix]: component c of galaxy b, PSF-convolved (sky not).
     """
-    from ..render.psf import prepare_psf, stack_psfs
-    from ..render.scene import Frame, render_parts
 
     h, w = int(shape[0]), int(shape[1])
     sizes = {np.size(v) for _, values in components for v in values.values()} - {1}
@@ -216,7 +243,7 @@ def render_components(components, shape, *, origin=(1, 1), zeropoint=0.0, exptim
     out = np.zeros((bsz, len(components), h, w))
     with torch.no_grad():
         for c, (name, values) in enumerate(components):
-            profile = _profile(name, values.keys())
+            profile = profile_with_modifiers(name, values.keys())
             params = {k: column(values[k]) for k in profile.parameter_names()}
             parts = render_parts([(profile, params)], frame, prepared, config)
             out[:, c] = parts.total().numpy()
@@ -224,7 +251,7 @@ def render_components(components, shape, *, origin=(1, 1), zeropoint=0.0, exptim
 
 
 def _kind(profile_name: str, names) -> str:
-    return _profile(profile_name, names).kind
+    return profile_with_modifiers(profile_name, names).kind
 
 
 # ------------------------------------------------------------------------ file helpers
@@ -245,7 +272,6 @@ def _resolve(name: str | None, *bases) -> pathlib.Path | None:
 def _read_named(spec, what: str, bases, source) -> np.ndarray:
     """Read ``spec`` ('file.fits' or 'file.fits[N]'), found as given or relative to one
     of ``bases``; a missing file is a PlotError naming ``source`` and ``what``."""
-    from ..io.fits_io import split_extension
 
     name, extension = split_extension(str(spec))
     found = _resolve(name, *bases)
@@ -255,7 +281,6 @@ def _read_named(spec, what: str, bases, source) -> np.ndarray:
 
 
 def _read(path, extension=None, what="image"):
-    from ..io.fits_io import InputError, read_image
 
     try:
         return read_image(str(path), extension)
@@ -288,7 +313,6 @@ def parse_header_value(text: str) -> tuple[float, float, str]:
 
 
 def _keyword_names() -> dict[str, str]:
-    from ..io.galfit_output import HEADER_KEYWORDS
 
     return {v: k for k, v in HEADER_KEYWORDS.items()}
 
@@ -315,7 +339,6 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
     """
     from astropy.io import fits
 
-    from ..io.fits_io import exposure_time, sigma_from_header
 
     path = pathlib.Path(path)
     try:
@@ -341,7 +364,6 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
     feedme = None
     initfile = _resolve(header.get("INITFILE"), path.parent)
     if initfile is not None:
-        from ..io.feedme import FeedmeError, read_feedme
 
         try:
             feedme = read_feedme(initfile)
@@ -360,7 +382,7 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
     while f"COMP_{number}" in header:
         profile_name = str(header[f"COMP_{number}"]).strip()
         try:
-            base = _profile(profile_name, ())
+            base = profile_with_modifiers(profile_name, ())
         except PlotError:
             raise PlotError(f"{path}: COMP_{number} = {profile_name!r} is not a profile galprof knows") from None
         values, errors, states = {}, {}, {}
@@ -378,7 +400,7 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
         if base.kind == "sky":
             for name in ("x", "y"):
                 values.pop(name, None)
-        profile = _profile(profile_name, values.keys())
+        profile = profile_with_modifiers(profile_name, values.keys())
         names = profile.parameter_names()
         missing = [n for n in names if n not in values]
         if missing:
@@ -459,11 +481,10 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
 
 
 def _region_mask(mask_path, origin, shape, datain, bases, block):
-    from ..io.fits_io import InputError, _looks_like_fits, read_mask
 
     x1, y1 = origin
     h, w = shape
-    if _looks_like_fits(pathlib.Path(mask_path)):
+    if looks_like_fits(pathlib.Path(mask_path)):
         full, _ = _read(mask_path, what="mask")
         full = (full != 0) | ~np.isfinite(full)
     else:
@@ -492,28 +513,21 @@ def _region_mask(mask_path, origin, shape, datain, bases, block):
 # ---------------------------------------------------------------------- imfit best fit
 
 def _imfit_command(text: str):
-    """The options of the ``galprof imfit`` command recorded in a best-fit header."""
-    import argparse
+    """The inputs of the ``galprof imfit`` run recorded in a best-fit header (the
+    ``# galprof inputs:`` line), as attributes named like imfit's options; None if absent."""
+    from types import SimpleNamespace
 
-    from ..cli import _imfit_parser
 
-    for line in text.splitlines():
-        body = line.lstrip("#").strip()
-        if body.startswith("Command line:"):
-            words = shlex.split(body[len("Command line:"):].strip())
-            if words and words[0] == "galprof":
-                words = words[1:]
-            if words and words[0] == "imfit":
-                words = words[1:]
-            parser = argparse.ArgumentParser(add_help=False)
-            sub = parser.add_subparsers(dest="command")
-            _imfit_parser(sub)
-            try:
-                args, _ = parser.parse_known_args(["imfit"] + words)
-                return args
-            except SystemExit:
-                return None
-    return None
+    found = run_inputs(text)
+    if not found:
+        return None
+    kind = found.get("noise_kind", "sigma")
+    return SimpleNamespace(image=found.get("image"), psf=found.get("psf"), mask=found.get("mask"),
+                           noise=found.get("noise"), errors_are_variances=kind == "variance",
+                           errors_are_weights=kind == "weight", gain=found.get("GAIN"),
+                           readnoise=found.get("READNOISE"), exptime=found.get("EXPTIME"),
+                           ncombined=found.get("NCOMBINED"), sky=found.get("ORIGINAL_SKY"),
+                           legacy_pixel_integration=bool(found.get("legacy_pixel_integration", False)))
 
 
 def from_imfit(bestfit, image=None, *, psf=None, mask=None, noise=None, errors_are: str = "sigma",
@@ -522,16 +536,13 @@ def from_imfit(bestfit, image=None, *, psf=None, mask=None, noise=None, errors_a
     ``bestfit_parameters_imfit.dat``) and its image as a :class:`FitView`.
 
     The image, PSF, mask, noise image and prelude overrides (GAIN, ...) default to
-    those of the ``# Command line: galprof imfit ...`` header line when it is present
+    those recorded by ``galprof imfit`` in the ``# galprof inputs:`` header line
     (file names tried as given, then relative to the best-fit file). The noise is the
     noise image (``errors_are``: ``sigma``, ``variance`` or ``weight``) or imfit's
     data-based sigma. imfit has no zeropoint: profiles are in ADU/pix unless
     ``zeropoint`` (and ``pixel_scale`` [arcsec/pix]) are given. The parameter text
     shows imfit's own parameters with the errors of the ``# +/- err`` comments.
     """
-    from ..io.feedme import FeedmeError
-    from ..io.fits_io import split_extension
-    from ..io.imfit_config import function_parameters, imfit_sigma, model_from_imfit, parse_imfit_config
 
     bestfit = pathlib.Path(bestfit)
     try:
@@ -712,8 +723,8 @@ def read_results_table(path):
         raise PlotError(f"{path}: cannot read the table: {err}") from None
 
 
-def _cell(value):
-    if np.ma.is_masked(value):
+def table_cell(value):
+    """A results-table cell as a plain Python value (None for a masked cell, str for bytes)."""    if np.ma.is_masked(value):
         return None
     if isinstance(value, bytes):
         return value.decode()
@@ -741,8 +752,6 @@ class BatchResults:
     def open(cls, path, *, catalog=None, template=None) -> BatchResults:
         """Read the table; find its template and catalog (table metadata ``TEMPLATE``,
         ``CATALOG``, or the arguments), tried as recorded and relative to the table."""
-        from ..pipeline.catalog import CatalogError, read_catalog, template_from_file
-        from ..pipeline.runner import BatchOptions
 
         path = pathlib.Path(path)
         table = read_results_table(path)
@@ -792,7 +801,7 @@ class BatchResults:
         return len(self.table)
 
     def ids(self) -> list[str]:
-        return [str(_cell(v)) for v in self.table["id"]]
+        return [str(table_cell(v)) for v in self.table["id"]]
 
     def index(self, row) -> int:
         """The 0-based table index of ``row``: an id, or ``#N`` / an int for the N-th row (0-based)."""
@@ -812,11 +821,10 @@ class BatchResults:
 
     def row(self, index: int) -> dict:
         r = self.table[index]
-        return {name: _cell(r[name]) for name in self.table.colnames}
+        return {name: table_cell(r[name]) for name in self.table.colnames}
 
     def _components(self, row: dict):
         """[(number, profile, kind, values, errors, free, flagged)] of a row (NaN where absent)."""
-        from ..pipeline.columns import error_column, parameter_column
 
         status = str(row.get("STATUS") or "")
         flagged = set()
@@ -852,7 +860,6 @@ class BatchResults:
     def prepared(self, index: int):
         """(row dict, runner.Prepared) of a row: its image, sigma, mask (as the batch
         made it: catalog mask, segmentation and automatic masks) and PSF."""
-        from ..pipeline.runner import Failed, prepare
 
         row, source = self._check(index)
         import warnings

@@ -140,7 +140,7 @@ def write_covariance(path, result, labels=None) -> None:
     """
     from astropy.io import fits
 
-    from ..pipeline.columns import parameter_column
+    from ..io.results import parameter_column
 
     if isinstance(result, (list, tuple)):
         entries = list(result)

@@ -1,10 +1,17 @@
-"""``galprof plot``, ``galprof compare`` and ``galprof report`` (argument parsers and
-command functions; :mod:`galprof.cli` adds them to its sub-commands)."""
+"""``galprof plot``, ``galprof compare`` and ``galprof report``: argument parsers and
+command functions over :mod:`galprof.plots`."""
 
 from __future__ import annotations
 
 import pathlib
 import sys
+
+from ..plots.compare import compare_figure, compare_tables, format_summary, parse_column_map
+from ..plots.figure import fit_figure, save_figure
+from ..plots.images import image_figure
+from ..plots.profile1d import profile_figure
+from ..plots.report import write_report
+from ..plots.sources import load_result
 
 __all__ = ["add_parsers", "run"]
 
@@ -68,11 +75,6 @@ def add_parsers(sub) -> None:
 
 
 def _plot(args) -> int:
-    from .figure import fit_figure, save_figure
-    from .images import image_figure
-    from .profile1d import profile_figure
-    from .sources import load_result
-
     rows = args.row or [None]
     if len(rows) > 1 and args.output and "{" not in args.output:
         stem = pathlib.Path(args.output)
@@ -103,9 +105,6 @@ def _plot(args) -> int:
 
 
 def _compare(args) -> int:
-    from .compare import compare_figure, compare_tables, format_summary, parse_column_map
-    from .figure import save_figure
-
     columns = [c.strip() for c in args.columns.split(",")] if args.columns else None
     labels = tuple(args.labels) if args.labels else (pathlib.Path(args.a).stem, pathlib.Path(args.b).stem)
     comparison = compare_tables(args.a, args.b, columns=columns, column_map=parse_column_map(args.map),
@@ -118,8 +117,6 @@ def _compare(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import write_report
-
     summary = write_report(args.results, args.out, catalog=args.catalog, template=args.template,
                            thumbnails=not args.no_thumbnails, figures=args.figures, max_figures=args.max_figures,
                            progress=not args.quiet, workers=args.workers, title=args.title)
@@ -131,13 +128,6 @@ def _report(args) -> int:
 
 
 def run(args) -> int:
-    """Run ``galprof plot|compare|report``; a bad input raises CommandError (no traceback)."""
-    from ..cli import CommandError
-    from ..io.feedme import FeedmeError
-    from ..io.fits_io import InputError
-    from .sources import PlotError
-
-    try:
-        return {"plot": _plot, "compare": _compare, "report": _report}[args.command](args)
-    except (PlotError, InputError, FeedmeError) as err:
-        raise CommandError(str(err)) from None
+    """Run ``galprof plot|compare|report``; bad input raises a GalprofError (PlotError,
+    InputError, FeedmeError), which the command line prints without a traceback."""
+    return {"plot": _plot, "compare": _compare, "report": _report}[args.command](args)

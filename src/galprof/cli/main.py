@@ -1,0 +1,48 @@
+"""``galprof``: the command line.
+
+Subcommands, one module each: ``fit`` (GALFIT feedmes), ``imfit`` (imfit's command
+line), ``batch`` (catalogs and many feedmes), ``plot``/``compare``/``report`` (figures),
+``demo``. Every fit goes through :mod:`galprof.pipeline.runner`. A user-facing error (any
+:class:`galprof.errors.GalprofError`) is printed as ``galprof: error: <message>`` without
+a traceback, and the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import GalprofError
+from . import batch, demo, fit, imfit, plots
+
+_COMMANDS = {"fit": fit.run, "imfit": imfit.run, "batch": batch.run, "demo": demo.run,
+             **{name: plots.run for name in plots.COMMANDS}}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``galprof`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="galprof", description="Batched galaxy profile fitting (GALFIT drop-in).")
+    parser.add_argument("--version", action="version", version=f"galprof {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fit.add_parser(sub)
+    imfit.add_parser(sub)
+    batch.add_parser(sub)
+    plots.add_parsers(sub)
+    demo.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run ``galprof`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except GalprofError as err:
+        print(f"galprof: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

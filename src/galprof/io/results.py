@@ -1,0 +1,220 @@
+"""The results schema: one table layout for every galprof run.
+
+``galprof batch`` (catalogs and feedmes), ``galprof fit`` and ``galprof imfit`` all
+describe a fitted galaxy with one row of this schema:
+
+* ``id``: the catalog id, the feedme's path or the imfit image;
+* per parameter of component k (1-based) the column ``<k>_<KEY>``, with KEY the card
+  suffix GALFIT writes in an imgblock header (``1_XC``, ``1_YC``, ``1_MAG``, ``1_RE``,
+  ``1_N``, ``1_AR``, ``1_PA``, ``2_RS``, ``3_SKY``, ...; see
+  :data:`galprof.io.galfit_output.HEADER_KEYWORDS`) or, for parameters GALFIT has no card
+  for, the parameter's name in capitals (``3_MU_0``, ``1_C0``, ``1_F1_AMP``). Positions
+  are GALFIT's 1-based pixels of the galaxy's image, PA in degrees counter-clockwise from
+  +y, sizes in pixels along the major axis, q = b/a;
+* its errors: ``<k>_<KEY>_ERR`` (raw covariance, (J^T W J)^-1), ``_ERR_SCALED`` (times
+  sqrt(chi2_nu)) and, with ``--errors bootstrap`` or ``sample``, the columns of
+  :data:`BOOTSTRAP_SUFFIXES` or :data:`POSTERIOR_SUFFIXES`;
+* ``CHISQ``, ``CHI2NU``, ``NDOF``, ``ITERATIONS``, ``AUTO_INIT``, ``COV_FLAG`` and
+  ``STATUS``.
+
+``STATUS`` takes one of the values of the vocabulary below: :data:`CONVERGED`,
+:data:`MAX_ITERATIONS`, ``hit a bound: 1_N,2_RS`` (:data:`HIT_BOUND`),
+``not fitted: <why>`` (:data:`NOT_FITTED`, GALFIT's ``P) 1..3``) and ``failed: <reason>``
+(:data:`FAILED`; the row's values are then NaN). The same column names override template
+values in an input catalog.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+
+import numpy as np
+
+from ..errors import UsageError
+from .galfit_output import HEADER_KEYWORDS
+
+#: STATUS vocabulary (prefixes for the two that carry details)
+CONVERGED = "converged"
+MAX_ITERATIONS = "max iterations"
+HIT_BOUND = "hit a bound: "
+NOT_FITTED = "not fitted: "
+FAILED = "failed: "
+
+#: the per-galaxy columns after the parameters, in table order
+SUMMARY_COLUMNS = ("CHISQ", "CHI2NU", "NDOF", "ITERATIONS", "AUTO_INIT", "COV_FLAG", "STATUS")
+
+#: suffixes of the optional uncertainty columns (see docs/uncertainties.md)
+BOOTSTRAP_SUFFIXES = ("_BOOT_ERR", "_BOOT_LO68", "_BOOT_HI68", "_BOOT_LO95", "_BOOT_HI95")
+POSTERIOR_SUFFIXES = ("_POST_ERR", "_POST_LO68", "_POST_HI68", "_POST_LO95", "_POST_HI95", "_RHAT", "_ESS")
+
+
+def parameter_column(component: int, name: str) -> str:
+    """``<component>_<KEY>`` of parameter ``name`` of 1-based ``component``."""
+    return f"{component}_{HEADER_KEYWORDS.get(name, name.upper())}"
+
+
+def error_column(component: int, name: str) -> str:
+    """``<component>_<KEY>_ERR``: the raw covariance error of a parameter."""
+    return parameter_column(component, name) + "_ERR"
+
+
+def uncertainty_suffixes(method: str) -> tuple[str, ...]:
+    """Per-parameter column suffixes for an error method: always ``_ERR_SCALED`` (the
+    covariance error times sqrt(chi2_nu)); plus bootstrap or posterior columns."""
+    extra = {"bootstrap": BOOTSTRAP_SUFFIXES, "sample": POSTERIOR_SUFFIXES}.get(method, ())
+    return ("_ERR_SCALED",) + extra
+
+
+def parameter_columns(model, method: str = "covariance") -> list[str]:
+    """The parameter columns of ``model`` (a :class:`galprof.model.Model`), in table order:
+    for each component and parameter, value, ``_ERR`` and the ``method``'s suffixes."""
+    names = []
+    for ci, comp in enumerate(model.components):
+        for name in comp.profile_class.parameter_names():
+            names += [parameter_column(ci + 1, name), error_column(ci + 1, name)]
+            names += [parameter_column(ci + 1, name) + suffix for suffix in uncertainty_suffixes(method)]
+    return names
+
+
+def fit_status(result, b: int) -> str:
+    """STATUS of galaxy ``b`` of a :class:`galprof.FitResult`: failed (non-finite values),
+    max iterations, hit a bound (free parameters on a bound, as ``<k>_<name>``) or converged."""
+    if not np.isfinite(result.chi2[b]) or not np.all(np.isfinite(result.values[b])):
+        return FAILED + "the fit ended with non-finite values"
+    if not result.converged[b]:
+        return MAX_ITERATIONS
+    bound = [f"{c}_{n}" for j, (c, n) in enumerate(result.names) if result.at_bound[b, j] and result.free[j]]
+    if bound:
+        return HIT_BOUND + ",".join(bound)
+    return CONVERGED
+
+
+def is_failed(status) -> bool:
+    """True for a ``failed: ...`` STATUS."""
+    return str(status).startswith(FAILED)
+
+
+def failed_row(model, label: str, reason: str, method: str = "covariance", *, auto: bool = False) -> dict:
+    """The row of a galaxy that could not be fitted: NaN values, ``STATUS = failed: reason``."""
+    row = {"id": label}
+    row.update({name: math.nan for name in parameter_columns(model, method)})
+    row.update(CHISQ=math.nan, CHI2NU=math.nan, NDOF=0, ITERATIONS=0, AUTO_INIT=bool(auto), COV_FLAG=True,
+               STATUS=FAILED + reason)
+    return row
+
+
+def fitted_row(result, b: int, label: str, *, extra=None, method: str = "covariance", auto: bool = False,
+               shift=(0.0, 0.0)) -> dict:
+    """The row of galaxy ``b`` of a :class:`galprof.FitResult`.
+
+    Args:
+        extra: the bootstrap or posterior summary of ``method`` (or None): it fills the
+            ``_BOOT_*`` or ``_POST_*``, ``_RHAT`` and ``_ESS`` columns.
+        shift: (dx, dy) [pix] added to every position (``x``, ``y``) of a non-sky
+            component: from the fitted array's pixels to the image's.
+    """
+    if is_failed(status := fit_status(result, b)):
+        return failed_row(result.model, label, status[len(FAILED):], method, auto=auto)
+    row = {"id": label}
+    kinds = [c.profile_class.kind for c in result.model.components]
+    for j, (c, name) in enumerate(result.names):
+        key = parameter_column(c, name)
+        value = float(result.values[b, j])
+        if name in ("x", "y") and kinds[c - 1] != "sky":
+            value += shift[0 if name == "x" else 1]
+        row[key] = value
+        row[key + "_ERR"] = float(result.errors[b, j])
+        row[key + "_ERR_SCALED"] = float(result.errors_scaled[b, j])
+        if extra is None:
+            continue
+        prefix = "_BOOT" if method == "bootstrap" else "_POST"
+        row[key + prefix + "_ERR"] = float(extra.std[b, j])
+        for level, tag in ((0.68, "68"), (0.95, "95")):
+            low, high = extra.interval(level)
+            row[key + prefix + "_LO" + tag] = float(low[b, j])
+            row[key + prefix + "_HI" + tag] = float(high[b, j])
+        if method == "sample":
+            row[key + "_RHAT"] = float(extra.r_hat[b, j])
+            row[key + "_ESS"] = float(extra.ess[b, j])
+    row.update(CHISQ=float(result.chi2[b]), CHI2NU=float(result.chi2_nu[b]), NDOF=int(result.ndof[b]),
+               ITERATIONS=int(result.iterations[b]), AUTO_INIT=bool(auto), COV_FLAG=bool(result.covariance_flag[b]),
+               STATUS=status)
+    return row
+
+
+def unfitted_row(model, values, label: str, reason: str, method: str = "covariance") -> dict:
+    """The row of a galaxy that was rendered but not fitted (GALFIT's ``P) 1..3``): its
+    initial ``values`` (per component {name: value}), NaN errors, ``STATUS = not fitted: reason``."""
+    row = failed_row(model, label, reason, method)
+    for ci, v in enumerate(values):
+        for name, value in v.items():
+            row[parameter_column(ci + 1, name)] = float(value)
+    row["STATUS"] = NOT_FITTED + reason
+    return row
+
+
+def column_order(rows: list[dict]) -> list[str]:
+    """The columns of a table of ``rows`` (possibly of different models): ``id``, then
+    every parameter column in order of first appearance (component by component), then
+    :data:`SUMMARY_COLUMNS`. Other keys (e.g. ``_row``) follow ``id``."""
+    seen: dict[str, None] = {"id": None}
+    for r in rows:
+        for key in r:
+            if key.startswith("_"):
+                seen.setdefault(key, None)
+    params: dict[str, None] = {}
+    for r in rows:
+        for key in r:
+            if key not in seen and key not in SUMMARY_COLUMNS:
+                params.setdefault(key, None)
+    number = {key: int(key.split("_", 1)[0]) if key.split("_", 1)[0].isdigit() else 0 for key in params}
+    ordered = sorted(params, key=lambda k: number[k])  # stable: the order of appearance within a component
+    return list(seen) + ordered + list(SUMMARY_COLUMNS)
+
+
+def _blank(name: str):
+    if name in ("id", "STATUS"):
+        return ""
+    if name in ("NDOF", "ITERATIONS"):
+        return 0
+    if name in ("AUTO_INIT",):
+        return False
+    if name == "COV_FLAG":
+        return True
+    return math.nan
+
+
+def rows_table(rows: list[dict], names: list[str] | None = None):
+    """An astropy Table of ``rows`` in the schema's column order (``names`` to choose
+    them); a column a row lacks (another model's parameter) is NaN there."""
+    from astropy.table import Table
+
+    names = column_order(rows) if names is None else names
+    table = Table({n: [r.get(n, _blank(n)) for r in rows] for n in names}, names=names)
+    for name in ("id", "STATUS"):
+        if name in table.colnames:
+            table[name] = table[name].astype(str)
+    return table
+
+
+#: results formats by extension
+TABLE_FORMATS = {".fits": "fits", ".fit": "fits", ".parquet": "parquet", ".csv": "ascii.csv", ".ecsv": "ascii.ecsv"}
+
+
+def check_table_path(output) -> pathlib.Path:
+    """``output`` as a path, after checking its extension names a results format."""
+    output = pathlib.Path(output)
+    if output.suffix.lower() not in TABLE_FORMATS:
+        raise UsageError(f"{output}: unknown results format (use .fits, .parquet, .csv or .ecsv)", path=str(output))
+    return output
+
+
+def write_table(table, output) -> None:
+    """Write the results by extension: .fits, .parquet, .csv or .ecsv (atomically: a
+    temporary file in the same directory, then ``os.replace``)."""
+    output = check_table_path(output)
+    tmp = output.with_name(output.stem + f".tmp{os.getpid()}" + output.suffix)
+    table.write(str(tmp), format=TABLE_FORMATS[output.suffix.lower()], overwrite=True)
+    os.replace(tmp, output)

@@ -1,0 +1,472 @@
+"""Sources of galaxies: catalog rows, GALFIT feedmes and imfit runs, as galaxy jobs.
+
+Every way of naming galaxies to fit becomes a list of *sources*, each of which
+:func:`prepare` turns into a :class:`Prepared` galaxy (data cut to its fit region, a
+model with its starting values, its frame settings and, for feedmes and imfit runs, the
+per-galaxy files to write) or a :class:`Failed` one (why it cannot be fitted).
+:mod:`galprof.pipeline.runner` fits every kind the same way.
+
+* :class:`GalaxySource`: one row of a catalog, with a :class:`Template` (below).
+* :class:`FeedmeSource`: one GALFIT feedme (its own model, region, PSF, zeropoint...).
+* :class:`ImfitSource`: one ``galprof imfit`` run (image, configuration and options).
+
+A catalog of cutouts and a model template:
+
+A catalog is a table (CSV, ECSV, FITS table or Parquet, by extension) with one row per
+galaxy:
+
+* ``id`` (or ``--id-column``): a unique label, written back in the results;
+* ``image``: path of the cutout, with an optional HDU as ``cutout.fits[1]``;
+* optional ``sigma``, ``psf``, ``mask`` paths (empty or ``none``: absent), and
+  ``segmentation`` with ``target_label``: a segmentation map whose other segments are
+  masked (GalMOSS's ``mask_index``);
+* optional initial values named like GALFIT's header keywords, ``<k>_<KEY>``
+  (:mod:`galprof.io.results`): ``1_XC``, ``1_YC``, ``1_MAG``, ``1_RE``, ``1_N``,
+  ``1_AR``, ``1_PA``, ``2_RS``, ...; they override the template's values for that row
+  (blank or NaN: the template's value).
+
+Relative paths are relative to the catalog's directory. The template is a GALFIT feedme
+or an imfit configuration: its components, values (defaults), free/fixed flags and
+constraints apply to every galaxy; a feedme's J (zeropoint), K (plate scale), D (PSF,
+when the catalog has no psf column) and E (PSF oversampling) too. Positions in the
+template and in the catalog are 1-based pixels of each cutout.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import CatalogError, GalprofError, InputError
+from ..io.feedme import read_feedme
+from ..io.fits_io import split_extension
+from ..io.imfit_config import (
+    imfit_sigma,
+    model_from_imfit,
+    parse_imfit_config,
+    read_imfit_config,
+)
+from ..io.inputs import GalaxyInputs, feedme_inputs, load_galaxy, model_from_feedme
+from ..io.results import parameter_column
+from ..likelihood import PixelStatistic
+from ..model import Model
+from .autoinit import auto_initial
+from .outputs import FeedmeOutputs
+
+
+@dataclass(frozen=True)
+class Template:
+    """The model every galaxy starts from, and the settings of its frame."""
+
+    model: Model
+    zeropoint: float = 0.0
+    plate_scale: tuple[float, float] = (1.0, 1.0)
+    psf: str | None = None
+    psf_oversampling: int = 1
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class GalaxySource:
+    """One catalog row: where its data are and what it overrides."""
+
+    row: int  # 0-based position in the catalog
+    id: str
+    image: str
+    hdu: int | None = None
+    sigma: str | None = None
+    psf: str | None = None
+    mask: str | None = None
+    segmentation: str | None = None
+    target_label: int | None = None
+    overrides: dict = field(default_factory=dict)  # (component index, name) -> value
+
+
+def template_from_file(path: str) -> Template:
+    """A :class:`Template` from a GALFIT feedme or (``.dat``/``.cfg``/``.conf``, or a
+    file with FUNCTION lines) an imfit configuration."""
+    p = pathlib.Path(path)
+    try:
+        text = p.read_text()
+    except OSError as err:
+        raise CatalogError(f"cannot read template {path}: {err.strerror}") from None
+    if "FUNCTION" in text.split():
+
+        config = parse_imfit_config(text, str(p))
+        # imfit positions are absolute; a template's are per cutout, so the sky is at the centre
+        return Template(model_from_imfit(config, (0.0, 0.0)), 0.0, (1.0, 1.0), None, 1, str(p))
+    feedme = read_feedme(str(p))
+    psf = feedme.psf_image
+    if psf is not None and not pathlib.Path(psf).is_absolute():
+        psf = str(p.parent / psf)
+    return Template(model_from_feedme(feedme), feedme.zeropoint, tuple(feedme.plate_scale), psf,
+                    feedme.psf_oversampling, str(p))
+
+
+def _read_table(path: pathlib.Path):
+    from astropy.table import Table
+
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    formats = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv", ".fits": "fits", ".fit": "fits", ".fits.gz": "fits",
+               ".parquet": "parquet"}
+    if suffix not in formats:
+        raise CatalogError(f"{path}: unknown catalog format {suffix!r} (use .csv, .ecsv, .fits or .parquet)")
+    try:
+        return Table.read(str(path), format=formats[suffix])
+    except (OSError, ValueError) as err:
+        raise CatalogError(f"{path}: cannot read the catalog: {err}") from None
+
+
+def _text(value) -> str | None:
+    if value is None or np.ma.is_masked(value):
+        return None
+    text = str(value.decode() if isinstance(value, bytes) else value).strip()
+    return None if text == "" or text.lower() in ("none", "nan", "--") else text
+
+
+def read_catalog(path: str, template: Template, *, id_column: str = "id", image_column: str = "image"):
+    """The rows of a catalog as :class:`GalaxySource` values, in catalog order.
+
+    Raises:
+        CatalogError: unknown format, a missing id or image column, duplicate ids, a
+            value column that matches no template parameter.
+    """
+    p = pathlib.Path(path)
+    table = _read_table(p)
+    for name in (id_column, image_column):
+        if name not in table.colnames:
+            raise CatalogError(f"{path}: no column {name!r} (columns: {', '.join(table.colnames)})")
+    # value columns: every <k>_<KEY> of the template's parameters
+    by_column = {}
+    for ci, comp in enumerate(template.model.components):
+        for name in comp.profile_class.parameter_names():
+            by_column[parameter_column(ci + 1, name)] = (ci, name)
+    known = {id_column, image_column, "sigma", "psf", "mask", "segmentation", "target_label"}
+    for name in table.colnames:
+        if name not in known and name not in by_column and name[:1].isdigit():
+            raise CatalogError(f"{path}: column {name!r} names no parameter of the template "
+                               f"(expected one of {', '.join(sorted(by_column))})")
+    base = p.parent
+
+    def resolve(text):
+        if text is None:
+            return None
+        name, ext = split_extension(text)
+        q = pathlib.Path(name)
+        return (str(q if q.is_absolute() else base / q), ext)
+
+    sources, seen = [], {}
+    for row_index, row in enumerate(table):
+        gid = _text(row[id_column])
+        if gid is None:
+            raise CatalogError(f"{path}: row {row_index + 1} has no {id_column}")
+        if gid in seen:
+            raise CatalogError(f"{path}: id {gid!r} appears in rows {seen[gid] + 1} and {row_index + 1}")
+        seen[gid] = row_index
+        image = _text(row[image_column])
+        if image is None:
+            raise CatalogError(f"{path}: row {row_index + 1} ({gid}) has no {image_column}")
+        image_path, hdu = resolve(image)
+        extra = {}
+        for key in ("sigma", "psf", "mask", "segmentation"):
+            if key in table.colnames:
+                found = resolve(_text(row[key]))
+                extra[key] = None if found is None else found[0]
+        if "target_label" in table.colnames and _text(row["target_label"]) is not None:
+            extra["target_label"] = int(row["target_label"])
+        overrides = {}
+        for column, key in by_column.items():
+            if column in table.colnames:
+                value = row[column]
+                if not np.ma.is_masked(value) and math.isfinite(float(value)):
+                    overrides[key] = float(value)
+        sources.append(GalaxySource(row_index, gid, image_path, hdu, overrides=overrides, **extra))
+    if not sources:
+        raise CatalogError(f"{path}: the catalog has no rows")
+    return sources
+
+
+
+# ------------------------------------------------------------------------ other sources
+
+@dataclass(frozen=True)
+class FeedmeSource:
+    """One GALFIT feedme: its own model, fit region, PSF, zeropoint and outputs.
+
+    ``row`` is its 0-based position in the run, ``id`` its label in the results (the path
+    as given).
+    """
+
+    row: int
+    id: str
+    path: str
+
+    def describe(self) -> list:
+        """What identifies this job in a run's fingerprint: the path and the feedme's text."""
+        try:
+            text = pathlib.Path(self.path).read_text(errors="replace")
+        except OSError:
+            text = ""
+        return [self.id, self.path, text]
+
+
+def feedme_sources(paths) -> list[FeedmeSource]:
+    """One :class:`FeedmeSource` per path, in order (a path given twice is refused)."""
+    seen: dict = {}
+    for k, path in enumerate(paths):
+        if str(path) in seen:
+            raise CatalogError(f"feedme {path} is given twice (positions {seen[str(path)] + 1} and {k + 1})")
+        seen[str(path)] = k
+    return [FeedmeSource(k, str(path), str(path)) for k, path in enumerate(paths)]
+
+
+@dataclass(frozen=True)
+class ImfitSource:
+    """One ``galprof imfit`` run: an image and an imfit configuration.
+
+    Attributes:
+        image: FITS image, ``file.fits`` or ``file.fits[N]``.
+        config: imfit configuration file.
+        psf, mask, noise: optional files (``noise_kind``: sigma, variance or weight).
+        prelude: GAIN, READNOISE, EXPTIME, NCOMBINED, ORIGINAL_SKY overriding the
+            configuration's (imfit's command-line options).
+        statistic: None (chi^2) or ``model-chi2``, ``cash``, ``poisson-mlr``.
+        fit_options: further :func:`galprof.fit` keywords as (name, value) pairs
+            (``lm_settings``).
+        outputs: what to write after the fit (a :class:`galprof.pipeline.outputs.ImfitOutputs`).
+    """
+
+    row: int
+    id: str
+    image: str
+    config: str
+    psf: str | None = None
+    mask: str | None = None
+    noise: str | None = None
+    noise_kind: str = "sigma"
+    prelude: tuple = ()
+    statistic: str | None = None
+    fit_options: tuple = ()
+    outputs: object = None
+
+    def describe(self) -> list:
+        return [self.id, self.image, self.config, self.psf, self.mask, self.noise, self.noise_kind,
+                list(self.prelude), self.statistic]
+
+
+# ------------------------------------------------------------------------ preparation
+
+@dataclass
+class Prepared:
+    """A galaxy ready to fit: its data, its model and starting values, its frame.
+
+    Attributes:
+        source: the :class:`GalaxySource`, :class:`FeedmeSource` or :class:`ImfitSource`.
+        image, sigma, mask, psf, exptime: see :class:`galprof.io.inputs.GalaxyInputs`.
+        values: per component {name: value}: the starting values (positions in 1-based
+            pixels of the whole image, PA in degrees CCW from +y, sizes in pixels).
+        auto: the starting values came from source detection.
+        model: the model's structure (profiles, fixed flags, bounds, constraints); its
+            values are replaced by ``values`` for the fit.
+        zeropoint, plate_scale, psf_oversampling, convolution_box: the frame (GALFIT's
+            lines J, K, E, I).
+        origin: 1-based (x, y) image pixel of ``image[0, 0]`` (the fit region's corner).
+        fit_options: further :func:`galprof.fit` keywords, (name, value) pairs.
+        outputs: per-galaxy files to write after the fit (feedmes, imfit runs), or None.
+        fitted: False for GALFIT's ``P) 1..3``: rendered at the starting values, not fitted.
+        header, sigma_note: the input image's header and where sigma came from (outputs).
+    """
+
+    source: object
+    image: np.ndarray
+    sigma: np.ndarray
+    mask: np.ndarray | None
+    psf: np.ndarray | None
+    exptime: float
+    values: list
+    auto: bool
+    model: Model | None = None
+    zeropoint: float = 0.0
+    plate_scale: tuple = (1.0, 1.0)
+    psf_oversampling: int = 1
+    origin: tuple = (1, 1)
+    convolution_box: tuple | None = None
+    fit_options: tuple = ()
+    outputs: object = None
+    fitted: bool = True
+    header: object = None
+    sigma_note: str = ""
+
+
+@dataclass
+class Failed:
+    """A galaxy that cannot be fitted, and why."""
+
+    source: object
+    reason: str
+    model: Model | None = None
+
+
+def _auto_values(model: Model, values: list[dict], found) -> None:
+    """Put the detected centre, shape, brightness and size into the starting values."""
+    comps = model.components
+    galaxies = [i for i, c in enumerate(comps) if c.profile_class.kind != "sky"]
+    share = 2.5 * math.log10(max(1, len(galaxies)))  # the flux split between the components
+    for ci in galaxies:
+        v = values[ci]
+        profile = comps[ci].profile_class
+        for name in ("x", "y", "q", "pa"):
+            if name in v:
+                v[name] = found.values[name]
+        if "mag" in v:
+            v["mag"] = found.values["mag"] + share
+        sizes = [s.name for s in profile.parameters if s.is_size]
+        if sizes:
+            scale = 1.0 / 1.678 if sizes[0] == "r_s" else 1.0
+            v[sizes[0]] = max(found.values["r_e"] * scale, 0.5)
+    for ci, comp in enumerate(comps):
+        if comp.profile_class.kind == "sky" and "sky" in values[ci]:
+            values[ci]["sky"] = found.values["sky"]
+
+
+def _detect(inputs: GalaxyInputs, model: Model, values: list[dict], zeropoint: float, mask_mode: str,
+            overrides: dict) -> np.ndarray | None:
+    """Automatic starting values (source detection on the cut image); returns the mask
+    of the other sources (or None). ``overrides`` still win over what is detected."""
+    bad = inputs.mask if inputs.mask is not None else np.zeros(inputs.image.shape, dtype=bool)
+    usable = np.isfinite(inputs.image) & np.isfinite(inputs.sigma) & (inputs.sigma > 0) & ~bad
+    found = auto_initial(np.where(usable, inputs.image, np.nan), sigma=np.where(usable, inputs.sigma, 1.0),
+                         mask=~usable, zeropoint=zeropoint, exptime=inputs.exptime, mask_mode=mask_mode)
+    _auto_values(model, values, found)
+    for (ci, name), value in overrides.items():
+        values[ci][name] = value
+    return found.mask
+
+
+def _with_auto(inputs: GalaxyInputs, model: Model, values: list[dict], zeropoint: float, options, overrides: dict,
+               has_centre: bool):
+    """(mask, auto) after the automatic initialisation that ``options.auto_init`` asks for."""
+    auto = options.auto_init == "always" or (options.auto_init == "auto" and not has_centre)
+    mask = inputs.mask
+    if auto:
+        found_mask = _detect(inputs, model, values, zeropoint, options.mask_mode, overrides)
+        if found_mask is not None and found_mask.any():
+            mask = found_mask if mask is None else (mask | found_mask)
+    return mask, auto
+
+
+def _prepare_row(source: GalaxySource, template: Template, options) -> Prepared:
+    inputs = load_galaxy(source.image, hdu=source.hdu, sigma=source.sigma, psf=source.psf or template.psf,
+                         mask=source.mask, segmentation=source.segmentation, target_label=source.target_label)
+    values = [dict(c.values) for c in template.model.components]
+    for (ci, name), value in source.overrides.items():
+        values[ci][name] = value
+    has_centre = any((ci, "x") in source.overrides for ci in range(len(values)))
+    mask, auto = _with_auto(inputs, template.model, values, template.zeropoint, options, source.overrides, has_centre)
+    return Prepared(source, inputs.image, inputs.sigma, mask, inputs.psf, inputs.exptime, values, auto,
+                    model=template.model, zeropoint=template.zeropoint, plate_scale=tuple(template.plate_scale),
+                    psf_oversampling=template.psf_oversampling, header=inputs.header, sigma_note=inputs.sigma_note)
+
+
+def _prepare_feedme(source: FeedmeSource, options) -> Prepared:
+
+    try:
+        feedme = read_feedme(source.path)
+    except OSError as err:
+        raise InputError(f"cannot read feedme {source.path}: {err.strerror}", path=source.path) from None
+    inputs = feedme_inputs(feedme)
+    model = model_from_feedme(feedme)
+    values = [dict(c.values) for c in model.components]
+    fitted = feedme.mode == 0
+    mask, auto = inputs.mask, False
+    if fitted and options.auto_init == "always":
+        # detection works in the cut's pixels; the feedme's positions are the image's
+        x0, y0 = inputs.origin
+        local = _shift_positions(model, values, -(x0 - 1), -(y0 - 1))
+        mask, auto = _with_auto(inputs, model, local, feedme.zeropoint, options, {}, True)
+        values = _shift_positions(model, local, x0 - 1, y0 - 1)
+    return Prepared(source, inputs.image, inputs.sigma, mask, inputs.psf, inputs.exptime, values, auto, model=model,
+                    zeropoint=feedme.zeropoint, plate_scale=tuple(feedme.plate_scale),
+                    psf_oversampling=feedme.psf_oversampling, origin=inputs.origin,
+                    convolution_box=feedme.convolution_box, outputs=FeedmeOutputs(feedme, verbose=options.verbose),
+                    fitted=fitted, header=inputs.header, sigma_note=inputs.sigma_note)
+
+
+def _shift_positions(model: Model, values: list[dict], dx: float, dy: float) -> list[dict]:
+    """A copy of ``values`` with every non-sky component's x, y moved by (dx, dy) [pix]."""
+    out = []
+    for comp, v in zip(model.components, values):
+        v = dict(v)
+        if comp.profile_class.kind != "sky":
+            if "x" in v:
+                v["x"] = v["x"] + dx
+            if "y" in v:
+                v["y"] = v["y"] + dy
+        out.append(v)
+    return out
+
+
+def _prepare_imfit(source: ImfitSource, options) -> Prepared:
+
+    path, ext = split_extension(source.image)
+    config = read_imfit_config(source.config)
+    prelude = {**config.prelude, **dict(source.prelude)}
+
+    def data_sigma(data, header, mask):
+        return imfit_sigma(data, prelude), "from the data (GAIN, READNOISE, NCOMBINED, EXPTIME, ORIGINAL_SKY)"
+
+    noise, noise_ext = split_extension(source.noise) if source.noise else (None, None)
+    psf = split_extension(source.psf)[0] if source.psf else None
+    inputs = load_galaxy(path, hdu=ext, sigma=noise, sigma_kind=source.noise_kind, psf=psf, mask=source.mask,
+                         default_sigma=data_sigma)
+    ny, nx = inputs.image.shape
+    model = model_from_imfit(config, ((nx + 1) / 2.0, (ny + 1) / 2.0))
+    fit_options = tuple(source.fit_options)
+    sigma = inputs.sigma
+    if source.statistic is not None:
+
+        gain = prelude.get("GAIN", 1.0) * prelude.get("NCOMBINED", 1.0) * prelude.get("EXPTIME", 1.0)
+        statistic = PixelStatistic(source.statistic, gain=gain, sky=prelude.get("ORIGINAL_SKY", 0.0),
+                                   read_noise=prelude.get("READNOISE", 0.0), ncombined=prelude.get("NCOMBINED", 1.0))
+        fit_options += (("statistic", statistic),)
+        sigma = np.ones_like(inputs.image)  # the statistic brings its own noise model; sigma only selects pixels
+    values = [dict(c.values) for c in model.components]
+    return Prepared(source, inputs.image, sigma, inputs.mask, inputs.psf, 1.0, values, False, model=model,
+                    zeropoint=0.0, fit_options=fit_options, outputs=source.outputs, header=inputs.header,
+                    sigma_note=inputs.sigma_note if source.noise else "from the data")
+
+
+def prepare(source, template: Template | None, options) -> Prepared | Failed:
+    """Read a source's files and make its starting values; never raises for bad data.
+
+    Args:
+        source: a :class:`GalaxySource` (with ``template``), :class:`FeedmeSource` or
+            :class:`ImfitSource`.
+        options: anything with ``auto_init`` ("auto", "always", "never"), ``mask_mode``
+            and ``verbose`` (e.g. :class:`galprof.pipeline.runner.BatchOptions`).
+
+    Returns:
+        :class:`Prepared`, or :class:`Failed` with the reason (a missing or corrupt file,
+        no usable pixel, a PSF with NaNs, a failed automatic initialisation ...).
+    """
+    model = template.model if template is not None else None
+    try:
+        if isinstance(source, FeedmeSource):
+            return _prepare_feedme(source, options)
+        if isinstance(source, ImfitSource):
+            return _prepare_imfit(source, options)
+        return _prepare_row(source, template, options)
+    except GalprofError as err:
+        reason = str(err) or type(err).__name__
+        if type(err).__name__ == "AutoInitError":
+            reason = f"automatic initial values: {reason}"
+        return Failed(source, reason, model)
+    except (OSError, ValueError) as err:
+        return Failed(source, str(err) or type(err).__name__, model)
+
+
+__all__ = ["CatalogError", "Failed", "FeedmeSource", "GalaxySource", "ImfitSource", "InputError", "Prepared",
+           "Template", "feedme_sources", "prepare", "read_catalog", "template_from_file"]
