@@ -724,7 +724,8 @@ def read_results_table(path):
 
 
 def table_cell(value):
-    """A results-table cell as a plain Python value (None for a masked cell, str for bytes)."""    if np.ma.is_masked(value):
+    """A results-table cell as a plain Python value (None for a masked cell, str for bytes)."""
+    if np.ma.is_masked(value):
         return None
     if isinstance(value, bytes):
         return value.decode()
