@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from galprof.cli import main
 from galprof.io.imfit_config import format_imfit_config, parse_imfit_config, values_to_imfit
+from galprof.io.imfit_output import bestfit_header_lines
 from galprof.plots import (BatchResults, ComponentView, FitView, PlotError, compare_figure, compare_tables,
                            elliptical_annuli, fit_figure, format_summary, from_imfit, image_figure, load_result,
                            profile_figure, save_figure, write_report)
@@ -241,12 +242,13 @@ h     5     0,20
     values = [dict(BULGE), dict(DISK)]
     errors = [{k: 0.05 for k in v} for v in values]
     centres, rows = values_to_imfit(cfg, values, errors, centre)
-    header = ["Best-fit model results for image.fits (galprof, imfit-compatible output)",
-              f"Command line: galprof imfit {directory / 'image.fits'} -c cfg.dat --psf {directory / 'psf.fits'} "
-              f"--mask {directory / 'mask.fits'} --noise {directory / 'sigma.fits'}",
-              "Fit statistic = 3600, reduced = 1.0234, ndof = 3590", "Converged: True, iterations: 9"]
+    header = bestfit_header_lines(
+        program="galprof", command=f"galprof imfit {directory / 'image.fits'} -c cfg.dat", converged=True,
+        iterations=9, statistic_name="chi-squared (user-supplied errors)", best=3674.0, reduced=1.0234, aic=3690.0,
+        bic=3740.0, inputs={"image": str(directory / "image.fits"), "psf": str(directory / "psf.fits"),
+                            "mask": str(directory / "mask.fits"), "noise": str(directory / "sigma.fits")})
     best = tmp_path / "bestfit_parameters_imfit.dat"
-    best.write_text(format_imfit_config(cfg, centres, rows, header))
+    best.write_text(format_imfit_config(cfg, centres, rows, header, raw_header=True))
     view = from_imfit(best)
     assert view.mask is not None and view.mask.sum() == block[1]["mask"].sum()
     assert view.chi2_nu == pytest.approx(1.0234) and view.status == "converged"

@@ -81,4 +81,21 @@ def run_inputs(text: str) -> dict:
     return {}
 
 
-__all__ = ["STATISTIC_NAMES", "bestfit_header_lines", "run_inputs"]
+def fit_summary(text: str) -> dict:
+    """What a best-fit header says of the fit (imfit's or galprof's): ``reduced`` (the
+    ``Reduced value:``, NaN when absent) and ``converged`` (True for imfit's ``status =
+    1..4 -- SUCCESS``, False for another status, None without an ``Algorithm:`` line)."""
+    reduced, converged = float("nan"), None
+    for line in text.splitlines():
+        body = line.lstrip("#").strip()
+        if body.startswith("Reduced value:"):
+            try:
+                reduced = float(body.split(":", 1)[1])
+            except ValueError:
+                pass
+        elif body.startswith("Algorithm:"):
+            converged = "SUCCESS" in body
+    return {"reduced": reduced, "converged": converged}
+
+
+__all__ = ["STATISTIC_NAMES", "bestfit_header_lines", "fit_summary", "run_inputs"]

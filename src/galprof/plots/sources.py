@@ -49,7 +49,7 @@ from ..io.imfit_config import (
     model_from_imfit,
     parse_imfit_config,
 )
-from ..io.imfit_output import run_inputs
+from ..io.imfit_output import fit_summary, run_inputs
 from ..io.results import error_column, parameter_column
 from ..pipeline.runner import BatchOptions
 from ..pipeline.sources import (
@@ -641,14 +641,9 @@ def from_imfit(bestfit, image=None, *, psf=None, mask=None, noise=None, errors_a
             kind=comp.profile_class.kind, values=values, errors={n: float("nan") for n in names},
             free={n: n not in comp.fixed for n in names}, flagged={n: False for n in names}, image=images[index],
             display=display))
-    chi2_nu = float("nan")
-    match = re.search(r"reduced\s*=\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)", text)
-    if match:
-        chi2_nu = float(match.group(1))
-    status = ""
-    match = re.search(r"Converged:\s*(True|False)", text)
-    if match:
-        status = "converged" if match.group(1) == "True" else "max iterations"
+    summary = fit_summary(text)
+    chi2_nu = summary["reduced"]
+    status = {None: "", True: "converged", False: "max iterations"}[summary["converged"]]
     return FitView(name=bestfit.name, data=data, model=images.sum(0), components=tuple(components), sigma=sigma,
                    mask=region_mask, origin=(1, 1), zeropoint=zeropoint, exptime=1.0,
                    pixel_scale=tuple(pixel_scale) if pixel_scale else None, chi2_nu=chi2_nu, status=status,
