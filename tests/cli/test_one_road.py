@@ -110,7 +110,7 @@ def test_feedme_and_catalog_batches_write_the_same_columns(workdir):
     assert from_feedmes["STATUS"][0] == from_catalog["STATUS"][0] == "converged"
 
 
-def test_a_nonstandard_header_card_does_not_lose_the_fit(workdir, recwarn):
+def test_a_nonstandard_header_card_does_not_lose_the_fit(workdir, capsys):
     """HST headers write exponents in lower case (``4.73142247055e-06``), which astropy
     refuses to write back; GALFIT's own example image has four such CD cards."""
     header = fits.Header()
@@ -125,7 +125,8 @@ def test_a_nonstandard_header_card_does_not_lose_the_fit(workdir, recwarn):
     with fits.open("out.fits") as hdus:
         assert hdus[1].header["CD1_1"] == pytest.approx(4.73142247055e-06, rel=1e-12)
         assert float(hdus[2].header["1_N"].split()[0]) == pytest.approx(TRUTH["n"], rel=0.01)
-    assert any("CD1_1" in str(w.message) for w in recwarn)
+    assert "galprof: warning: input image header: 1 non-standard card(s) rewritten in standard form: CD1_1" \
+        in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", ["fit", "imfit"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from .. import __version__
 from ..errors import GalprofError
@@ -37,11 +38,18 @@ def main(argv=None) -> int:
     """Run ``galprof`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return _COMMANDS[args.command](args)
-    except GalprofError as err:
-        print(f"galprof: error: {err}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            return _COMMANDS[args.command](args)
+        except GalprofError as err:
+            print(f"galprof: error: {err}", file=sys.stderr)
+            return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one line, ``galprof: warning: <message>`` (no source line)."""
+    print(f"galprof: warning: {message}", file=sys.stderr if file is None else file)
 
 
 if __name__ == "__main__":

@@ -325,20 +325,20 @@ _STRUCTURAL = frozenset({"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAX
                          "DATASUM", "END"})
 
 
-def carried_card(card: fits.Card) -> fits.Card | None:
-    """``card`` as a FITS-standard card for an output header, or None to drop it.
+def carried_card(card: fits.Card) -> tuple[fits.Card | None, str]:
+    """``card`` as a FITS-standard card for an output header, and what was done to it.
 
     Archival headers often hold cards that astropy refuses to write (e.g. HST's
-    ``CD1_1 = 4.7e-06 / comment`` written without the standard spacing). A card whose
-    keyword, value and comment can be read is rebuilt from them (a warning says it was
-    mended); one that cannot be read is dropped with a warning naming its keyword. The
-    image data and the fit never depend on these cards.
+    ``CD1_1 = 4.73142247055e-06``, with a lower-case exponent). A card whose keyword,
+    value and comment can be read is rebuilt from them (``"mended"``); one that cannot
+    be read is dropped (None, ``"dropped: <why>"``); a standard card is kept as it is
+    (``""``). The image data and the fit never depend on these cards.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         try:
             card.verify("exception")
-            return card
+            return card, ""
         except Exception:  # noqa: BLE001 - astropy raises VerifyError or ValueError subclasses
             pass
         try:
@@ -350,15 +350,8 @@ def carried_card(card: fits.Card) -> fits.Card | None:
             str(mended)
         except Exception as err:  # noqa: BLE001 - any card astropy cannot rebuild is dropped
             reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            mended = None
-    del caught
-    if mended is None:
-        warnings.warn(f"input header card {card.keyword!r} cannot be read ({reason}); dropped from the output",
-                      HeaderCardWarning, stacklevel=3)
-    else:
-        warnings.warn(f"input header card {card.keyword!r} is not FITS-standard; written as {str(mended).strip()!r}",
-                      HeaderCardWarning, stacklevel=3)
-    return mended
+            return None, f"dropped: {reason}"
+    return mended, "mended"
 
 
 class HeaderCardWarning(UserWarning):
@@ -370,12 +363,24 @@ def _input_header(input_header: fits.Header | None, feedme: Feedme | None) -> fi
     header = fits.Header()
     if input_header is None:
         return header
+    mended: list[str] = []
+    dropped: list[str] = []
     for card in input_header.cards:
         if card.keyword in _STRUCTURAL or card.keyword.startswith("NAXIS"):
             continue
-        carried = carried_card(card)
+        carried, note = carried_card(card)
         if carried is not None:
             header.append(carried, end=True)
+        if note == "mended":
+            mended.append(card.keyword)
+        elif note:
+            dropped.append(f"{card.keyword} ({note[len('dropped: '):]})")
+    if mended or dropped:
+        warnings.warn("input image header: " + "; ".join(
+            part for part in (f"{len(mended)} non-standard card(s) rewritten in standard form: {', '.join(mended)}"
+                              if mended else "",
+                              f"{len(dropped)} unreadable card(s) dropped: {', '.join(dropped)}" if dropped else "")
+            if part), HeaderCardWarning, stacklevel=3)
     if feedme is not None:
         xmin, _, ymin, _ = feedme.fit_region
         for axis, offset in (("1", xmin - 1), ("2", ymin - 1)):
