@@ -93,6 +93,32 @@ def elliptical_quadratic_form(pa_deg: torch.Tensor, q: torch.Tensor):
     return s * s + c * c * inv_q2, c * c + s * s * inv_q2, s * c * (inv_q2 - 1.0)
 
 
+def elliptical_quadratic_form_slopes(pa_deg: torch.Tensor, q: torch.Tensor, name: str):
+    """d(A, C, H) / d name of :func:`elliptical_quadratic_form` (A = s^2 + c^2 / q^2,
+    C = c^2 + s^2 / q^2, H = s c (1 / q^2 - 1), s, c the sine and cosine of the PA), for
+    ``name`` ``"pa"`` [per degree] or ``"q"``; zeros for any other name.
+
+    Args:
+        pa_deg: position angle [degrees, counter-clockwise from +y].
+        q: axis ratio b/a (same shape as ``pa_deg`` or broadcastable).
+        name: the parameter to differentiate by.
+
+    Returns:
+        (dA, dC, dH) in the broadcast shape of ``pa_deg`` and ``q``.
+    """
+    pa = pa_deg * (math.pi / 180.0)
+    s, c = torch.sin(pa), torch.cos(pa)
+    inv_q2 = 1.0 / (q * q)
+    if name == "pa":
+        k = math.pi / 180.0
+        return (k * 2.0 * s * c * (1.0 - inv_q2), k * 2.0 * s * c * (inv_q2 - 1.0), k * (c * c - s * s) * (inv_q2 - 1.0))
+    if name == "q":
+        inv_q3 = inv_q2 / q
+        return -2.0 * c * c * inv_q3, -2.0 * s * s * inv_q3, -2.0 * s * c * inv_q3
+    zero = torch.zeros_like(pa)
+    return zero, zero, zero
+
+
 def elliptical_radius_squared(dx: torch.Tensor, dy: torch.Tensor, pa_deg: torch.Tensor, q: torch.Tensor):
     """Squared elliptical radius u^2 + w^2 of offsets (see :func:`elliptical_coordinates`).
 

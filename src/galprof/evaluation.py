@@ -29,8 +29,9 @@ import torch
 from torch.func import jvp, vmap
 
 from .params import ParameterLayout
+from .render.canvas import canvas_margin
 from .render.config import RenderConfig
-from .render.scene import Frame, amplitude_log_slope, canvas_margin, render_parts
+from .render.scene import Frame, amplitude_log_slope, render_parts
 from .render.tangents import has_analytic_tangents, render_parts_with_tangents, supports_tangents
 
 
@@ -138,13 +139,9 @@ class ModelFunctions:
     def _chunk_size(self, device) -> int:
         """Galaxies per Jacobian pass, from a budget of tangent-canvas elements per pass:
         ~7M on the CPU for forward mode through the whole render, where large
-        temporaries thrash the caches and the allocator (2-core CPU, 64 galaxies,
-        128x128, 6 tangents: one pass 0.33-0.51 s, chunks of 45 0.27-0.28 s, of 26
-        0.36 s); ~5M for the canvas tangents of :mod:`galprof.render.tangents` (32
-        galaxies of 128x128 with 6 tangents: 5.8-6.0 ms per galaxy against 6.6-7.5 for
-        passes of 64 or 128, the (b, 7, 160, 160) canvas stacks then outgrowing the
-        cache; 64x64 galaxies, 90 per pass, are flat from 32 to 128; each pass has a
-        fixed cost of ~30 ms; the same machine, 2026-12-01); ~500M on a GPU."""
+        temporaries thrash the caches and the allocator; ~5M for the canvas tangents of
+        :mod:`galprof.render.tangents` (larger passes' canvas stacks outgrow the cache,
+        smaller ones pay each pass's fixed cost more often); ~500M on a GPU."""
         margin = canvas_margin(self.psf, self.config)
         canvas = (self.frame.height + 2 * margin) * (self.frame.width + 2 * margin)
         if torch.device(device).type != "cpu":

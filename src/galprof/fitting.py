@@ -41,9 +41,9 @@ from .uncertainty.covariance import covariance_estimate
 STAGE_FTOL = 1e-4
 #: where stage 2 restarts a bounded coordinate that stage 1 left on its bound: |theta| of
 #: the logistic transform, 4.7 % of the range from the bound (in log for log-scaled
-#: ones), where the transform still responds. Measured on three far starts that went
-#: wrong (tests/test_fit.py, test_modifiers.py): 3 gives 20-26 iterations; 6, 39; the
-#: initial value instead sent a boxy galaxy with a lopsided mode to the opposite mode.
+#: ones), where the transform still responds (farther out, the restarted coordinate
+#: needs more iterations to leave the bound; restarting from the initial value instead
+#: can send a boxy galaxy with a lopsided mode to the opposite mode).
 STAGE_BOUND_LOGIT = 3.0
 
 _START_N = (None, 1.0, 4.0, 2.0, 0.6, 6.0)
@@ -108,15 +108,12 @@ def _without_free_index(model: Model) -> Model | None:
     return Model(tuple(comps), model.constraints) if changed else None
 
 
-#: automatic CPU worker processes get at least this many galaxies each. Measured on 2
-#: cores (2026-12-01, bench_fit data, alternated in one process): two forked processes
-#: against one caller with 2 intra-op threads: 32 galaxies of 128x128 +6 %, 64 +20 %,
-#: 64 of 64x64 +13 %.
+#: automatic CPU worker processes get at least this many galaxies each (the measured
+#: gains of processes over intra-op threads are in bench/RESULTS.md).
 MIN_ROWS_PER_PROCESS = 16
 #: automatic CPU worker threads (where processes cannot be forked) get at least this
-#: many galaxies each. Measured on 2 cores (2026-12-01): 64 galaxies fit as fast or
-#: faster in one worker (64x64 images: 33 gal/s against 26-28 in two workers of 32;
-#: 128x128: the same); 256 galaxies gain 4-5 % from two workers at 128x128.
+#: many galaxies each (threads share the interpreter, so they pay off only for large
+#: batches; measurements in bench/RESULTS.md).
 MIN_ROWS_PER_THREAD = 64
 #: the kinds of CPU workers (``fit(cpu_worker_kind=...)``)
 CPU_WORKER_KINDS = ("process", "thread")
@@ -181,9 +178,22 @@ def _child_solve(solve, start_values, galaxy, slot, counts, connection):
         connection.close()
 
 
-def _solve_in_processes(solve, start_values: np.ndarray, galaxy: torch.Tensor, parts: list[slice], progress):
+def solve_in_processes(solve, start_values: np.ndarray, galaxy: torch.Tensor, parts: list[slice], progress):
     """``solve`` on each part of the batch: the first part in this process, the others in
     forked worker processes; each with one intra-op thread.
+
+    Args:
+        solve: ``solve(start_values, galaxy, report) -> (fixed, outcome)`` for one part:
+            its (r, P) starting values, its (r,) galaxy indices, and a progress callback
+            ``report(iteration, n_running)``; ``fixed`` an (r, ...) tensor and
+            ``outcome`` an :class:`galprof.optimise.lm.LMOutcome` of r rows.
+        start_values: (N, P) starting values of the whole batch.
+        galaxy: (N,) galaxy indices of the whole batch.
+        parts: slices of the N rows, one per worker (the first runs here).
+        progress: ``progress(iteration, n_running)`` or None.
+
+    Returns:
+        (fixed, outcome): the parts' results concatenated in row order.
 
     Worker threads share one interpreter, and each of the engine's thousands of small
     operations per pass holds the GIL while it is dispatched, so threads scale poorly.
@@ -236,8 +246,9 @@ def _solve_in_processes(solve, start_values: np.ndarray, galaxy: torch.Tensor, p
     return fixed, joined
 
 
-def _solve_in_threads(solve, start_values: np.ndarray, galaxy: torch.Tensor, parts: list[slice], progress):
-    """``solve`` on each part of the batch in its own thread with one intra-op thread.
+def solve_in_threads(solve, start_values: np.ndarray, galaxy: torch.Tensor, parts: list[slice], progress):
+    """``solve`` on each part of the batch in its own thread with one intra-op thread
+    (arguments and result as :func:`solve_in_processes`).
 
     The engine is bound by operator dispatch more than by arithmetic, so W single-threaded
     workers on W cores beat one caller with W intra-op threads (the kernels release the
@@ -404,9 +415,9 @@ def _optimise(layout: ParameterLayout, stage_layout: ParameterLayout | None, sta
     if len(parts) == 1:
         fixed, outcome = part(initial, galaxy, progress)
     elif worker_kind == "process":
-        fixed, outcome = _solve_in_processes(part, initial, galaxy, parts, progress)
+        fixed, outcome = solve_in_processes(part, initial, galaxy, parts, progress)
     else:
-        fixed, outcome = _solve_in_threads(part, initial, galaxy, parts, progress)
+        fixed, outcome = solve_in_threads(part, initial, galaxy, parts, progress)
     return outcome.theta, fixed, outcome.iterations, outcome.converged
 
 

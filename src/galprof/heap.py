@@ -5,10 +5,8 @@ images, Jacobians) in every pass, hundreds of times. glibc's malloc hands blocks
 its mmap threshold (128 KiB at start, raised as large blocks are freed, but never above
 32 MiB) out as fresh ``mmap`` pages and unmaps them on ``free``, and it returns the top
 of the heap to the kernel once more than the trim threshold is free there. Each pass
-then page-faults its working set in again. Measured on the 2-core development CPU
-(bench_fit data, 32 galaxies of 128x128 in one thread, 2026-12-01): ~160,000 minor page
-faults and 0.3-0.5 s of system time in a ~1.9 s fit; with the heap kept, ~31,000 (the
-working set's first touch in each fit) and 0.05 s.
+then page-faults its working set in again, which costs system time; with the heap kept,
+only the working set's first touch in each fit faults (measurements in bench/RESULTS.md).
 
 :func:`retained_heap` raises both thresholds while it is active. When the outermost use
 ends it sets them to the values glibc's own adaptation reaches once large blocks have
@@ -57,6 +55,18 @@ def _glibc():
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     malloc_trim.argtypes, malloc_trim.restype = (ctypes.c_size_t,), ctypes.c_int
     return libc
+
+
+def glibc_available() -> bool:
+    """Whether the C library is glibc, whose heap :func:`retained_heap` can tune (Linux);
+    elsewhere :func:`retained_heap` and :func:`release_free_memory` do nothing."""
+    return _glibc() is not None
+
+
+def retention_depth() -> int:
+    """How many :func:`retained_heap` contexts are active now (nested or in other
+    threads); 0 when the heap is not retained."""
+    return _depth
 
 
 def _enabled() -> bool:

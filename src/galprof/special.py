@@ -4,7 +4,9 @@
 the Sérsic profile needs d/dn of P(2n, x) (through b_n and the enclosed flux), so the
 regularised lower incomplete gamma function is implemented here from its power series,
 summed in log space so that it neither overflows nor loses precision for large x.
-Everything works for forward- and reverse-mode autodiff and under ``torch.func.vmap``.
+The incomplete beta integral B(t; a, b) (:func:`beta_integral`, with :func:`log_beta`),
+which the Ferrer and Nuker profiles' enclosed light needs for exponents of either sign,
+is a panel quadrature in log t with hand-written derivatives. Everything works for forward- and reverse-mode autodiff and under ``torch.func.vmap``.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 import torch
 
-__all__ = ["gammainc_lower_regularized", "gammainc_lower_with_partials", "sersic_b", "sersic_b_initial_guess"]
+__all__ = ["beta_integral", "expm1_ratio", "gammainc_lower_regularized", "gammainc_lower_with_partials", "log_beta",
+           "sersic_b", "sersic_b_initial_guess"]
 
 _SERIES_TERMS = 48  # x < a + 1 (sersic_b's root finding): terms fall like exp(-k^2 / 2a); 48 suffice
 
@@ -87,7 +91,7 @@ def _gammainc_eval(a64: torch.Tensor, x64: torch.Tensor, with_derivative: bool):
     (see :func:`gammainc_lower_regularized`).
 
     One power series for every x up to a + 100 (P = 1 beyond), of the length the data
-    need (:func:`_series_length`), where a continued fraction would cost ~200
+    need (:func:`_series_length`), where a continued fraction would be a long chain of
     sequential small operations. The terms stay far below float64's range
     (x^k / ((a+1)...(a+k)) < e^x).
     """
@@ -124,9 +128,8 @@ def _gammainc_with_partials(a64: torch.Tensor, x64: torch.Tensor):
 class _GammaincLower(torch.autograd.Function):
     """P(a, x) with hand-written derivatives, for forward and reverse mode and vmap.
 
-    Autodiff through the long series costs many times the evaluation (through the former
-    continued fraction it dominated the Jacobian of PSF-convolved models); the partials
-    above cost about two evaluations without any tangent bookkeeping.
+    Autodiff through the long series would cost many times the evaluation; the partials
+    above are computed alongside it, without any tangent bookkeeping.
     """
 
     generate_vmap_rule = True
@@ -306,3 +309,199 @@ def sersic_b(n: torch.Tensor, iterations: int = 3) -> torch.Tensor:
 
 
 LN10_OVER_2P5 = math.log(10.0) / 2.5
+
+
+# ---------------------------------------------------------------------------------------
+# expm1(x) / x, smooth through 0 (used by the incomplete beta integral and king.py)
+
+_EXPM1_SERIES = tuple(1.0 / math.factorial(k + 1) for k in range(9))  # expm1(x)/x = sum x^k / (k+1)!
+
+
+def expm1_ratio(x: torch.Tensor) -> torch.Tensor:
+    """expm1(x) / x, equal to 1 at x = 0 and smooth through it (forward and reverse mode).
+
+    A Taylor series for |x| < 0.1 (truncation error < 1e-15 relative), expm1(x) / x
+    elsewhere; both branches are finite everywhere, so gradients through
+    :func:`torch.where` stay finite.
+    """
+    small = x.abs() < 0.1
+    xs = torch.where(small, torch.ones_like(x), x)
+    series = torch.full_like(x, _EXPM1_SERIES[-1])
+    for c in reversed(_EXPM1_SERIES[:-1]):
+        series = series * x + c
+    return torch.where(small, series, torch.expm1(xs) / xs)
+
+
+# ---------------------------------------------------------------------------------------
+# the incomplete beta integral
+
+_BETA_PANELS = 6  # panels in log t, geometrically growing in width
+_BETA_GROWTH = 2.5  # width ratio of successive panels
+_BETA_NODES = 8  # Gauss-Legendre nodes per panel
+_BETA_SERIES = 5  # terms of the analytic remainder below the last panel
+_gl_x, _gl_w = np.polynomial.legendre.leggauss(_BETA_NODES)
+_GL_T = (_gl_x + 1.0) / 2.0
+_GL_W = _gl_w / 2.0
+_PANEL_GROWTH = tuple(_BETA_GROWTH ** k for k in range(_BETA_PANELS))
+_RESOLVED = 4.0 * math.log(2.0)  # first panel width x steepest log-slope of the integrand
+
+
+def _power_integral(c, log_tau, log_lo, has_lo):
+    """int_lo^tau t^(c-1) dt for 0 <= lo (lo = 0 where ``has_lo`` is False, needing c > 0).
+
+    Written so that no intermediate overflows: for c >= 0, tau^c L E(-c L); for c < 0,
+    lo'^c L E(c L), with L = log(tau / lo') >= 0, lo' = min(lo, tau) and
+    E(z) = expm1(z) / z (arguments <= 0 only).
+    """
+    if has_lo is None:
+        return torch.exp(c * log_tau) / c
+    log_lo_safe = torch.where(has_lo, log_lo, log_tau)
+    length = (log_tau - log_lo_safe).clamp(min=0.0)  # L
+    c_pos = c.clamp(min=0.0)
+    c_neg = c.clamp(max=0.0)
+    above = torch.exp(c_pos * log_tau) * length * expm1_ratio(-c_pos * length)
+    below = torch.exp(c_neg * (log_tau - length)) * length * expm1_ratio(c_neg * length)
+    with_lo = torch.where(c >= 0, above, below)
+    c_safe = torch.where(has_lo | (c <= 0), torch.ones_like(c), c)
+    without_lo = torch.exp(c_safe * log_tau) / c_safe
+    return torch.where(has_lo, with_lo, without_lo)
+
+
+def _geometric_widths(a, b, top):
+    """(..., K) widths of the panels below ``top`` = log hi for a >= 0, first at the top
+    (geometry only: no derivatives)."""
+    growth = torch.as_tensor(_PANEL_GROWTH, dtype=top.dtype, device=top.device)
+    top = top.detach().clamp(max=math.log(0.9))
+    a, b = a.detach(), b.detach()
+    odds = 1.0 / torch.expm1(-top)  # hi / (1 - hi)
+    steep = torch.maximum(a.abs(), (b - 1.0).abs() * odds).clamp(min=8.0)
+    first = torch.minimum(_RESOLVED / steep, -0.5 * top)
+    return first.unsqueeze(-1) * growth
+
+
+def _widths(a, b, top, bottom):
+    """Panel widths: geometric from the top for a >= 0; for a < 0 (the integrand grows
+    downwards) K equal panels between ``bottom`` and ``top``."""
+    uniform = ((top - bottom).detach() / _BETA_PANELS).unsqueeze(-1).expand(*top.shape, _BETA_PANELS)
+    return torch.where((a < 0).unsqueeze(-1), uniform, _geometric_widths(a, b, top))
+
+
+def _integrand(a, b, y):
+    return torch.exp(a * y + (b - 1.0) * torch.log1p(-torch.exp(y)))
+
+
+def _panel_sums(a, b, top, bottom, partials: bool):
+    """Gauss-Legendre sums over the panels between ``bottom`` and ``top`` (log t): the
+    integral, and with ``partials`` its derivatives with respect to a and b."""
+    t_nodes = torch.as_tensor(_GL_T, dtype=top.dtype, device=top.device)
+    w_nodes = torch.as_tensor(_GL_W, dtype=top.dtype, device=top.device)
+    widths = _widths(a, b, top, bottom)
+    lower = top.unsqueeze(-1) - torch.cumsum(widths, dim=-1)
+    upper = lower + widths
+    floor = bottom.unsqueeze(-1)
+    upper = torch.maximum(upper, floor)
+    lower = torch.maximum(lower, floor)
+    width = (upper - lower).unsqueeze(-1)  # (..., K, 1)
+    y = lower.unsqueeze(-1) + width * t_nodes  # (..., K, n)
+    log_one_minus = torch.log1p(-torch.exp(y))
+    a_ = a.unsqueeze(-1).unsqueeze(-1)
+    b_ = b.unsqueeze(-1).unsqueeze(-1)
+    f = torch.exp(a_ * y + (b_ - 1.0) * log_one_minus) * (width * w_nodes)
+    value = f.sum((-2, -1))
+    if not partials:
+        return value
+    return value, (f * y).sum((-2, -1)), (f * log_one_minus).sum((-2, -1))
+
+
+def _panel_partials(a, b, top, bottom):
+    _, d_a, d_b = _panel_sums(a, b, top, bottom, True)
+    return d_a, d_b, _integrand(a, b, top), -_integrand(a, b, bottom)
+
+
+class _PanelIntegral(torch.autograd.Function):
+    """int_bottom^top e^(a y) (1 - e^y)^(b-1) dy by the panel quadrature, with
+    hand-written derivatives (forward and reverse mode, vmap): d/da and d/db are the
+    quadratures of y and log(1 - e^y) times the integrand, d/dtop and d/dbottom the
+    integrand at the limits. Autodiff through the nodes would carry every tangent
+    through every node (several times the cost in galprof's vmapped forward-mode
+    Jacobian)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(a, b, top, bottom):
+        return _panel_sums(a, b, top, bottom, False)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def backward(ctx, grad):
+        partials = _panel_partials(*ctx.saved_tensors)
+        return tuple(grad * d for d in partials)
+
+    @staticmethod
+    def jvp(ctx, *tangents):
+        partials = _panel_partials(*ctx.saved_tensors)
+        out = torch.zeros_like(ctx.saved_tensors[2])
+        for d, t in zip(partials, tangents):
+            if t is not None:
+                out = out + d * t
+        return out
+
+
+def beta_integral(a: torch.Tensor, b: torch.Tensor, log_hi: torch.Tensor, log_lo: torch.Tensor | None = None,
+                  has_lo: torch.Tensor | None = None) -> torch.Tensor:
+    """int_lo^hi t^(a-1) (1 - t)^(b-1) dt for 0 <= lo <= hi <= 0.9 (elementwise, broadcast).
+
+    Args:
+        a, b: exponents; b any real, a any real where lo > 0 and a > 0 where lo = 0.
+        log_hi: log of the upper limit (<= log 0.9).
+        log_lo: log of the lower limit, used where ``has_lo`` is True (both None: lo = 0).
+        has_lo: bool tensor: lo > 0 there, lo = 0 elsewhere.
+
+    In y = log t the integrand e^(a y) (1 - e^y)^(b - 1) is smooth (no endpoint cusp at
+    t = 0), with log-slope at most |a| + |b - 1| e^y / (1 - e^y). It is integrated by
+    8-node Gauss-Legendre on 6 panels going down from log hi, the first
+    4 log 2 / max(|a|, |b - 1| hi / (1 - hi), 8) and at most |log hi| / 2 wide (keeping it
+    away from the singularity at t = 1), each next one 2.5 times wider (for a < 0, where
+    the integrand grows downwards: 6 equal panels between max(lo, tau) and hi, tau where
+    |b - 1| tau = 1e-3), clipped at log lo.
+    Below the last panel (t < tau) the first five terms of the binomial series of
+    (1 - t)^(b-1) are integrated exactly. Relative accuracy (against scipy, 300 random
+    cases): 2e-9 for |a|, |b - 1| <= 12, 4e-7 for |a|, |b| up to 40. Pure tensor code:
+    batched, differentiable in a, b and the limits (forward and reverse mode, under
+    vmap; the panel sums have hand-written derivatives).
+    """
+    tensors = [a, b, log_hi] + ([log_lo] if log_lo is not None else [])
+    shape = np.broadcast_shapes(*(t.shape for t in tensors))  # torch's imports sympy on first use
+    a, b, log_hi = (t.expand(shape).contiguous() for t in (a, b, log_hi))
+    # the panels' bottom tau (geometry: no derivative); below it the series. For a < 0 it
+    # lies where |b - 1| t = 1e-3
+    depth = torch.where(a < 0, log_hi - math.log(1e-3) + torch.log((b - 1.0).abs().clamp(min=1.0)),
+                        _geometric_widths(a, b, log_hi).sum(-1)).detach()
+    log_tau = log_hi - depth
+    if has_lo is None:
+        bottom = log_tau
+    else:
+        log_lo, has_lo = log_lo.expand(shape), has_lo.expand(shape)
+        bottom = torch.where(has_lo, torch.maximum(log_lo, log_tau), log_tau)
+    panels = _PanelIntegral.apply(a, b, log_hi, bottom.contiguous())
+    # below the last panel: (1 - t)^(b-1) = sum_j binom(b - 1, j) (-t)^j, integrated exactly
+    # (all terms at once, along a trailing axis)
+    coefficients = [torch.ones_like(b)]
+    for j in range(1, _BETA_SERIES):
+        coefficients.append(coefficients[-1] * ((j - b) / j))  # binom(b - 1, j) (-1)^j
+    orders = torch.arange(_BETA_SERIES, dtype=a.dtype, device=a.device)
+    terms = _power_integral(a.unsqueeze(-1) + orders, log_tau.unsqueeze(-1),
+                            None if log_lo is None else log_lo.unsqueeze(-1),
+                            None if has_lo is None else has_lo.unsqueeze(-1))
+    remainder = (torch.stack(coefficients, dim=-1) * terms).sum(-1)
+    return panels + remainder
+
+
+def log_beta(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """log B(a, b) = lgamma(a) + lgamma(b) - lgamma(a + b) for a, b > 0."""
+    return torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)

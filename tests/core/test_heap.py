@@ -8,7 +8,7 @@ import torch
 
 from galprof import heap
 
-pytestmark = pytest.mark.skipif(heap._glibc() is None, reason="needs glibc (Linux)")
+pytestmark = pytest.mark.skipif(not heap.glibc_available(), reason="needs glibc (Linux)")
 
 BLOCK = 8 << 20  # float64 values: 64 MiB, above glibc's largest adaptive mmap threshold (32 MiB)
 
@@ -54,4 +54,4 @@ def test_the_fit_leaves_no_retained_heap_behind():
     model = Model([Component("expdisk", dict(x=24, y=24, mag=14, r_s=3.5, q=0.9, pa=0))])
     fit(model, image, sigma=np.ones_like(image), zeropoint=25, dtype=torch.float32, cpu_workers=1)
     assert faults_of_reallocating() > 0.5 * 4 * BLOCK * 8 // 4096
-    assert heap._depth == 0
+    assert heap.retention_depth() == 0

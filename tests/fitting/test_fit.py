@@ -157,7 +157,7 @@ def test_worker_process_split_of_a_forward_mode_model():
 def test_a_failing_worker_process_raises_its_error():
     """An error inside a forked worker reaches the caller with the worker's traceback,
     not a hang or a partial result."""
-    from galprof.fitting import _solve_in_processes, processes_available
+    from galprof.fitting import solve_in_processes, processes_available
 
     if not processes_available():
         pytest.skip("no fork here")
@@ -175,7 +175,7 @@ def test_a_failing_worker_process_raises_its_error():
                                             torch.ones(b, dtype=torch.bool))
 
     with pytest.raises(RuntimeError, match="galaxy 3 is broken"):
-        _solve_in_processes(solve, np.zeros((4, 1)), torch.arange(4), [slice(0, 2), slice(2, 4)], None)
+        solve_in_processes(solve, np.zeros((4, 1)), torch.arange(4), [slice(0, 2), slice(2, 4)], None)
 
 
 def test_cpu_worker_threads_with_a_tied_centre():
@@ -294,7 +294,7 @@ def test_a_shape_stage_one_left_on_a_bound_restarts():
 def test_step_limits():
     """Unbounded magnitudes (total and surface brightness) get the step limit, nothing
     else; a step beyond a limit is shortened along its direction."""
-    from galprof.optimise.lm import _limit_step
+    from galprof.optimise.lm import limit_step
     from galprof.params import MAGNITUDE_STEP_LIMIT, ParameterLayout
 
     model = Model([Component("sersic", dict(x=10, y=10, mag=18, r_e=3, n=2, q=0.7, pa=10)),
@@ -307,7 +307,7 @@ def test_step_limits():
     assert [n for n, lim in zip(names, limits) if np.isfinite(lim)] == ["mag", "mu_0"]
     assert np.all(limits[np.isfinite(limits)] == MAGNITUDE_STEP_LIMIT)
     step = torch.tensor([[1.0, 6.0, 0.5], [0.2, -1.0, 3.0]], dtype=torch.float64)
-    out = _limit_step(step, torch.tensor([np.inf, 2.0, np.inf], dtype=torch.float64))
+    out = limit_step(step, torch.tensor([np.inf, 2.0, np.inf], dtype=torch.float64))
     np.testing.assert_allclose(out.numpy(), [[1.0 / 3.0, 2.0, 0.5 / 3.0], [0.2, -1.0, 3.0]])
 
 
@@ -476,7 +476,7 @@ def test_worker_split_counts_every_start():
               n_starts=4, lm_settings=LMSettings(max_iterations=5))
     assert 8 < MIN_ROWS_PER_PROCESS <= 32
     seen = []
-    original = fitting._solve_in_processes
+    original = fitting.solve_in_processes
 
     def recording(solve, start_values, galaxy, parts, progress):
         seen.append(parts)
@@ -485,11 +485,11 @@ def test_worker_split_counts_every_start():
     one = fit(model, images, cpu_workers=1, **kw)
     threads = torch.get_num_threads()
     try:
-        fitting._solve_in_processes = recording
+        fitting.solve_in_processes = recording
         torch.set_num_threads(2)
         two = fit(model, images, cpu_worker_kind="process", **kw)
     finally:
-        fitting._solve_in_processes = original
+        fitting.solve_in_processes = original
         torch.set_num_threads(threads)
     assert seen == [[slice(0, 4), slice(4, 8)]]
     np.testing.assert_allclose(two.values, one.values, rtol=1e-8, atol=1e-8)

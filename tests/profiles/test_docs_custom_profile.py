@@ -18,7 +18,7 @@ DOC = pathlib.Path(__file__).resolve().parents[2] / "docs" / "custom_profiles.md
 def namespace():
     yield {}
     for name in ("softpower", "softpower_mag"):  # leave the registry as it was
-        registry._REGISTRY.pop(name, None)
+        registry.unregister(name)
 
 
 def test_custom_profile_page_runs_and_fits(namespace):

@@ -113,10 +113,10 @@ def test_magnitude_is_the_total_flux_of_the_modified_shape(case):
 
 def test_c0_area_has_the_superellipse_closed_form():
     """The renderer's area factor for C0 alone equals scipy's integral of the isophote."""
-    from galprof.profiles.modifiers import _area_over_pi
+    from galprof.profiles.modifiers import isophote_area_over_pi
 
     for c0 in (-1.0, -0.4, 0.5, 2.0):
-        got = float(_area_over_pi(True, (), {"c0": torch.tensor(c0, dtype=torch.float64)}, torch.zeros(1)))
+        got = float(isophote_area_over_pi(True, (), {"c0": torch.tensor(c0, dtype=torch.float64)}, torch.zeros(1)))
         c = c0 + 2.0
         area, _ = integrate.quad(lambda x: 2 * (1 - abs(x) ** c) ** (1 / c), -1, 1)
         assert got == pytest.approx(area / math.pi, rel=1e-8)

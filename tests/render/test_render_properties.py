@@ -258,10 +258,10 @@ def test_cached_quadrature_constants_made_under_inference_mode_serve_autograd_la
     """The renderer caches its quadrature constants (fine grid, Gauss-Legendre nodes) on
     first use; a first render inside ``torch.inference_mode`` must not leave inference
     tensors in the cache that a later autograd render cannot save for backward."""
-    from galprof.render import quadrature, scene
+    from galprof.render import canvas, quadrature
 
     config = RenderConfig(gl_order=5)  # a configuration no other test has cached
-    for cache in (scene.fine_grid, quadrature.gauss_legendre_unit, quadrature.gauss_legendre):
+    for cache in (canvas.fine_grid, quadrature.gauss_legendre_unit, quadrature.gauss_legendre):
         cache.cache_clear()
     with torch.inference_mode():
         first = render(galaxy(), psf=PSF, config=config)

@@ -216,8 +216,7 @@ def test_sersic_setup_tangents_match_central_differences():
     """Sersic.setup_tangents (b_n through the implicit function, log I_0 in closed form)
     and the quadratic form's slopes against fourth-order central differences of
     Sersic.setup and elliptical_quadratic_form in float64."""
-    from galprof.conventions import elliptical_quadratic_form
-    from galprof.render.tangents import _quadratic_form_slopes
+    from galprof.conventions import elliptical_quadratic_form, elliptical_quadratic_form_slopes
 
     profile = get_profile("sersic")
     params = {"x": torch.zeros(5, dtype=torch.float64), "y": torch.zeros(5, dtype=torch.float64),
@@ -242,7 +241,7 @@ def test_sersic_setup_tangents_match_central_differences():
             return derived_of({**params, name: params[name] + k * step})
 
         plus1, minus1, plus2, minus2 = at(1), at(-1), at(2), at(-2)
-        form = dict(zip(("_a", "_c", "_h"), _quadratic_form_slopes(p3["pa"], p3["q"], name)))
+        form = dict(zip(("_a", "_c", "_h"), elliptical_quadratic_form_slopes(p3["pa"], p3["q"], name)))
         for key in list(slopes) + ["_a", "_c", "_h"]:
             reference = (8 * (plus1[key] - minus1[key]) - (plus2[key] - minus2[key])) / (12 * step[:, None, None])
             value = form[key] if key in form else slopes[key]

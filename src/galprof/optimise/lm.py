@@ -45,9 +45,8 @@ class LMSettings:
         broyden_updates: 0 (default): the exact J at every accepted point. k >= 2: after
             an exact J, up to k - 1 iterations use rank-one (Broyden) updates of it
             from the accepted steps' residual changes; a galaxy converges only on a step
-            computed with the exact J. Measured on the 2-core CPU (bench_fit.py, batch
-            64): k = 2 is 5-25 % faster noise-free (fewer Jacobians, ~3 more iterations),
-            5 % slower with noise; k = 3 no better. J is kept for the whole batch either
+            computed with the exact J. Updates trade Jacobians for extra iterations
+            (measured trade-off in bench/RESULTS.md). J is kept for the whole batch either
             way, so a galaxy whose trial steps all fail retries with its stored J.
             (:func:`galprof.fit` runs its first, staged part with exact J throughout.)
         pass_size: galaxies whose Jacobians (and float64 normal equations) are formed
@@ -58,11 +57,8 @@ class LMSettings:
             (True), or with the Jacobian's own dtype's matrix products (False, default;
             the same with float64 rendering). They are solved in float64 either way. A
             float32 J carries float32 precision in its entries already, and its float32
-            Gram matrix is within ~3e-6 of sqrt(D_i D_j) of the float64 one; measured
-            (bench_fit data, 2-core CPU, 2026-12-01): the products of a (32, 16384, 8)
-            Jacobian 1.10 -> 0.35 ms per galaxy on one thread, the same 384/384 fits from
-            far starts in 1.5 % fewer iterations, and with noise every parameter within
-            0.01 sigma and chi^2 within 1e-3 of the float64 products' fit.
+            Gram matrix is within ~3e-6 of sqrt(D_i D_j) of the float64 one, so the
+            fits agree with the float64 products' within the statistical errors.
     """
 
     max_iterations: int = 100
@@ -136,9 +132,11 @@ def broyden_update(jac: torch.Tensor, step: torch.Tensor, model_change: torch.Te
     return jac + (model_change - predicted)[:, :, None] * (step * scale[:, None])[:, None, :]
 
 
-def _limit_step(step: torch.Tensor, limits: torch.Tensor | None) -> torch.Tensor:
+def limit_step(step: torch.Tensor, limits: torch.Tensor | None) -> torch.Tensor:
     """The step (b, F) shortened along its direction so that no coordinate changes by
-    more than its limit (F,)."""
+    more than its limit (F,) (in the internal, free-parameter units of the step; inf: no
+    limit); ``limits`` None: the step unchanged. Rows within their limits are returned
+    as they are."""
     if limits is None:
         return step
     ratio = (step.abs() / limits).amax(-1, keepdim=True)
@@ -245,7 +243,7 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
             sub = torch.nonzero(pending).squeeze(-1)
             if sub.numel() == 0:
                 break
-            step = _limit_step(_solve_damped(jtj, jtr, lam), step_limits)
+            step = limit_step(_solve_damped(jtj, jtr, lam), step_limits)
             trial = th + step
             trial_residual = problem.residuals(trial[sub].to(render_dtype), index[sub]).to(render_dtype)
             trial_chi2 = torch.full_like(current, float("inf"))

@@ -9,7 +9,7 @@ import importlib
 import pkgutil
 
 from .base import EllipticalProfile, ParameterSpec, Profile
-from .registry import available_profiles, get_profile, register
+from .registry import available_profiles, get_profile, register, unregister
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in ("base", "registry"):
@@ -28,4 +28,5 @@ def _register_magnitude_variants() -> None:
 
 _register_magnitude_variants()
 
-__all__ = ["EllipticalProfile", "ParameterSpec", "Profile", "available_profiles", "get_profile", "register"]
+__all__ = ["EllipticalProfile", "ParameterSpec", "Profile", "available_profiles", "get_profile", "register",
+           "unregister"]

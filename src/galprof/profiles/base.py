@@ -118,6 +118,25 @@ class Profile:
         raise KeyError(f"profile {cls.name!r} has no parameter {name!r}")
 
     @classmethod
+    def sersic_equivalent(cls, value) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The Sérsic profile whose light inside every ellipse is this profile's, for
+        derived quantities such as the half-light radius of a sum of components
+        (:func:`galprof.uncertainty.effective_radius`).
+
+        Args:
+            value: ``value(name)`` returns the (B,) tensor of parameter ``name`` in user
+                units.
+
+        Returns:
+            (R_e, n): the half-light radius along the major axis [pix] and the Sérsic
+            index, (B,) tensors; None for a point source (all its light at the centre).
+
+        Raises:
+            NotImplementedError: the profile's light is not that of a Sérsic profile.
+        """
+        raise NotImplementedError(f"profile {cls.name!r} has no Sérsic equivalent")
+
+    @classmethod
     def galfit_lines(cls) -> dict[str, tuple[str, ...]]:
         """GALFIT line -> parameter names on it, in line order (line 1 holds x and y)."""
         lines: dict[str, tuple[str, ...]] = {}

@@ -22,6 +22,12 @@ class DeVaucouleurs(EllipticalProfile):
         n = torch.full_like(params["r_e"], 4.0)
         return sersic_derived(params["r_e"], n, params["q"])
 
+    @classmethod
+    def sersic_equivalent(cls, value):
+        """(R_e, 4)."""
+        r_e = value("r_e")
+        return r_e, torch.full_like(r_e, 4.0)
+
     surface_brightness = Sersic.surface_brightness
     surface_brightness_squared = classmethod(Sersic.surface_brightness_squared.__func__)
     enclosed_fraction = classmethod(Sersic.enclosed_fraction.__func__)

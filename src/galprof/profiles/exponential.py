@@ -9,6 +9,7 @@ import math
 
 import torch
 
+from ..special import sersic_b
 from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec, safe_radius
 from .registry import register
 
@@ -37,6 +38,12 @@ class ExponentialDisk(EllipticalProfile):
     @staticmethod
     def surface_brightness(rho, derived):
         return torch.exp(derived["log_i0"] - rho / derived["r_s"])
+
+    @classmethod
+    def sersic_equivalent(cls, value):
+        """A Sérsic of n = 1 with R_e = b_1 R_s (1.678 R_s)."""
+        n = torch.ones_like(value("r_s"))
+        return value("r_s") * sersic_b(n), n
 
     @classmethod
     def brightness_tangents(cls, rho_squared, derived, tangents):

@@ -41,5 +41,10 @@ class Gaussian(EllipticalProfile):
         return torch.exp(derived["log_i0"] - rho_squared * (0.5 / derived["sigma"] ** 2))
 
     @classmethod
+    def sersic_equivalent(cls, value):
+        """A Sérsic of n = 1/2 with R_e = FWHM / 2 (the half-light radius of a Gaussian)."""
+        return value("fwhm") / 2.0, torch.full_like(value("fwhm"), 0.5)
+
+    @classmethod
     def enclosed_fraction(cls, rho, derived):
         return -torch.expm1(-0.5 * (rho / derived["sigma"]) ** 2)

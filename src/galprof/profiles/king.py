@@ -26,6 +26,7 @@ import math
 
 import torch
 
+from ..special import expm1_ratio
 from .base import (
     AXIS_RATIO,
     POSITION_ANGLE,
@@ -35,7 +36,6 @@ from .base import (
     EllipticalProfile,
     ParameterSpec,
 )
-from .ferrer import expm1_ratio
 from .registry import register
 
 R_C = ParameterSpec("r_c", "pix", "core radius along the major axis", (0.05, 1e4), "log", galfit="4", is_size=True)

@@ -90,8 +90,22 @@ def _scale(base_has_c0: bool, modes, cos1, sin1, derived) -> torch.Tensor:
     return h
 
 
-def _area_over_pi(has_c0: bool, modes, derived, like: torch.Tensor) -> torch.Tensor:
-    """Area of the unit isophote rho <= 1 in the circularised frame, over pi."""
+def isophote_area_over_pi(has_c0: bool, modes, derived, like: torch.Tensor) -> torch.Tensor:
+    """Area of the unit isophote rho <= 1 in the circularised frame, over pi (1 for an
+    ellipse without modifiers): the factor by which the shape modifiers change a
+    profile's total light, so that a total-magnitude profile keeps its flux.
+
+    Args:
+        has_c0: whether the generalised-ellipse exponent ``derived["c0"]`` applies.
+        modes: the Fourier modes m (a tuple of ints; empty: C0 alone, in closed form
+            4 Gamma(1 + 1/c)^2 / Gamma(1 + 2/c) / pi with c = c0 + 2).
+        derived: the per-galaxy set-up with ``c0`` and each mode's ``f<m>_amp``,
+            ``f<m>_phase`` (tensors that broadcast together).
+        like: a tensor giving the dtype and device of the angular quadrature nodes.
+
+    Returns:
+        The area over pi, in the broadcast shape of ``derived``'s values.
+    """
     if not modes:
         c = derived["c0"] + 2.0
         return 4.0 * torch.exp(2.0 * torch.lgamma(1.0 + 1.0 / c) - torch.lgamma(1.0 + 2.0 / c)) / math.pi
@@ -131,7 +145,7 @@ def with_modifiers(base: type[EllipticalProfile], c0: bool, modes: tuple[int, ..
         if not c0:
             derived["c0"] = torch.zeros_like(params["q"])
         if total_magnitude:
-            derived["flux_norm"] = 1.0 / _area_over_pi(c0, modes, derived, params["q"])
+            derived["flux_norm"] = 1.0 / isophote_area_over_pi(c0, modes, derived, params["q"])
         return derived
 
     def surface_brightness_squared(cls, rho_squared, derived):

@@ -21,7 +21,7 @@ the light inside the ellipse of major-axis radius rho (per unit I_b) is
     2 pi q r_b^2 2^((beta - gamma)/alpha) / alpha  B(T; p, q'),
 
 B(T; p, q') = int_0^T t^(p-1) (1-t)^(q'-1) dt, evaluated by
-:func:`galprof.profiles.ferrer.beta_integral` directly for rho <= r_b (T <= 1/2) and as
+:func:`galprof.special.beta_integral` directly for rho <= r_b (T <= 1/2) and as
 B(1/2; p, q') + int_(1-T)^(1/2) t^(q'-1) (1-t)^(p-1) dt beyond (valid for any sign of
 q', smooth through beta = 2).
 """
@@ -32,6 +32,7 @@ import math
 
 import torch
 
+from ..special import beta_integral, log_beta
 from .base import (
     AXIS_RATIO,
     POSITION_ANGLE,
@@ -41,7 +42,7 @@ from .base import (
     EllipticalProfile,
     ParameterSpec,
 )
-from .ferrer import beta_integral, log_beta, tiny_for
+from .ferrer import tiny_for
 from .registry import register
 
 MU_B = SURFACE_BRIGHTNESS.relabel(

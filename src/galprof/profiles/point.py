@@ -17,3 +17,8 @@ class PointSource(Profile):
     parameters = (POSITION_X, POSITION_Y, MAGNITUDE)
     galfit_name = "psf"
     galfit_comments = {"1": "Position x, y  [pixel, 1-based]", "3": "Integrated magnitude"}
+
+    @classmethod
+    def sersic_equivalent(cls, value):
+        """None: all the light at the centre."""
+        return None

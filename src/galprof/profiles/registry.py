@@ -15,6 +15,12 @@ def register(cls: type[Profile]) -> type[Profile]:
     return cls
 
 
+def unregister(name: str) -> type[Profile] | None:
+    """Remove the profile called ``name`` and return its class (None if no such profile
+    is registered): for code that registers profiles temporarily, such as tests."""
+    return _REGISTRY.pop(name, None)
+
+
 def get_profile(name: str) -> type[Profile]:
     """The profile class called ``name``; a KeyError lists the known names otherwise."""
     try:
@@ -25,4 +31,5 @@ def get_profile(name: str) -> type[Profile]:
 
 
 def available_profiles() -> tuple[str, ...]:
+    """The names of all registered profiles, sorted."""
     return tuple(sorted(_REGISTRY))

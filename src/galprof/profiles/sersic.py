@@ -91,6 +91,11 @@ class Sersic(EllipticalProfile):
         return value, dlog_drho2, out
 
     @classmethod
+    def sersic_equivalent(cls, value):
+        """Itself: (R_e, n)."""
+        return value("r_e"), value("n")
+
+    @classmethod
     def enclosed_fraction(cls, rho, derived):
         return gammainc_lower_regularized(2.0 * derived["n"], sersic_scaled_radius(rho, derived)).to(rho.dtype)
 

@@ -25,9 +25,8 @@ per-galaxy set-up's (b_n, I_0) in closed form, where the profile provides
 ``enclosed_fraction_tangents`` and ``setup_tangents`` (the Sérsic); otherwise these
 small pieces are differentiated by central differences in float64 (relative error
 ~1e-9), all evaluations in one batch. No forward-mode autodiff is left on this path: in
-torch 2.13 forward-mode add, mul and div run through Python reference implementations
-(tens of Python calls per operation) and the first forward-mode operation of a process
-imports torch._dynamo (2-3 s). Any other component (a point source, shape-modified or
+torch 2.13 forward-mode add, mul and div run through Python reference implementations,
+and the first forward-mode operation of a process imports torch._dynamo. Any other component (a point source, shape-modified or
 edge-on profiles, profiles without ``brightness_tangents``) gets its canvas tangents
 from forward mode (``torch.func.jvp`` vectorised over the tangents), component by
 component.
@@ -44,15 +43,15 @@ import numpy as np
 import torch
 from torch.func import jvp, vmap
 
-from ..conventions import elliptical_quadratic_form, evaluate_quadratic_form
+from ..conventions import elliptical_quadratic_form, elliptical_quadratic_form_slopes, evaluate_quadratic_form
 from ..profiles.base import EllipticalProfile, safe_radius
 from .config import RenderConfig
 from .psf import PreparedPSF
 from .quadrature import (cell_integrals_exact, cell_integrals_exact_tangents, cell_integrals_transport_derivatives,
                          gauss_legendre_unit, smooth_window, smooth_window_slope, transport_parameters)
-from .scene import (Frame, RenderedParts, _canvas, _component_light, _convolve_channels, _deconvolve_pixel,
-                    _nearest_pixel, _patch_half, _sky, amplitude_scale, canvas_margin, fine_grid, grid_weights,
-                    patch_index)
+from .canvas import (canvas_axes, canvas_margin, convolve_channels, deconvolve_pixel, fine_grid, grid_weights,
+                     nearest_pixel, patch_half, patch_index)
+from .scene import Frame, RenderedParts, amplitude_scale, component_light, sky_image
 
 _CENTRE = ("x", "y")
 _GEOMETRY = ("pa", "q")
@@ -138,7 +137,7 @@ class _Samples:
 
 def _stack(value: torch.Tensor, columns) -> torch.Tensor:
     """(B, 1 + K, ...): the value and its columns (zeros where None), broadcast to one shape."""
-    # numpy's shape arithmetic: torch.broadcast_shapes imports sympy on its first call (~0.5 s)
+    # numpy's shape arithmetic: torch.broadcast_shapes imports sympy on its first call
     shape = np.broadcast_shapes(value.shape, *[c.shape for c in columns if c is not None])
     parts = [value.expand(shape)] + [value.new_zeros(shape) if c is None else c.expand(shape) for c in columns]
     return torch.stack(parts, dim=1)
@@ -148,8 +147,8 @@ def _place_patches_(canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tenso
                     accumulate: bool) -> torch.Tensor:
     """In place on a contiguous (B, K, H, W) channel stack: canvas[b, k, row0[b] + i,
     col0[b] + j] = (or +=) patch[b, k, i, j]; the stack is returned. The same placement
-    as :func:`galprof.render.scene._set_patches` / ``_add_patches`` on every channel
-    (the analytic Jacobian needs no autograd, and the stacks are its own)."""
+    as :func:`galprof.render.canvas.set_patches` / :func:`galprof.render.canvas.add_patches`
+    on every channel (the analytic Jacobian needs no autograd, and the stacks are its own)."""
     bsz, k, height, width = canvas.shape
     index = patch_index(height, width, *patch.shape[-2:], row0, col0)[:, None, :].expand(-1, k, -1)
     flat = canvas.view(bsz, k, height * width)
@@ -207,7 +206,7 @@ def _central_differences(function, params, shape_names):
     they are smooth in the parameters, and forward-mode autodiff of them costs more
     than the whole batch of evaluations (in torch 2.13 forward-mode add, mul and div go
     through Python reference implementations, and the first such call in a process
-    imports torch._dynamo, 2-3 s)."""
+    imports torch._dynamo)."""
     if not shape_names:
         return []
     dtype = params["x"].dtype
@@ -234,23 +233,6 @@ def _central_differences(function, params, shape_names):
     return slopes(out)
 
 
-def _quadratic_form_slopes(pa_deg: torch.Tensor, q: torch.Tensor, name: str):
-    """d(A, C, H)/d name of :func:`galprof.conventions.elliptical_quadratic_form`
-    (A = s^2 + c^2 / q^2, C = c^2 + s^2 / q^2, H = s c (1 / q^2 - 1), s, c of the PA) for
-    name ``pa`` [per degree] or ``q``; zeros for any other name."""
-    pa = pa_deg * (math.pi / 180.0)
-    s, c = torch.sin(pa), torch.cos(pa)
-    inv_q2 = 1.0 / (q * q)
-    if name == "pa":
-        k = math.pi / 180.0
-        return (k * 2.0 * s * c * (1.0 - inv_q2), k * 2.0 * s * c * (inv_q2 - 1.0), k * (c * c - s * s) * (inv_q2 - 1.0))
-    if name == "q":
-        inv_q3 = inv_q2 / q
-        return -2.0 * c * c * inv_q3, -2.0 * s * s * inv_q3, -2.0 * s * c * inv_q3
-    zero = torch.zeros_like(pa)
-    return zero, zero, zero
-
-
 def _derived_tangents(profile, params, shape_names):
     """The set-up ``derived`` ((B, 1, 1) tensors) and, per shape parameter, its derivative,
     and the same for the ellipse's quadratic form: in closed form where the profile has
@@ -274,7 +256,7 @@ def _derived_tangents(profile, params, shape_names):
     setup_tangents = _hook(profile, "setup_tangents", ("prepare", "setup"))
     if setup_tangents is not None and shape_names:
         columns = setup_tangents(derived, shape_names)
-        per_name = [{**d, **dict(zip(keys, _quadratic_form_slopes(derived["pa"], derived["q"], name)))}
+        per_name = [{**d, **dict(zip(keys, elliptical_quadratic_form_slopes(derived["pa"], derived["q"], name)))}
                     for name, d in zip(shape_names, columns)]
     else:
         per_name = _central_differences(setup_of, params, shape_names)
@@ -285,16 +267,16 @@ def _derived_tangents(profile, params, shape_names):
 
 def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     """(B, 1 + K, Hc, Wc): the unit-flux light canvas of a component (exactly as
-    :func:`galprof.render.scene._component_light` renders it) and its derivatives with
+    :func:`galprof.render.scene.component_light` renders it) and its derivatives with
     respect to ``names``."""
     x0, y0 = params["x"], params["y"]
     bsz = x0.shape[0]
     shape_names = [n for n in names if n not in _CENTRE]
     derived, d_derived, form, d_form = _derived_tangents(profile, params, shape_names)
     samples = _Samples(profile, names, derived, d_derived, form, d_form)
-    half = _patch_half(config)
-    cx = _nearest_pixel(x0, xs, half)
-    cy = _nearest_pixel(y0, ys, half)
+    half = patch_half(config)
+    cx = nearest_pixel(x0, xs, half)
+    cy = nearest_pixel(y0, ys, half)
     gl_outer = max(config.outer_gl_order, profile.min_gl_order)
 
     # outer light: samples at pixel centres, anti-aliased in a box around the centre
@@ -311,7 +293,7 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     patch = _gauss_cells(samples, bdx[..., cut], bdy[:, cut], config.gl_order,
                          window=(config.window_inner, config.window_outer))
     start = torch.full_like(cx, half_box - inner).long()
-    box = _deconvolve_pixel(_place_patches_(box, patch, start, start, accumulate=False))[..., 2:-2, 2:-2]
+    box = deconvolve_pixel(_place_patches_(box, patch, start, start, accumulate=False))[..., 2:-2, 2:-2]
     nb = box.shape[-1]
     canvas = _place_patches_(canvas, box.contiguous(), (cy - ys[0]).long() - nb // 2, (cx - xs[0]).long() - nb // 2,
                              accumulate=False)
@@ -351,8 +333,8 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
         p64 = {kk: v.detach().to(torch.float64)[:, None, None] for kk, v in params.items()}
         size = next((p64[n] for n, kind in transported.items() if kind == "size"), None)
         # the set-up already computed, in float64 (not solved for again: b_n's root alone
-        # is ~150 small operations; the derivatives need no more than the working
-        # precision of its values)
+        # is a long chain of small operations; the derivatives need no more than the
+        # working precision of its values)
         derived64 = {kk: v.detach().to(torch.float64) for kk, v in derived.items()}
         by_transport = cell_integrals_transport_derivatives(
             profile, derived64, size, edges64.expand(bsz, 1, -1), edges64.view(1, -1, 1).expand(bsz, -1, 1),
@@ -386,15 +368,15 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
 
 def _forward_mode_light(profile, params, names, xs, ys, config: RenderConfig):
     """(B, 1 + K, Hc, Wc) as :func:`_analytic_light`, by forward-mode autodiff of
-    :func:`galprof.render.scene._component_light` (any component kind)."""
+    :func:`galprof.render.scene.component_light` (any component kind)."""
     if not names:
-        return _component_light(profile, params, xs, ys, config).unsqueeze(1)
+        return component_light(profile, params, xs, ys, config).unsqueeze(1)
     start = torch.stack([params[n] for n in names], 1)
 
     def light_of(values):
         p = dict(params)
         p.update({n: values[:, i] for i, n in enumerate(names)})
-        return _component_light(profile, p, xs, ys, config)
+        return component_light(profile, p, xs, ys, config)
 
     eye = torch.eye(len(names), dtype=start.dtype, device=start.device)[:, None, :].expand(-1, start.shape[0], -1)
     light, tangents = vmap(lambda t: jvp(light_of, (start,), (t,)), out_dims=(None, 0))(eye)
@@ -439,11 +421,11 @@ def render_parts_with_tangents(components, names, frame: Frame, psf: PreparedPSF
     """
     first = next(iter(components[0][1].values()))
     margin = canvas_margin(psf, config)
-    xs, ys = _canvas(frame, margin, first, fft_friendly=True)
+    xs, ys = canvas_axes(frame, margin, first, fft_friendly=True)
     canvases, fluxes, sky, counts = [], [], None, []
     for (profile, params), wanted in zip(components, names):
         if profile.kind == "sky":
-            term = _sky(profile, params, frame, first)
+            term = sky_image(profile, params, frame, first)
             sky = term if sky is None else sky + term
             counts.append(None)
             continue
@@ -455,7 +437,7 @@ def render_parts_with_tangents(components, names, frame: Frame, psf: PreparedPSF
         empty = first.new_zeros(bsz, 0, frame.height, frame.width)
         return RenderedParts(empty, first.new_zeros(bsz, 0), sky), [None] * len(components)
     window = (slice(margin, margin + frame.height), slice(margin, margin + frame.width))
-    images = [c[:, window[0], window[1]] for c in _convolve_channels(canvases, psf)]
+    images = [c[:, window[0], window[1]] for c in convolve_channels(canvases, psf)]
     units, tangents, channel = [], [], 0
     for count in counts:
         if count is None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..profiles import get_profile
 from ..special import gammainc_lower_regularized, sersic_b
 
 _LN10_04 = 0.4 * math.log(10.0)
@@ -101,21 +102,19 @@ def bulge_to_total(bulge: int = 1, components=None):
 
 
 def _sersic_like(p: Parameters, c: int):
-    """(R_e along the major axis [pix], n) of a component, or None for a point source."""
+    """(R_e along the major axis [pix], n) of a component, or None for a point source: its
+    profile's :meth:`~galprof.profiles.base.Profile.sersic_equivalent`."""
     profile = p.profile(c)
-    if profile in ("sersic",):
-        return p[c, "r_e"], p[c, "n"]
-    if profile == "devauc":
-        return p[c, "r_e"], torch.full_like(p[c, "r_e"], 4.0)
-    if profile == "expdisk":
-        n = torch.ones_like(p[c, "r_s"])
-        return p[c, "r_s"] * sersic_b(n), n  # R_e = b_1 r_s = 1.678 r_s
-    if profile == "gaussian":
-        return p[c, "fwhm"] / 2.0, torch.full_like(p[c, "fwhm"], 0.5)  # half-light radius = FWHM / 2
-    if profile == "psf":
-        return None
-    raise KeyError(f"effective_radius: component {c} ({profile}) is not supported (sersic, devauc, expdisk, "
-                   "gaussian, psf)")
+    unsupported = KeyError(f"effective_radius: component {c} ({profile}) is not supported: its profile has no "
+                           "Sérsic equivalent (sersic, devauc, expdisk, gaussian and psf have)")
+    try:
+        profile_class = get_profile(profile)
+    except KeyError:
+        raise unsupported from None
+    try:
+        return profile_class.sersic_equivalent(lambda name: p[c, name])
+    except NotImplementedError:
+        raise unsupported from None
 
 
 def effective_radius(components=None, circularised: bool = False, iterations: int = 60):
@@ -125,8 +124,9 @@ def effective_radius(components=None, circularised: bool = False, iterations: in
     R_i is each component's R_e along its major axis (GALFIT's convention), so R is the
     semi-major axis of the half-light ellipse of the sum, exact when the components are
     concentric with one q and PA. With ``circularised``, R_i = R_e sqrt(q) and R is the
-    circular half-light radius of the circularised components. Exponential disks have
-    R_e = 1.678 r_s, Gaussians FWHM / 2; point sources count at R = 0.
+    circular half-light radius of the circularised components. Each profile gives its
+    (R_e, n) (:meth:`~galprof.profiles.base.Profile.sersic_equivalent`): exponential
+    disks have R_e = 1.678 r_s, Gaussians FWHM / 2; point sources count at R = 0.
 
     Solved by bisection in log R (no gradient), then one Newton step carrying the
     implicit-function gradient dR/dp = -(dG/dp) / (dG/dR).
