@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .covariance import covariance_estimate
 from .evaluation import ModelFunctions
 from .heap import release_free_memory, retained_heap
 from .likelihood import prepare_data
@@ -35,7 +36,6 @@ from .profiles.base import EllipticalProfile
 from .render.config import RenderConfig
 from .render.psf import prepare_psf, stack_psfs
 from .render.scene import Frame
-from .uncertainty.covariance import covariance_estimate
 
 #: relative chi^2 decrease below which stage 1 (Sersic indices held) stops early
 STAGE_FTOL = 1e-4

@@ -11,16 +11,16 @@ magnitudes with the frame's zeropoint and EXPTIME.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
-import math
-
 import numpy as np
 
+from .constraints import PairRange, Range, RelativeRange, Tie
+from .errors import ModelError
 from .profiles import get_profile
 from .profiles.modifiers import profile_for_values
-from .errors import ModelError
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,6 @@ class Model:
             self._check_constraint(constraint)
 
     def _check_constraint(self, c) -> None:
-        from .constraints import PairRange, Range, RelativeRange, Tie
 
         what = f"constraint '{c.describe()}'" if hasattr(c, "describe") else f"constraint {c!r}"
         if isinstance(c, Tie):

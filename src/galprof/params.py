@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from .constraints import PairRange, Range, RelativeRange, Tie
 from .conventions import canonical_pa_deg
 from .model import Model, ModelError
 from .profiles.base import EllipticalProfile
@@ -103,7 +104,6 @@ class ParameterLayout:
 
     # -- constraints --------------------------------------------------------------------
     def _apply_constraints(self, model: Model, entries: list[ParameterEntry]) -> list[ParameterEntry]:
-        from .constraints import PairRange, Range, RelativeRange, Tie
 
         def narrow(i, low, high, what):
             e = entries[i]

@@ -17,11 +17,16 @@ import sys
 from astropy.table import Table
 
 from ..errors import UsageError
-from ..io.results import is_failed, parameter_column, write_table
+from ..io.results import is_failed, parameter_column, write_covariance, write_table
 from ..pipeline.runner import run_batch
 from ..pipeline.sources import feedme_sources
-from ..uncertainty.covariance import write_covariance
-from .options import add_engine_arguments, add_error_arguments, add_runner_arguments, batch_options, dask_client
+from .options import (
+    add_engine_arguments,
+    add_error_arguments,
+    add_runner_arguments,
+    batch_options,
+    dask_client,
+)
 
 
 def add_parser(sub) -> None:

@@ -20,7 +20,8 @@ describe a fitted galaxy with one row of this schema:
 ``STATUS`` takes one of the values of the vocabulary below: :data:`CONVERGED`,
 :data:`MAX_ITERATIONS`, ``hit a bound: 1_N,2_RS`` (:data:`HIT_BOUND`),
 ``not fitted: <why>`` (:data:`NOT_FITTED`, GALFIT's ``P) 1..3``) and ``failed: <reason>``
-(:data:`FAILED`; the row's values are then NaN). The same column names override template
+(:data:`FAILED`; the row's values are then NaN). :func:`write_covariance` writes the
+companion covariance file (``--covariance-file``). The same column names override template
 values in an input catalog.
 """
 
@@ -31,6 +32,7 @@ import os
 import pathlib
 
 import numpy as np
+from astropy.io import fits
 
 from ..errors import UsageError
 from .galfit_output import HEADER_KEYWORDS
@@ -218,3 +220,34 @@ def write_table(table, output) -> None:
     tmp = output.with_name(output.stem + f".tmp{os.getpid()}" + output.suffix)
     table.write(str(tmp), format=TABLE_FORMATS[output.suffix.lower()], overwrite=True)
     os.replace(tmp, output)
+
+
+def write_covariance(path, result, labels=None) -> None:
+    """Write every galaxy's covariance of the varying parameters to a FITS file.
+
+    ``result`` is a :class:`galprof.FitResult` (all its galaxies, ``labels`` naming
+    them) or a list of (FitResult, galaxy index, label) entries.
+    One image HDU per galaxy (EXTNAME = its label, default ``GALAXY_<b>``) holding the
+    (V, V) covariance [user units^2] of the parameters that vary (free, tied, coupled);
+    header cards ``PAR<i>`` name row/column i as in the results table (``1_XC``,
+    ``1_MAG``, ``2_RS``, ...), and ``CHI2NU``, ``CONDNUM`` (condition number),
+    ``COVFLAG`` (True: singular or ill-conditioned, entries NaN). Multiply by CHI2NU for
+    the scaled covariance; the correlation is C_ij / sqrt(C_ii C_jj).
+    """
+    if isinstance(result, (list, tuple)):
+        entries = list(result)
+    else:
+        entries = [(result, b, labels[b] if labels is not None else f"GALAXY_{b}") for b in range(result.batch_size)]
+    hdus = [fits.PrimaryHDU()]
+    for result, b, label in entries:
+        varying = [j for j in range(len(result.names)) if result.free[j] or result.constrained[j]]
+        cov = result.parameter_covariance[b][np.ix_(varying, varying)]
+        hdu = fits.ImageHDU(cov.astype(np.float64), name=str(label)[:68])
+        for i, j in enumerate(varying):
+            hdu.header[f"PAR{i + 1}"] = parameter_column(*result.names[j])
+        hdu.header["CHI2NU"] = float(result.chi2_nu[b])
+        cond = float(result.condition_number[b]) if result.condition_number is not None else float("nan")
+        hdu.header["CONDNUM"] = cond if np.isfinite(cond) else -1.0
+        hdu.header["COVFLAG"] = bool(result.covariance_flag[b]) if result.covariance_flag is not None else False
+        hdus.append(hdu)
+    fits.HDUList(hdus).writeto(str(path), overwrite=True)

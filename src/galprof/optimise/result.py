@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..covariance import correlation_matrix
 from ..model import Model
 
 
@@ -89,8 +90,6 @@ class FitResult:
 
     def correlation(self) -> np.ndarray:
         """(B, P, P) correlation matrix of all parameters (fixed ones: 0 off the diagonal)."""
-        from ..uncertainty.covariance import correlation_matrix
-
         return correlation_matrix(self.parameter_covariance)
 
     def component_values(self, galaxy: int = 0) -> list[dict[str, float]]:

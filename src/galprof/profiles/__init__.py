@@ -10,6 +10,7 @@ import pkgutil
 
 from .base import EllipticalProfile, ParameterSpec, Profile
 from .registry import available_profiles, get_profile, register, unregister
+from .variants import has_closed_form_total, magnitude_variant
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in ("base", "registry"):
@@ -18,7 +19,6 @@ for _module in pkgutil.iter_modules(__path__):
 
 def _register_magnitude_variants() -> None:
     """``<name>_mag`` for every built-in profile with a closed-form total light."""
-    from .variants import has_closed_form_total, magnitude_variant
 
     for name in available_profiles():
         profile = get_profile(name)

@@ -31,6 +31,7 @@ import math
 
 import torch
 
+from ..conventions import elliptical_coordinates
 from .base import EllipticalProfile, ParameterSpec, safe_radius
 
 MAX_FOURIER_MODE = 10
@@ -165,7 +166,6 @@ def with_modifiers(base: type[EllipticalProfile], c0: bool, modes: tuple[int, ..
         return _scale(c0, modes, cos1, sin1, derived)
 
     def radius_squared(cls, dx, dy, derived):
-        from ..conventions import elliptical_coordinates
 
         u, w = elliptical_coordinates(dx, dy, derived["pa"], derived["q"])
         cos1, sin1, r = _unit_angles(u, w)

@@ -11,15 +11,28 @@ sampling (Pyro NUTS, optional) and derived quantities. See docs/uncertainties.md
 Results are returned as values; nothing is stored on model objects.
 """
 
+from ..covariance import (
+                         CovarianceEstimate,
+                         correlation_matrix,
+                         covariance_estimate,
+                         covariance_from_jacobian,
+                         default_max_condition,
+                         scaled_errors,
+)
 from .bootstrap import BootstrapResult, bootstrap, resample_counts, unwrap_angles
-from .covariance import (CovarianceEstimate, correlation_matrix, covariance_estimate, covariance_from_jacobian,
-                         default_max_condition, scaled_errors, write_covariance)
-from .derived import (DerivedEstimate, Parameters, bulge_to_total, delta_method, derived, effective_radius,
-                      from_samples, total_magnitude)
+from .derived import (
+                         DerivedEstimate,
+                         Parameters,
+                         bulge_to_total,
+                         delta_method,
+                         derived,
+                         effective_radius,
+                         from_samples,
+                         total_magnitude,
+)
 from .sampling import PosteriorSamples, SamplingUnavailable, sample
 
 __all__ = ["BootstrapResult", "CovarianceEstimate", "DerivedEstimate", "Parameters", "PosteriorSamples",
            "SamplingUnavailable", "bootstrap", "bulge_to_total", "correlation_matrix", "covariance_estimate",
            "covariance_from_jacobian", "default_max_condition", "delta_method", "derived", "effective_radius",
-           "from_samples", "resample_counts", "sample", "scaled_errors", "total_magnitude", "unwrap_angles",
-           "write_covariance"]
+           "from_samples", "resample_counts", "sample", "scaled_errors", "total_magnitude", "unwrap_angles"]

@@ -25,9 +25,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .summary import SampleSummary
 from ..constraints import Range, RelativeRange, Tie
+from ..fitting import fit
 from ..model import Model, ModelError
+from .summary import SampleSummary
 
 #: keyword arguments of :func:`galprof.fit` that hold one value per galaxy when they are arrays
 _PER_GALAXY = ("zeropoint", "exptime", "region_sizes")
@@ -176,7 +177,6 @@ def bootstrap(model: Model, result, image, *, sigma=None, mask=None, psf=None, n
     Returns:
         a :class:`BootstrapResult`.
     """
-    from ..fitting import fit
 
     if fit_options.get("statistic") is not None:
         raise ModelError("the bootstrap works with chi^2 only (its counts are chi^2 weights), not with "

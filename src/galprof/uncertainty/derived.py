@@ -26,6 +26,7 @@ import torch
 
 from ..profiles import get_profile
 from ..special import gammainc_lower_regularized, sersic_b
+from .bootstrap import summarise
 
 _LN10_04 = 0.4 * math.log(10.0)
 
@@ -207,7 +208,9 @@ def delta_method(func, values, covariance, names, profiles, levels=(0.68, 0.95))
         covariance: (B, P, P) their covariance (NaN rows propagate to NaN errors).
         names, profiles: column names ((component, name), ...) and component profile names.
     """
-    from statistics import NormalDist  # the standard library's: scipy is only a test dependency
+    from statistics import (
+        NormalDist,  # the standard library's: scipy is only a test dependency
+    )
 
     v = torch.as_tensor(np.asarray(values, dtype=np.float64)).clone().requires_grad_(True)
     out = _call(func, v, names, profiles)
@@ -233,7 +236,6 @@ def delta_method(func, values, covariance, names, profiles, levels=(0.68, 0.95))
 def from_samples(func, samples, names, profiles, levels=(0.68, 0.95)) -> DerivedEstimate:
     """``func`` applied to (S, B, P) samples (bootstrap replicates or posterior draws; NaN
     rows are skipped): median, standard deviation and percentile intervals."""
-    from .bootstrap import summarise
 
     s = torch.as_tensor(np.asarray(samples, dtype=np.float64))
     n_s, bsz, n_p = s.shape

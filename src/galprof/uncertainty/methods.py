@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..model import ModelError
+from .bootstrap import bootstrap
+from .sampling import sample
 
 METHODS = ("covariance", "scaled", "bootstrap", "sample")
 
@@ -56,12 +58,10 @@ def reported_errors(options: ErrorOptions, model, result, image, **fit_inputs):
         return replace(result, errors=np.asarray(result.errors_scaled)), None
     varying = result.free | result.constrained
     if options.method == "bootstrap":
-        from .bootstrap import bootstrap
 
         extra = bootstrap(model, result, image, n_replicates=options.bootstrap, seed=options.seed, **fit_inputs)
         std = extra.std
     else:
-        from .sampling import sample
 
         keep = {k: v for k, v in fit_inputs.items() if k not in ("method", "lm_settings", "adam_settings")}
         extra = sample(model, result, image, n_samples=options.samples, n_warmup=options.warmup,

@@ -33,9 +33,13 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-
-from .summary import SampleSummary
+from ..evaluation import ModelFunctions
+from ..fitting import prepare_fit
 from ..model import ModelError
+from ..optimise.problem import BatchProblem
+from ..render.config import RenderConfig
+from .bootstrap import summarise, unwrap_angles
+from .summary import SampleSummary
 
 
 class SamplingUnavailable(UsageError, ImportError):
@@ -158,11 +162,6 @@ def sample(model, result, image, *, sigma=None, mask=None, psf=None, priors=None
     from pyro.infer import MCMC, NUTS
     from pyro.ops.stats import effective_sample_size, split_gelman_rubin
 
-    from ..evaluation import ModelFunctions
-    from ..fitting import prepare_fit
-    from ..optimise.problem import BatchProblem
-    from ..render.config import RenderConfig
-    from .bootstrap import summarise, unwrap_angles
 
     for key in ("method", "n_starts", "retries", "staged", "lm_settings", "adam_settings", "names", "progress"):
         frame_options.pop(key, None)

@@ -124,38 +124,3 @@ def scaled_errors(errors, chi2_nu) -> np.ndarray:
     """(B, P) errors scaled by sqrt(chi^2_nu) (B,): the errors if sigma were wrong by a
     constant factor. Always scaled (also for chi^2_nu < 1)."""
     return np.asarray(errors) * np.sqrt(np.asarray(chi2_nu, dtype=np.float64))[:, None]
-
-
-def write_covariance(path, result, labels=None) -> None:
-    """Write every galaxy's covariance of the varying parameters to a FITS file.
-
-    ``result`` is a :class:`galprof.FitResult` (all its galaxies, ``labels`` naming
-    them) or a list of (FitResult, galaxy index, label) entries.
-    One image HDU per galaxy (EXTNAME = its label, default ``GALAXY_<b>``) holding the
-    (V, V) covariance [user units^2] of the parameters that vary (free, tied, coupled);
-    header cards ``PAR<i>`` name row/column i as in the results table (``1_XC``,
-    ``1_MAG``, ``2_RS``, ...), and ``CHI2NU``, ``CONDNUM`` (condition number),
-    ``COVFLAG`` (True: singular or ill-conditioned, entries NaN). Multiply by CHI2NU for
-    the scaled covariance; the correlation is C_ij / sqrt(C_ii C_jj).
-    """
-    from astropy.io import fits
-
-    from ..io.results import parameter_column
-
-    if isinstance(result, (list, tuple)):
-        entries = list(result)
-    else:
-        entries = [(result, b, labels[b] if labels is not None else f"GALAXY_{b}") for b in range(result.batch_size)]
-    hdus = [fits.PrimaryHDU()]
-    for result, b, label in entries:
-        varying = [j for j in range(len(result.names)) if result.free[j] or result.constrained[j]]
-        cov = result.parameter_covariance[b][np.ix_(varying, varying)]
-        hdu = fits.ImageHDU(cov.astype(np.float64), name=str(label)[:68])
-        for i, j in enumerate(varying):
-            hdu.header[f"PAR{i + 1}"] = parameter_column(*result.names[j])
-        hdu.header["CHI2NU"] = float(result.chi2_nu[b])
-        cond = float(result.condition_number[b]) if result.condition_number is not None else float("nan")
-        hdu.header["CONDNUM"] = cond if np.isfinite(cond) else -1.0
-        hdu.header["COVFLAG"] = bool(result.covariance_flag[b]) if result.covariance_flag is not None else False
-        hdus.append(hdu)
-    fits.HDUList(hdus).writeto(str(path), overwrite=True)
