@@ -13,8 +13,8 @@ import torch
 
 from bench_fit import moffat_psf
 from galprof import Component, Model
-from galprof.evaluation import ModelFunctions
-from galprof.params import ParameterLayout
+from galprof.fitting.functions import ModelFunctions
+from galprof.fitting.layout import ParameterLayout
 from galprof.render.config import RenderConfig
 from galprof.render.psf import prepare_psf
 from galprof.render.scene import Frame

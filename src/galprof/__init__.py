@@ -4,13 +4,12 @@ Conventions (GALFIT's) are stated in :mod:`galprof.conventions`.
 """
 
 from .constraints import PairRange, Range, RelativeRange, Tie
-from .fitting import fit
-from .likelihood import PixelStatistic
+from .errors import GalprofError
+from .fitting import FitResult, PixelStatistic, fit
 from .model import Component, Model, ModelError
-from .optimise.result import FitResult
 from .render.config import RenderConfig
 
 __version__ = "0.1.0"
 
-__all__ = ["Component", "FitResult", "Model", "ModelError", "PairRange", "PixelStatistic", "Range", "RelativeRange",
+__all__ = ["Component", "FitResult", "GalprofError", "Model", "ModelError", "PairRange", "PixelStatistic", "Range", "RelativeRange",
            "RenderConfig", "Tie", "__version__", "fit"]

@@ -2,7 +2,7 @@
 
 Constraints are part of a model description (:class:`galprof.model.Model`) and are
 enforced exactly by the parameterisation the optimiser works in
-(:class:`galprof.params.ParameterLayout`), never by clipping after a step:
+(:class:`galprof.fitting.layout.ParameterLayout`), never by clipping after a step:
 
 * :class:`Range` and :class:`RelativeRange` become the parameter's bounds, kept by the
   smooth bound transform;

@@ -2,7 +2,7 @@
 
 These objects only *describe* a model (profile names, initial values, which parameters
 are free, bounds). They are immutable and never receive fitted values: fits return a
-:class:`galprof.optimise.result.FitResult`.
+:class:`galprof.fitting.result.FitResult`.
 
 Units and conventions are those of :mod:`galprof.conventions`: 1-based pixel centres,
 PA in degrees counter-clockwise from +y, sizes along the major axis in pixels, q = b/a,

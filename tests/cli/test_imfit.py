@@ -205,7 +205,7 @@ def test_agrees_with_imfits_published_fit_of_n3073(tmp_path, monkeypatch):
     # imfit's chi^2 of the initial model (tests/imfit_reference/imfit_textout4c): 235606.146670
     # on 28754 pixels; galprof's noise model and legacy rendering give it to 0.1 %
     from galprof.io.imfit_config import imfit_sigma
-    from galprof.params import ParameterLayout
+    from galprof.fitting.layout import ParameterLayout
     from galprof.render.config import RenderConfig
     from galprof.render.psf import prepare_psf
     from galprof.render.scene import Frame, render_model

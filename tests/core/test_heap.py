@@ -1,4 +1,4 @@
-"""galprof.heap: freed memory stays in the heap while a fit runs, and not afterwards."""
+"""galprof.fitting.heap: freed memory stays in the heap while a fit runs, and not afterwards."""
 
 import resource
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from galprof import heap
+from galprof.fitting import heap
 
 pytestmark = pytest.mark.skipif(not heap.glibc_available(), reason="needs glibc (Linux)")
 

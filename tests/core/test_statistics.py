@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from galprof import Component, Model, fit
-from galprof.likelihood import LikelihoodError, PixelStatistic
+from galprof.fitting.likelihood import LikelihoodError, PixelStatistic
 from references import FFT_GSPARAMS, galsim_moffat, galsim_sersic, moffat_epsf
 
 DATA = np.array([[[3.0, 0.0], [10.0, 7.5]]])  # ADU, sky already subtracted

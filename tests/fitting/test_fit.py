@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from galprof import Component, Model, ModelError, fit
-from galprof.likelihood import LikelihoodError
+from galprof.fitting.likelihood import LikelihoodError
 from galprof.optimise.lm import LMSettings
 from galprof.render.psf import PSFError
 from galprof.render.scene import Frame, RenderError
@@ -200,7 +200,7 @@ def test_cpu_worker_threads_with_a_tied_centre():
 def test_cpu_workers_split_only_forward_mode_free_jacobians():
     """Forward-mode autodiff keeps process-wide state, so a model with a component
     without analytic tangents (a Ferrer bar) is never split among threads."""
-    from galprof.evaluation import ModelFunctions
+    from galprof.fitting.functions import ModelFunctions
     from galprof.fitting import cpu_worker_parts, prepare_fit
 
     from galprof.fitting import MIN_ROWS_PER_THREAD
@@ -295,7 +295,7 @@ def test_step_limits():
     """Unbounded magnitudes (total and surface brightness) get the step limit, nothing
     else; a step beyond a limit is shortened along its direction."""
     from galprof.optimise.lm import limit_step
-    from galprof.params import MAGNITUDE_STEP_LIMIT, ParameterLayout
+    from galprof.fitting.layout import MAGNITUDE_STEP_LIMIT, ParameterLayout
 
     model = Model([Component("sersic", dict(x=10, y=10, mag=18, r_e=3, n=2, q=0.7, pa=10)),
                    Component("ferrer", dict(x=10, y=10, mu_0=20, r_out=6, alpha=2, beta=0.5, q=0.7, pa=10),
@@ -465,7 +465,7 @@ def test_worker_split_counts_every_start():
 
     if not processes_available():
         pytest.skip("no fork here")
-    import galprof.fitting as fitting
+    import galprof.fitting.strategy as fitting  # where the batch split looks the worker function up
 
     psf = moffat_epsf(3.5, 2.8, 25)
     truths = (TRUTHS[:2] * 4)[:8]

@@ -19,8 +19,8 @@ import torch
 
 from galprof import Component, Model, ModelError, RenderConfig, fit
 from galprof.bessel import x_k1
-from galprof.evaluation import ModelFunctions
-from galprof.params import ParameterLayout
+from galprof.fitting.functions import ModelFunctions
+from galprof.fitting.layout import ParameterLayout
 from galprof.profiles import get_profile
 from galprof.render.psf import prepare_psf
 from galprof.render.scene import Frame, render_model

@@ -473,7 +473,7 @@ def test_swapped_axes_report_the_same_broken_exponential():
     """A fit that ends with q > 1 is reported with q <= 1: sizes times q, the break
     sharpness alpha [1/pix] divided by q, PA + 90; the reported model is the fitted one."""
     import galprof
-    from galprof.params import ParameterLayout
+    from galprof.fitting.layout import ParameterLayout
     from galprof.render.scene import Frame, render_model
 
     v = dict(x=20.0, y=20.0, I_0=10.0, h1=4.0, h2=1.5, r_break=6.0, alpha=2.0, q=2.0, pa=30.0)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from galprof import Component, Model, RenderConfig
-from galprof.evaluation import ModelFunctions
-from galprof.params import ParameterLayout
+from galprof.fitting.functions import ModelFunctions
+from galprof.fitting.layout import ParameterLayout
 from galprof.render.psf import prepare_psf
 from galprof.render.scene import Frame
 from references import moffat_epsf

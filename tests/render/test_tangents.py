@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from galprof import Component, Model, RenderConfig
-from galprof import evaluation
-from galprof.evaluation import ModelFunctions
-from galprof.params import ParameterLayout
+from galprof.fitting import functions
+from galprof.fitting.functions import ModelFunctions
+from galprof.fitting.layout import ParameterLayout
 from galprof.profiles import get_profile
 from galprof.profiles.modifiers import with_modifiers
 from galprof.render.psf import prepare_psf, stack_psfs
@@ -38,7 +38,7 @@ def _functions(model, psf, frame=FRAME, config=RenderConfig()):
 
 def _forward_mode_jacobian(functions, free, index, monkeypatch):
     with monkeypatch.context() as m:
-        m.setattr(evaluation, "supports_tangents", lambda *args: False)
+        m.setattr(functions, "supports_tangents", lambda *args: False)
         return functions.jacobian(free, index)
 
 

@@ -1,7 +1,7 @@
 """Batched Levenberg-Marquardt: every galaxy has its own damping, acceptance and stopping.
 
 Each iteration computes, for the galaxies still running, the weighted residuals r and
-the Jacobian J of the model (see :mod:`galprof.evaluation`), forms J^T J and J^T r
+the Jacobian J of the model (see :mod:`galprof.fitting.functions`), forms J^T J and J^T r
 (matrix products in J's dtype, see ``LMSettings.float64_products``) and solves
 (J^T J + lambda diag(J^T J)) delta = J^T r per galaxy in float64. A step is accepted
 where it lowers chi^2; rejected galaxies retry with larger damping without recomputing
@@ -157,7 +157,7 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         progress: optional callable(iteration, n_running) for progress reporting.
         step_limits: optional (F,) largest change of each coordinate in one step (inf:
             none); a longer step is shortened along its direction (a trust region on
-            those coordinates; e.g. :meth:`galprof.params.ParameterLayout.step_limits`).
+            those coordinates; e.g. :meth:`galprof.fitting.layout.ParameterLayout.step_limits`).
     """
     device = theta0.device
     if step_limits is not None:

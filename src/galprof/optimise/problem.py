@@ -19,7 +19,7 @@ class BatchProblem:
         data: (B, H, W) data with unusable pixels zeroed.
         weight: (B, H, W) inverse sigma, 0 for pixels outside the fit.
         jacobian: optional ``jacobian(theta, index) -> (model (b, H, W), J (b, H, W, F))``
-            (e.g. :meth:`galprof.evaluation.ModelFunctions.jacobian`), J a new tensor on
+            (e.g. :meth:`galprof.fitting.functions.ModelFunctions.jacobian`), J a new tensor on
             every call (it is weighted in place; any memory layout); without it the
             Jacobian is computed by forward-mode autodiff of ``render``, one tangent per
             free parameter.
@@ -29,7 +29,7 @@ class BatchProblem:
     data: torch.Tensor
     weight: torch.Tensor
     jacobian: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
-    statistic: object | None = None  # a galprof.likelihood.PixelStatistic, or None for chi^2
+    statistic: object | None = None  # a galprof.fitting.likelihood.PixelStatistic, or None for chi^2
     fisher: bool = False  # with a statistic: Jacobian for the covariance (expected information)
 
     def _rho(self, model: torch.Tensor, index: torch.Tensor):

@@ -51,7 +51,7 @@ from ..io.imfit_config import (
 )
 from ..io.inputs import GalaxyInputs, feedme_inputs, load_galaxy, model_from_feedme
 from ..io.results import parameter_column
-from ..likelihood import PixelStatistic
+from ..fitting.likelihood import PixelStatistic
 from ..model import Model
 from .autoinit import auto_initial
 from .outputs import FeedmeOutputs

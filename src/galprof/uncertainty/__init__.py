@@ -11,7 +11,7 @@ sampling (Pyro NUTS, optional) and derived quantities. See docs/uncertainties.md
 Results are returned as values; nothing is stored on model objects.
 """
 
-from ..covariance import (
+from ..fitting.covariance import (
                          CovarianceEstimate,
                          correlation_matrix,
                          covariance_estimate,

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..evaluation import ModelFunctions
+from ..fitting.functions import ModelFunctions
 from ..fitting import prepare_fit
 from ..model import ModelError
 from ..optimise.problem import BatchProblem
@@ -152,7 +152,7 @@ def sample(model, result, image, *, sigma=None, mask=None, psf=None, priors=None
         seed: makes the draws reproducible.
         max_tree_depth: NUTS tree depth limit (2^depth leapfrog steps at most).
         init_scale: chains start at best fit + init_scale x (covariance draw).
-        statistic: the fit's :class:`galprof.likelihood.PixelStatistic` (None: chi^2).
+        statistic: the fit's :class:`galprof.fitting.likelihood.PixelStatistic` (None: chi^2).
         config: the fit's :class:`galprof.render.config.RenderConfig`.
         dtype: rendering dtype (float64 default: the energy must be accurate to << 1).
         **frame_options: the other inputs given to :func:`galprof.fit` (``origin``,

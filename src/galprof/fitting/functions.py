@@ -2,7 +2,7 @@
 
 The optimisers see a batch of galaxies through two functions of the free parameters
 (either the unbounded internal ``theta`` or the free user values; see
-:mod:`galprof.params`):
+:mod:`galprof.fitting.layout`):
 
 * ``render(free, index) -> (b, H, W)``: the model images of galaxies ``index``;
 * ``jacobian(free, index) -> (model (b, H, W), J (b, H, W, F))``.
@@ -28,12 +28,15 @@ from __future__ import annotations
 import torch
 from torch.func import jvp, vmap
 
-from .params import ParameterLayout
-from .render.canvas import canvas_margin
-from .render.config import RenderConfig
-from .render.scene import Frame, amplitude_log_slope, render_parts
-from .render.tangents import has_analytic_tangents, render_parts_with_tangents, supports_tangents
-
+from ..render.canvas import canvas_margin
+from ..render.config import RenderConfig
+from ..render.scene import Frame, amplitude_log_slope, render_parts
+from ..render.tangents import (
+    has_analytic_tangents,
+    render_parts_with_tangents,
+    supports_tangents,
+)
+from .layout import ParameterLayout
 
 
 class ModelFunctions:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..covariance import correlation_matrix
 from ..model import Model
+from .covariance import correlation_matrix
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import LikelihoodError
+from ..errors import LikelihoodError
 
 
 @dataclass(frozen=True)

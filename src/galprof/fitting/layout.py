@@ -20,10 +20,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .constraints import PairRange, Range, RelativeRange, Tie
-from .conventions import canonical_pa_deg
-from .model import Model, ModelError
-from .profiles.base import EllipticalProfile
+from ..constraints import PairRange, Range, RelativeRange, Tie
+from ..conventions import canonical_pa_deg
+from ..model import Model, ModelError
+from ..profiles.base import EllipticalProfile
 
 _SIZE_NAMES = ("r_e", "r_s", "fwhm")
 #: largest change [mag] of a free (unbounded) magnitude in one LM step

@@ -1,0 +1,303 @@
+"""Fit a model to one galaxy or a batch of galaxies: the Python entry point of the engine.
+
+>>> from galprof import Component, Model, fit
+>>> model = Model([Component("sersic", dict(x=32, y=32, mag=18, r_e=4, n=2, q=0.8, pa=10)),
+...                Component("sky", dict(sky=0, dsdx=0, dsdy=0), fixed={"dsdx", "dsdy"})])
+>>> result = fit(model, image, sigma=sigma, psf=psf, zeropoint=25)   # doctest: +SKIP
+
+Coordinates are 1-based pixel centres of the *full* image; ``origin`` gives the
+coordinates of the first pixel of the arrays passed in (GALFIT's fit region corner).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from ..model import Model, ModelError
+from ..optimise.adam import AdamSettings
+from ..optimise.lm import LMSettings
+from ..optimise.problem import BatchProblem
+from ..render.config import RenderConfig
+from ..render.psf import prepare_psf, stack_psfs
+from ..render.scene import Frame
+from .covariance import covariance_estimate
+from .functions import ModelFunctions
+from .heap import retained_heap
+from .layout import ParameterLayout
+from .likelihood import prepare_data
+from .result import FitResult
+from .strategy import STAGE_FTOL, optimise_batch, without_free_index
+from .workers import resolve_cpu_worker_kind
+
+
+@dataclass(frozen=True)
+class FitSetup:
+    """Everything :func:`fit` prepares before optimising (also used by
+    :mod:`galprof.uncertainty` to re-evaluate the model at other parameters).
+
+    Attributes:
+        image: (B, H, W) float64 data (padding zeroed when ``region_sizes`` is given).
+        batch_size: B.
+        frame: the :class:`galprof.render.scene.Frame` (origin, zeropoint, EXPTIME, regions).
+        psf: the prepared PSF (or None).
+        data: :class:`galprof.fitting.likelihood.PreparedData` (data, 1/sigma weights, pixel counts).
+        layout: the :class:`galprof.fitting.layout.ParameterLayout` of the model.
+        layout_bounds: default ((x_lo, x_hi), (y_lo, y_hi)) bounds of centres [pix, 1-based].
+        initial: (B, P) starting values (moved inside constraint ranges).
+    """
+
+    image: np.ndarray
+    batch_size: int
+    frame: Frame
+    psf: object
+    data: object
+    layout: ParameterLayout
+    layout_bounds: tuple
+    initial: np.ndarray
+
+
+def prepare_fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
+                origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
+                convolution_box: tuple[int, int] | None = None, region_sizes=None,
+                pixel_scale: tuple[float, float] = (1.0, 1.0), dtype: torch.dtype = torch.float32, device=None,
+                names=None) -> FitSetup:
+    """Check and prepare the inputs of :func:`fit` (same arguments); see :class:`FitSetup`."""
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 2:
+        img = img[None]
+    bsz, height, width = img.shape
+    model_batch = model.batch_size()
+    if model_batch is not None and model_batch != bsz:
+        raise ModelError(f"the model has parameters for {model_batch} galaxies but {bsz} images were given")
+    def per_galaxy(value, what):
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.ndim == 0:
+            return float(arr)
+        if arr.shape != (bsz,):
+            raise ModelError(f"{what} must be a number or have one value per galaxy ({bsz}), got shape {arr.shape}")
+        return torch.as_tensor(arr, dtype=dtype, device=device)
+
+    sizes_t = None
+    if region_sizes is not None:
+        sizes = np.asarray(region_sizes, dtype=np.int64).reshape(bsz, 2)
+        if (sizes < 1).any() or (sizes[:, 0] > width).any() or (sizes[:, 1] > height).any():
+            raise ModelError(f"region_sizes must lie within the {width} x {height} arrays")
+        sizes_t = torch.as_tensor(sizes, device=device)
+        outside = ((np.arange(width)[None, None, :] >= sizes[:, 0, None, None])
+                   | (np.arange(height)[None, :, None] >= sizes[:, 1, None, None]))
+        mask = outside if mask is None else (np.asarray(mask).reshape(img.shape) != 0) | outside
+        # padding is not data: give it harmless values so that it raises no warnings
+        img = np.where(outside, 0.0, img)
+        if sigma is not None:
+            sigma = np.where(outside, 1.0, np.asarray(sigma, dtype=np.float64).reshape(img.shape))
+    frame = Frame(int(origin[0]), int(origin[1]), width, height, per_galaxy(zeropoint, "zeropoint"),
+                  per_galaxy(exptime, "exptime"),
+                  None if convolution_box is None else (int(convolution_box[0]), int(convolution_box[1])), sizes_t,
+                  (float(pixel_scale[0]), float(pixel_scale[1])))
+    prepared_psf = None
+    if psf is not None:
+        max_shape = (2 * height + 1, 2 * width + 1)
+        if isinstance(psf, (list, tuple)) or np.ndim(psf) == 3:
+            if len(psf) != bsz:
+                raise ModelError(f"{len(psf)} PSF images given for {bsz} galaxies")
+            prepared_psf = stack_psfs([prepare_psf(p, oversampling=psf_oversampling, max_shape=max_shape,
+                                                   source=f"PSF of galaxy {b}", dtype=dtype, device=device)
+                                       for b, p in enumerate(psf)])
+        else:
+            prepared_psf = prepare_psf(psf, oversampling=psf_oversampling, max_shape=max_shape, dtype=dtype,
+                                       device=device)
+    data = prepare_data(img, sigma, mask, dtype=dtype, device=device, names=names)
+    x_lo, y_lo = frame.x_min - 0.5, frame.y_min - 0.5
+    layout_bounds = ((x_lo, x_lo + width), (y_lo, y_lo + height))
+    layout = ParameterLayout(model, layout_bounds)
+    initial = layout.initial_values(bsz)
+    layout.check_inside_bounds(initial)
+    initial = layout.move_inside_constraints(initial)
+
+    return FitSetup(img, bsz, frame, prepared_psf, data, layout, layout_bounds, initial)
+
+
+@retained_heap()
+def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversampling: int = 1,
+        origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
+        convolution_box: tuple[int, int] | None = None, region_sizes=None, statistic=None,
+        pixel_scale: tuple[float, float] = (1.0, 1.0),
+        method: str = "lm", n_starts: int = 1, retries: int = 2, staged: bool = True, stage_iterations: int = 8,
+        config: RenderConfig = RenderConfig(),
+        lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
+        dtype: torch.dtype = torch.float32, device=None, names=None, progress=None,
+        cpu_workers: int | None = None, cpu_worker_kind: str | None = None) -> FitResult:
+    """Fit ``model`` to an image or a batch of images.
+
+    Args:
+        model: components with initial values (scalars, or arrays of shape (B,)).
+        image: (H, W) or (B, H, W) data [ADU].
+        sigma: same shape, 1-sigma noise [ADU]; None for unit weights (the CLI builds
+            GALFIT's sigma image from the header when the feedme says ``none``).
+        mask: same shape, non-zero = bad pixel; NaN/inf data or sigma and sigma <= 0 are
+            masked too (with a warning).
+        psf: 2-D empirical PSF (pixel response included) shared by the batch, a (B, h, w)
+            array or a list of B 2-D arrays (sizes may differ: one ePSF per galaxy), or
+            None for no convolution.
+        psf_oversampling: the PSF is sampled this many times finer than the data.
+        origin: 1-based (x, y) coordinates of the first pixel of ``image``.
+        zeropoint, exptime: mag = zeropoint - 2.5 log10(flux / exptime); floats or (B,)
+            arrays (one per galaxy).
+        region_sizes: optional (B, 2) (width, height) [pix]: galaxy b's image is the first
+            width x height pixels of its (padded) array; the rest is ignored (weight 0)
+            and its sky is referred to the centre of that region. For fitting images of
+            different sizes together.
+        statistic: None for chi^2 with ``sigma`` (default), or a
+            :class:`galprof.fitting.likelihood.PixelStatistic` (Poisson maximum-likelihood ratio,
+            Cash, chi^2 with model-based sigmas); ``sigma`` then only selects pixels.
+        convolution_box: GALFIT's line I, (size x, size y) [pix]: convolve only inside a
+            box of this size centred on the region's centre (see :class:`Frame`).
+        pixel_scale: GALFIT's line K, (dx, dy) [arcsec/pix]: surface-brightness
+            amplitudes (mu_0 of ferrer, king, edgedisk; mu_b of nuker) are
+            zp - 2.5 log10(I / (EXPTIME dx dy)) with I in ADU/pix.
+        method: ``lm`` (batched Levenberg-Marquardt, default) or ``adam``.
+        n_starts: starts per galaxy (the given one, then variants of n and size); the
+            start with the lowest chi^2 wins.
+        retries: rounds of further starts (two more each round) for galaxies whose shape
+            parameters (n, sizes, q) ended on a bound.
+        staged: with LM, first fit with every free Sersic index held fixed for at most
+            ``stage_iterations`` iterations (with exact Jacobians, whatever
+            ``lm_settings.broyden_updates``), then release it (robust to far starts).
+        config: rendering settings (e.g. ``legacy_pixel_integration``).
+        dtype: dtype of the rendering (float32 or float64); linear algebra is float64.
+        device: torch device (e.g. "cuda").
+        names: per-galaxy labels for messages.
+        progress: optional callable(iteration, n_running).
+        cpu_workers: on the CPU, split the batch among this many workers, each with one
+            intra-op thread (None: one per ``torch.get_num_threads()``, with at least
+            :data:`MIN_ROWS_PER_PROCESS` rows (galaxies x ``n_starts``) each, or
+            :data:`MIN_ROWS_PER_THREAD` for threads; 1: no split). Each worker fits its
+            galaxies from start to end (both stages, every start and retry). The
+            result does not depend on it.
+        cpu_worker_kind: ``process`` (forked worker processes: the default where
+            :func:`processes_available`, i.e. on Linux outside daemonic processes),
+            ``thread`` (worker threads; torch's thread count is process-wide and is 1
+            while they run; models with forward-mode Jacobians are then not split), or
+            None for that default.
+
+    Returns:
+        a :class:`FitResult`.
+    """
+    setup = prepare_fit(model, image, sigma=sigma, mask=mask, psf=psf, psf_oversampling=psf_oversampling,
+                        origin=origin, zeropoint=zeropoint, exptime=exptime, convolution_box=convolution_box,
+                        region_sizes=region_sizes, pixel_scale=pixel_scale, dtype=dtype, device=device, names=names)
+    img, bsz, frame, prepared_psf, data = setup.image, setup.batch_size, setup.frame, setup.psf, setup.data
+    layout, layout_bounds, initial = setup.layout, setup.layout_bounds, setup.initial
+
+    n_starts = max(1, int(n_starts))
+    if sigma is None and statistic is None:
+        # unit weights: chi^2 has no absolute scale, so only the relative test applies
+        lm_settings = replace(lm_settings, chi2_tolerance=0.0)
+    optimise = dict(frame=frame, psf=prepared_psf, config=config, data=data, method=method, n_starts=n_starts,
+                    retries=retries, lm_settings=lm_settings, adam_settings=adam_settings, dtype=dtype,
+                    progress=progress, statistic=statistic, workers=cpu_workers,
+                    worker_kind=resolve_cpu_worker_kind(cpu_worker_kind))
+    staged_model = without_free_index(model) if staged and method == "lm" else None
+    stage_layout = stage_settings = None
+    if staged_model is not None:
+        # stage 1: everything but the Sersic indices, briefly. It brings size, flux and
+        # shape near the valley before n is released; from far starts LM otherwise tends
+        # to run along the n-R_e degeneracy to a bound.
+        stage_layout = ParameterLayout(staged_model, layout_bounds)
+        # exact Jacobians throughout: stage 1's few long steps from a far start are where
+        # rank-one updates approximate J worst (with broyden_updates=3 a start 1 in n and
+        # 1.5x in R_e off ended stage 1 at 5x the chi^2 and stage 2 on n's bound)
+        stage_settings = replace(lm_settings, max_iterations=stage_iterations, ftol=STAGE_FTOL, broyden_updates=0)
+    theta, best_fixed, iterations, converged_best = optimise_batch(layout, stage_layout, stage_settings, initial,
+                                                              **optimise)
+    at_bound_free = layout.at_bound(theta)
+    user = layout.to_user(theta, best_fixed).cpu().numpy()
+    values = layout.canonicalise(user)
+
+    # covariance at the reported (canonical) values, in user units
+    values_t = torch.as_tensor(values, dtype=torch.float64, device=data.data.device)
+    index = torch.arange(bsz, device=data.data.device)
+    functions = ModelFunctions(layout, values_t, frame, prepared_psf, config, internal=False)
+    user_problem = BatchProblem(functions.render, data.data, data.weight, functions.jacobian, statistic,
+                                fisher=True)
+    free_cols = list(layout.free_index)
+    with torch.no_grad():
+        free_values = layout.free_coordinates(values_t).to(dtype)
+    if layout.n_free:
+        estimates = []
+        for part in torch.split(index, lm_settings.pass_size):  # bounded temporaries for large batches
+            _, jac = user_problem.residuals_and_jacobian(free_values[part], part)
+            estimates.append(covariance_estimate(jac))
+            del jac
+        cov = torch.cat([e.covariance for e in estimates])
+        undefined = torch.cat([e.undefined for e in estimates])
+        condition = torch.cat([e.condition for e in estimates]).cpu().numpy()
+        cov_flag = torch.cat([e.flag for e in estimates]).cpu().numpy()
+    else:
+        cov = torch.zeros(bsz, 0, 0, dtype=torch.float64)
+        undefined = torch.zeros(bsz, 0, dtype=torch.bool)
+        condition, cov_flag = np.ones(bsz), np.zeros(bsz, dtype=bool)
+    parameter_covariance = np.zeros((bsz, layout.n_params, layout.n_params))
+    with torch.no_grad():
+        model_images = user_problem.render(free_values, index)
+    errors = np.zeros_like(values)
+    at_bound = np.zeros(values.shape, dtype=bool)
+    if layout.n_free:
+        # errors of every parameter that varies (tied and coupled ones through the
+        # constraints): diag(G C G^T) with G = d values / d coordinates
+        slope = layout.value_jacobian(free_values.to(torch.float64), values_t, internal=False)
+        cov_values = slope @ cov.to(slope.device) @ slope.transpose(1, 2)
+        varying = list(layout.varying_index)
+        cov_values = cov_values.cpu().numpy()
+        errors[:, varying] = np.sqrt(np.diagonal(cov_values, axis1=1, axis2=2))[:, varying]
+        parameter_covariance[np.ix_(np.arange(bsz), varying, varying)] = cov_values[np.ix_(np.arange(bsz), varying,
+                                                                                           varying)]
+        flags = (at_bound_free | undefined.to(at_bound_free.device)).cpu().numpy()
+        for k, i in enumerate(free_cols):
+            at_bound[:, i] = flags[:, k]
+            entry = layout.entries[i]
+            if entry.role == "coupled":  # a coupled range at its limit flags both members
+                at_bound[:, entry.ref] |= flags[:, k]
+
+    model_np = model_images.detach().to(torch.float64).cpu().numpy()
+    good = data.weight.cpu().numpy() > 0
+    clean = data.data.to(torch.float64).cpu().numpy()  # unusable pixels zeroed (and weighted 0)
+    chi2 = (((clean - model_np) * data.weight.cpu().numpy()) ** 2 * good).reshape(bsz, -1).sum(-1)
+    if statistic is None:
+        fit_statistic = chi2
+    else:
+        with torch.no_grad():
+            fit_statistic = statistic.value(data.data.to(torch.float64), model_images.to(torch.float64),
+                                            data.weight > 0).cpu().numpy()
+    ndof = data.n_pixels.cpu().numpy() - layout.n_free
+    chi2_nu = fit_statistic / np.maximum(ndof, 1)
+    iterations = iterations.cpu().numpy()
+    converged = converged_best.cpu().numpy() & np.isfinite(chi2)
+    free = np.array([e.role == "free" for e in layout.entries], dtype=bool)
+    constrained = np.zeros(layout.n_params, dtype=bool)
+    constrained[list(layout.constrained_index)] = True
+    return FitResult(
+        model=model,
+        names=tuple((c + 1, n) for c, n in layout.names),
+        values=values,
+        errors=errors,
+        free=free,
+        constrained=constrained,
+        covariance=cov.cpu().numpy(),
+        at_bound=at_bound,
+        chi2=fit_statistic,
+        ndof=ndof,
+        chi2_nu=chi2_nu,
+        iterations=iterations,
+        converged=converged,
+        model_images=model_np,
+        residual_images=img - model_np,
+        initial_values=initial,
+        errors_scaled=errors * np.sqrt(np.where(np.isfinite(chi2_nu), chi2_nu, np.nan))[:, None],
+        parameter_covariance=parameter_covariance,
+        covariance_flag=cov_flag,
+        condition_number=condition,
+    )
