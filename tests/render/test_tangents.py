@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from galprof import Component, Model, RenderConfig
-from galprof.fitting import functions
+from galprof.fitting import functions as model_functions_module
 from galprof.fitting.functions import ModelFunctions
 from galprof.fitting.layout import ParameterLayout
 from galprof.profiles import get_profile
@@ -38,7 +38,7 @@ def _functions(model, psf, frame=FRAME, config=RenderConfig()):
 
 def _forward_mode_jacobian(functions, free, index, monkeypatch):
     with monkeypatch.context() as m:
-        m.setattr(functions, "supports_tangents", lambda *args: False)
+        m.setattr(model_functions_module, "supports_tangents", lambda *args: False)
         return functions.jacobian(free, index)
 
 
