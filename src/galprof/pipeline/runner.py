@@ -204,7 +204,9 @@ def _fit_group(group: list[Prepared], options: BatchOptions, on_fitted=None) -> 
                   origin=(1, 1) if padded else tuple(first.origin),
                   zeropoint=np.array([g.zeropoint for g in group], dtype=float),
                   exptime=np.array([g.exptime for g in group], dtype=float), pixel_scale=tuple(first.plate_scale),
-                  convolution_box=first.convolution_box, config=options.config, dtype=options.dtype,
+                  # padded: every box covers its own region (see _group_key), so convolve everything
+                  convolution_box=None if padded else first.convolution_box, config=options.config,
+                  dtype=options.dtype,
                   device=options.device)
     if padded:
         inputs["region_sizes"] = np.array([(g.image.shape[1], g.image.shape[0]) for g in group])
