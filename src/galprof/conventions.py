@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -52,7 +53,6 @@ def mag_from_flux(flux, zeropoint: float, exptime: float):
     """Magnitude of a total flux [ADU]: zp - 2.5 log10(flux / EXPTIME). Works on numpy or torch."""
     if isinstance(flux, torch.Tensor):
         return zeropoint - 2.5 * torch.log10(flux / exptime)
-    import numpy as np
 
     return zeropoint - 2.5 * np.log10(np.asarray(flux) / exptime)
 
@@ -144,6 +144,5 @@ def canonical_pa_deg(pa_deg):
     """Reduce a position angle [deg] into (-90, 90] (an ellipse is symmetric under PA + 180)."""
     if isinstance(pa_deg, torch.Tensor):
         return 90.0 - torch.remainder(90.0 - pa_deg, 180.0)
-    import numpy as np
 
     return 90.0 - np.remainder(90.0 - np.asarray(pa_deg, dtype=float), 180.0)

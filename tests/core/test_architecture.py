@@ -1,5 +1,6 @@
-"""The package's shape: no import circles, imports at module top, no private names
-imported across modules (read from the source with ``ast``, not by importing)."""
+"""The package's shape: no import circles, imports at module top (except optional
+dependencies), no private names imported across modules (read from the source with
+``ast``, not by importing)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import pathlib
 import galprof
 
 ROOT = pathlib.Path(galprof.__file__).parent
+#: optional dependencies: imported where they are used, so that galprof runs without them
+OPTIONAL = {"dask", "pyro"}
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -101,3 +104,18 @@ def test_no_private_name_is_imported_across_modules():
     private = [f"{m}:{line} imports {name} from {target}" for m, target, name, _, line in _imports(_modules())
                if name is not None and name.startswith("_") and not name.startswith("__") and target != m]
     assert private == []
+
+
+def test_other_imports_sit_at_module_top_unless_optional():
+    inside = []
+    for module, (path, tree) in _modules().items():
+        top = set(map(id, tree.body))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import) and id(node) not in top:
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and id(node) not in top and not node.level:
+                names = [node.module]
+            else:
+                continue
+            inside += [f"{module}:{node.lineno} imports {n}" for n in names if n.split(".")[0] not in OPTIONAL]
+    assert inside == []

@@ -22,8 +22,16 @@ from .functions import ModelFunctions
 from .layout import ParameterLayout
 from .likelihood import LikelihoodError, PixelStatistic
 from .result import FitResult
-from .workers import (CPU_WORKER_KINDS, MIN_ROWS_PER_PROCESS, MIN_ROWS_PER_THREAD, cpu_worker_parts,
-                      processes_available, resolve_cpu_worker_kind, solve_in_processes, solve_in_threads)
+from .workers import (
+                      CPU_WORKER_KINDS,
+                      MIN_ROWS_PER_PROCESS,
+                      MIN_ROWS_PER_THREAD,
+                      cpu_worker_parts,
+                      processes_available,
+                      resolve_cpu_worker_kind,
+                      solve_in_processes,
+                      solve_in_threads,
+)
 
 __all__ = ["CPU_WORKER_KINDS", "FitResult", "FitSetup", "LikelihoodError", "MIN_ROWS_PER_PROCESS",
            "MIN_ROWS_PER_THREAD", "ModelFunctions", "ParameterLayout", "PixelStatistic", "cpu_worker_parts", "fit",

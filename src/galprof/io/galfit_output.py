@@ -26,6 +26,7 @@ import math
 import pathlib
 import warnings
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
@@ -114,7 +115,6 @@ _TRAILING_COMMENTS = {"FLAGS": "Fit flags (warnings)", "LOGFILE": "Output log fi
 
 def _galprof_version() -> str:
     try:
-        from importlib.metadata import version
 
         return version("galprof")
     except Exception:  # pragma: no cover - metadata missing in odd installs

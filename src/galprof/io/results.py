@@ -33,6 +33,7 @@ import pathlib
 
 import numpy as np
 from astropy.io import fits
+from astropy.table import Table
 
 from ..errors import UsageError
 from .galfit_output import HEADER_KEYWORDS
@@ -191,8 +192,6 @@ def _blank(name: str):
 def rows_table(rows: list[dict], names: list[str] | None = None):
     """An astropy Table of ``rows`` in the schema's column order (``names`` to choose
     them); a column a row lacks (another model's parameter) is NaN there."""
-    from astropy.table import Table
-
     names = column_order(rows) if names is None else names
     table = Table({n: [r.get(n, _blank(n)) for r in rows] for n in names}, names=names)
     for name in ("id", "STATUS"):

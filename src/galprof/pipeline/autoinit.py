@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import sep
 
 from ..errors import AutoInitError
 
@@ -299,8 +300,6 @@ def auto_initial(image, *, sigma=None, mask=None, zeropoint: float = 0.0, exptim
         AutoInitError: the image is not 2-D, is all NaN/inf, is entirely masked, no source
             is detected, or the target's moments or flux are unusable.
     """
-    import sep
-
     if mask_mode not in MASK_MODES:
         raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
     if exptime <= 0:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from astropy.io import fits
 
 from .. import __version__
 from ..errors import UsageError
@@ -150,7 +151,6 @@ class FeedmeOutputs:
                        input_header=prepared.header)
         self._say(f"wrote image block {feedme.output_image}")
         if feedme.mode == 3:
-            from astropy.io import fits
 
             hdus = [fits.PrimaryHDU()] + [fits.ImageHDU(img.astype(np.float32), name=f"COMP_{i + 1}")
                                           for i, img in enumerate(comp_images)]
@@ -253,7 +253,6 @@ class ImfitOutputs:
         pathlib.Path(self.save_params).write_text(text)
         self._say(text)
         self._say(f"wrote {self.save_params}")
-        from astropy.io import fits
 
         sigma = prepared.sigma
         for name, data in ((self.save_model, result.model_images[b]), (self.save_residual, result.residual_images[b]),

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from astropy.table import Table, vstack
+from tqdm import tqdm
 
 from .. import __version__
 from ..errors import GalprofError, InputError, UsageError
@@ -440,7 +441,6 @@ def run_batch(sources: list, template: Template | None, output, options: BatchOp
         failed_before += int(sum(is_failed(s) for s in done["STATUS"]))
     bar = None
     if progress:
-        from tqdm import tqdm
 
         bar = tqdm(total=len(sources), initial=len(sources) - sum(len(chunks[k]) for k in todo), unit="gal",
                    desc="galprof", dynamic_ncols=True)

@@ -39,8 +39,10 @@ import pathlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from astropy.table import Table
 
 from ..errors import CatalogError, GalprofError, InputError
+from ..fitting.likelihood import PixelStatistic
 from ..io.feedme import read_feedme
 from ..io.fits_io import split_extension
 from ..io.imfit_config import (
@@ -51,7 +53,6 @@ from ..io.imfit_config import (
 )
 from ..io.inputs import GalaxyInputs, feedme_inputs, load_galaxy, model_from_feedme
 from ..io.results import parameter_column
-from ..fitting.likelihood import PixelStatistic
 from ..model import Model
 from .autoinit import auto_initial
 from .outputs import FeedmeOutputs
@@ -107,8 +108,6 @@ def template_from_file(path: str) -> Template:
 
 
 def _read_table(path: pathlib.Path):
-    from astropy.table import Table
-
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     formats = {".csv": "ascii.csv", ".ecsv": "ascii.ecsv", ".fits": "fits", ".fit": "fits", ".fits.gz": "fits",
                ".parquet": "parquet"}
@@ -372,7 +371,6 @@ def _prepare_row(source: GalaxySource, template: Template, options) -> Prepared:
 
 
 def _prepare_feedme(source: FeedmeSource, options) -> Prepared:
-
     try:
         feedme = read_feedme(source.path)
     except OSError as err:
@@ -410,7 +408,6 @@ def _shift_positions(model: Model, values: list[dict], dx: float, dy: float) -> 
 
 
 def _prepare_imfit(source: ImfitSource, options) -> Prepared:
-
     path, ext = split_extension(source.image)
     config = read_imfit_config(source.config)
     prelude = {**config.prelude, **dict(source.prelude)}

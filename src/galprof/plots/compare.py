@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import style
-from .sources import PlotError, table_cell, read_results_table, robust_sigma
+from .sources import PlotError, read_results_table, robust_sigma, table_cell
 
 __all__ = ["Comparison", "ParameterComparison", "compare_figure", "compare_tables", "format_summary",
            "parse_column_map"]

@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib import ticker
 from matplotlib.figure import Figure
 
 from . import style
@@ -265,8 +266,6 @@ def draw_profile_panels(fig: Figure, view: FitView, *, rect_in=(0.0, 0.0), figur
 
 def _log_ticks(axis) -> None:
     """Ticks at 1, 2, 5 x 10^k labelled as plain numbers (no crowded minor labels)."""
-    from matplotlib import ticker
-
     axis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(ticker.NullFormatter())

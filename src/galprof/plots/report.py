@@ -31,10 +31,15 @@ import math
 import pathlib
 import shutil
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.image import imsave
+from tqdm import tqdm
 
 from ..render.config import RenderConfig
 from . import style
@@ -84,8 +89,6 @@ def thumbnail_rgb(data, model, sigma, bad, *, stretch: str = "asinh", residual_r
     """(h, 3 w + 2, 3) uint8 image: data | model | (data - model) / sigma, the data and
     model with the same stretch, the residual on +-``residual_range`` sigma, masked
     pixels in the mask colour; panels larger than ``max_panel`` are subsampled."""
-    import matplotlib
-
     good = ~bad
     lo, hi, soft = style.stretch_limits(data, model, good, sigma)
     grey = matplotlib.colormaps[style.DATA_CMAP]
@@ -111,7 +114,6 @@ def thumbnail_rgb(data, model, sigma, bad, *, stretch: str = "asinh", residual_r
 
 
 def _write_png(rgb: np.ndarray, path: pathlib.Path) -> None:
-    from matplotlib.image import imsave
 
     imsave(path, rgb, format="png")
 
@@ -162,8 +164,6 @@ def _shown(names, kinds, values) -> list[str]:
 
 
 def _histograms(values, kinds, shown, flags, path: pathlib.Path) -> bool:
-    from matplotlib.figure import Figure
-
     ok = np.array([f != "failed" for f in flags])
     cols = [c for c in shown if kinds[c] == "num" and c not in ("NDOF", "ITERATIONS")]
     cols = [c for c in cols if np.isfinite(np.asarray(values[c], dtype=float)[ok]).sum() > 1][:16]
@@ -321,8 +321,6 @@ def write_report(results, out_dir, *, catalog=None, template=None, thumbnails: b
     Returns:
         a :class:`ReportSummary` (or ``(ReportSummary, thread)`` with ``background``).
     """
-    import time
-
     t0 = time.perf_counter()
     batch = results if isinstance(results, BatchResults) else BatchResults.open(results, catalog=catalog,
                                                                                   template=template)
@@ -403,7 +401,6 @@ def write_report(results, out_dir, *, catalog=None, template=None, thumbnails: b
 
 
 def _bar(total, desc, progress):
-    from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="gal", disable=not progress, dynamic_ncols=True, leave=True)
 
@@ -448,7 +445,6 @@ def _thumbnails(batch: BatchResults, rows, directory: pathlib.Path, *, progress,
 
 
 def _figures(batch: BatchResults, rows, directory: pathlib.Path, *, progress, stretch) -> int:
-
     made = 0
     with _bar(len(rows), "figures", progress) as bar:
         for i in rows:

@@ -26,10 +26,14 @@ import json
 import math
 import pathlib
 import re
+import warnings
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 
 import numpy as np
 import torch
+from astropy.io import fits
+from astropy.table import Table
 
 from ..errors import PlotError
 from ..io.feedme import FeedmeError, read_feedme
@@ -219,7 +223,6 @@ def render_components(components, shape, *, origin=(1, 1), zeropoint=0.0, exptim
     Returns:
         (B, C, H, W) float64 [ADU/pix]: component c of galaxy b, PSF-convolved (sky not).
     """
-
     h, w = int(shape[0]), int(shape[1])
     sizes = {np.size(v) for _, values in components for v in values.values()} - {1}
     bsz = sizes.pop() if sizes else 1
@@ -272,7 +275,6 @@ def _resolve(name: str | None, *bases) -> pathlib.Path | None:
 def _read_named(spec, what: str, bases, source) -> np.ndarray:
     """Read ``spec`` ('file.fits' or 'file.fits[N]'), found as given or relative to one
     of ``bases``; a missing file is a PlotError naming ``source`` and ``what``."""
-
     name, extension = split_extension(str(spec))
     found = _resolve(name, *bases)
     if found is None:
@@ -337,7 +339,6 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
     feedme (``INITFILE``). The plate scale (feedme line K) comes from the ``INITFILE``
     feedme when it can be read, else from ``pixel_scale``.
     """
-    from astropy.io import fits
 
 
     path = pathlib.Path(path)
@@ -439,7 +440,6 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
             if sigma_name.lower() != "none":
                 notes.append(f"sigma image {sigma_name} not found: sigma from the data (GALFIT's recipe)")
             with np.errstate(all="ignore"):
-                import warnings
 
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -481,7 +481,6 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
 
 
 def _region_mask(mask_path, origin, shape, datain, bases, block):
-
     x1, y1 = origin
     h, w = shape
     if looks_like_fits(pathlib.Path(mask_path)):
@@ -491,7 +490,6 @@ def _region_mask(mask_path, origin, shape, datain, bases, block):
         size = None
         image = _resolve(str(datain).split("[")[0] if datain else None, *bases)
         if image is not None:
-            from astropy.io import fits
 
             try:
                 head = fits.getheader(image, 0 if "[" not in str(datain) else int(str(datain).split("[")[1][:-1]))
@@ -515,7 +513,6 @@ def _region_mask(mask_path, origin, shape, datain, bases, block):
 def _imfit_command(text: str):
     """The inputs of the ``galprof imfit`` run recorded in a best-fit header (the
     ``# galprof inputs:`` line), as attributes named like imfit's options; None if absent."""
-    from types import SimpleNamespace
 
 
     found = run_inputs(text)
@@ -543,7 +540,6 @@ def from_imfit(bestfit, image=None, *, psf=None, mask=None, noise=None, errors_a
     ``zeropoint`` (and ``pixel_scale`` [arcsec/pix]) are given. The parameter text
     shows imfit's own parameters with the errors of the ``# +/- err`` comments.
     """
-
     bestfit = pathlib.Path(bestfit)
     try:
         text = bestfit.read_text(encoding="utf-8", errors="replace")
@@ -659,7 +655,6 @@ def from_fit_result(result, image, *, galaxy: int = 0, sigma=None, mask=None, ps
     (``image``, ``sigma``, ``mask``: (H, W) or (B, H, W); ``psf``: the ePSF used).
     ``zeropoint``, ``exptime`` and ``pixel_scale`` as given to :func:`galprof.fit`
     (``pixel_scale`` None: profiles in ADU/pix)."""
-
     def pick(a, dtype=np.float64):
         if a is None:
             return None
@@ -703,8 +698,6 @@ _TABLE_SUFFIXES = {".fits": "fits", ".fit": "fits", ".fits.gz": "fits", ".csv": 
 
 def read_results_table(path):
     """An astropy Table from a results table (.fits, .csv, .ecsv, .parquet)."""
-    from astropy.table import Table
-
     path = pathlib.Path(path)
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     fmt = _TABLE_SUFFIXES.get(suffix)
@@ -748,7 +741,6 @@ class BatchResults:
     def open(cls, path, *, catalog=None, template=None) -> BatchResults:
         """Read the table; find its template and catalog (table metadata ``TEMPLATE``,
         ``CATALOG``, or the arguments), tried as recorded and relative to the table."""
-
         path = pathlib.Path(path)
         table = read_results_table(path)
         if "id" not in table.colnames:
@@ -821,7 +813,6 @@ class BatchResults:
 
     def _components(self, row: dict):
         """[(number, profile, kind, values, errors, free, flagged)] of a row (NaN where absent)."""
-
         status = str(row.get("STATUS") or "")
         flagged = set()
         if status.startswith("hit a bound:"):
@@ -856,9 +847,7 @@ class BatchResults:
     def prepared(self, index: int):
         """(row dict, runner.Prepared) of a row: its image, sigma, mask (as the batch
         made it: catalog mask, segmentation and automatic masks) and PSF."""
-
         row, source = self._check(index)
-        import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -927,7 +916,6 @@ def result_kind(path) -> str:
     if name.endswith((".csv", ".ecsv", ".parquet")):
         return "table"
     if name.endswith((".fits", ".fit", ".fits.gz", ".fts")):
-        from astropy.io import fits
 
         try:
             with fits.open(path) as hdul:

@@ -19,6 +19,7 @@ the colour maps uses: a translucent overlay on the data, solid on the residual.
 
 from __future__ import annotations
 
+import matplotlib
 import numpy as np
 from matplotlib import colors
 
@@ -42,8 +43,6 @@ def component_colour(k: int) -> str:
 
 def residual_cmap():
     """The residual colour map with masked ('bad') pixels in :data:`MASK_COLOUR`."""
-    import matplotlib
-
     return matplotlib.colormaps[RESIDUAL_CMAP].with_extremes(bad=MASK_COLOUR)
 
 

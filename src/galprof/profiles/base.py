@@ -7,11 +7,11 @@ tensors. Nothing is ever stored on a profile; fitted values live in result objec
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
-import math
-
+import numpy as np
 import torch
 
 from ..conventions import elliptical_quadratic_form, elliptical_radius_squared, evaluate_quadratic_form
@@ -265,8 +265,6 @@ def numerical_enclosed(profile, rho: torch.Tensor, derived: dict[str, torch.Tens
     scale lengths (the last panel is too coarse): meant for the renderer's central
     cells, not for total fluxes at huge radii.
     """
-    import numpy as np
-
     nodes, weights = np.polynomial.legendre.leggauss(_PANEL_NODES)
     t = torch.as_tensor((nodes + 1.0) / 2.0, dtype=rho.dtype, device=rho.device)
     w = torch.as_tensor(weights / 2.0, dtype=rho.dtype, device=rho.device)

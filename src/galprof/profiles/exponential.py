@@ -10,7 +10,8 @@ import math
 import torch
 
 from ..special import sersic_b
-from .base import AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec, safe_radius
+from .base import (AXIS_RATIO, MAGNITUDE, POSITION_ANGLE, POSITION_X, POSITION_Y, EllipticalProfile, ParameterSpec,
+                   safe_radius)
 from .registry import register
 
 R_S = ParameterSpec("r_s", "pix", "exponential scale length along the major axis", (0.02, 1e4), "log", galfit="4", is_size=True)

@@ -37,20 +37,18 @@ counter-clockwise from +y, sizes along the major axis in pixels).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from torch.func import jvp, vmap
 
 from ..conventions import elliptical_quadratic_form, elliptical_quadratic_form_slopes, evaluate_quadratic_form
 from ..profiles.base import EllipticalProfile, safe_radius
+from .canvas import (canvas_axes, canvas_margin, convolve_channels, deconvolve_pixel, fine_grid, grid_weights,
+                     nearest_pixel, patch_half, patch_index)
 from .config import RenderConfig
 from .psf import PreparedPSF
 from .quadrature import (cell_integrals_exact, cell_integrals_exact_tangents, cell_integrals_transport_derivatives,
                          gauss_legendre_unit, smooth_window, smooth_window_slope, transport_parameters)
-from .canvas import (canvas_axes, canvas_margin, convolve_channels, deconvolve_pixel, fine_grid, grid_weights,
-                     nearest_pixel, patch_half, patch_index)
 from .scene import Frame, RenderedParts, amplitude_scale, component_light, sky_image
 
 _CENTRE = ("x", "y")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import torch
@@ -81,7 +82,6 @@ def _luminous(p: Parameters, components) -> list[int]:
 def total_magnitude(components=None):
     """f(p) = -2.5 log10(sum_i 10^(-0.4 m_i)) [mag], the total magnitude of ``components``
     (1-based; default: every component with a ``mag``)."""
-
     def f(p: Parameters) -> torch.Tensor:
         mags = torch.stack([p[c, "mag"] for c in _luminous(p, components)], -1)
         return -torch.logsumexp(-_LN10_04 * mags, -1) / _LN10_04
@@ -93,7 +93,6 @@ def bulge_to_total(bulge: int = 1, components=None):
     """f(p) = F_bulge / sum_i F_i with F = 10^(-0.4 mag): the bulge-to-total flux ratio
     (``bulge`` 1-based; ``components``: the total's components, default every one with a
     ``mag``)."""
-
     def f(p: Parameters) -> torch.Tensor:
         comps = _luminous(p, components)
         mags = torch.stack([p[c, "mag"] for c in comps], -1)
@@ -132,7 +131,6 @@ def effective_radius(components=None, circularised: bool = False, iterations: in
     Solved by bisection in log R (no gradient), then one Newton step carrying the
     implicit-function gradient dR/dp = -(dG/dp) / (dG/dR).
     """
-
     def enclosed(p: Parameters, comps, radius: torch.Tensor) -> torch.Tensor:
         total = 0.0
         inside = 0.0
@@ -208,10 +206,6 @@ def delta_method(func, values, covariance, names, profiles, levels=(0.68, 0.95))
         covariance: (B, P, P) their covariance (NaN rows propagate to NaN errors).
         names, profiles: column names ((component, name), ...) and component profile names.
     """
-    from statistics import (
-        NormalDist,  # the standard library's: scipy is only a test dependency
-    )
-
     v = torch.as_tensor(np.asarray(values, dtype=np.float64)).clone().requires_grad_(True)
     out = _call(func, v, names, profiles)
     rows = []
@@ -236,7 +230,6 @@ def delta_method(func, values, covariance, names, profiles, levels=(0.68, 0.95))
 def from_samples(func, samples, names, profiles, levels=(0.68, 0.95)) -> DerivedEstimate:
     """``func`` applied to (S, B, P) samples (bootstrap replicates or posterior draws; NaN
     rows are skipped): median, standard deviation and percentile intervals."""
-
     s = torch.as_tensor(np.asarray(samples, dtype=np.float64))
     n_s, bsz, n_p = s.shape
     with torch.no_grad():

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..fitting.functions import ModelFunctions
 from ..fitting import prepare_fit
+from ..fitting.functions import ModelFunctions
 from ..model import ModelError
 from ..optimise.problem import BatchProblem
 from ..render.config import RenderConfig
