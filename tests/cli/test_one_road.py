@@ -63,9 +63,14 @@ def test_dask_options_are_not_ignored_for_feedmes(workdir, monkeypatch, capsys):
     assert main(["fit", write_feedme(), "--quiet", "--device", "cpu", "--scheduler", "tcp://127.0.0.1:1"]) == 2
 
 
-def test_template_options_are_refused_for_feedmes(workdir, capsys):
+def test_options_that_cannot_act_are_refused(workdir, capsys):
     assert main(["batch", write_feedme(), "-o", "r.ecsv", "--template", "g.feedme", "--quiet"]) == 2
     assert "--template" in capsys.readouterr().err
+    assert main(["fit", write_feedme(), "--quiet", "--auto-init", "never", "--mask-mode", "target"]) == 2
+    assert "--mask-mode" in capsys.readouterr().err
+    assert main(["fit", write_feedme(), "--quiet", "--covariance-file", "c.fits", "--dask-workers", "1"]) == 2
+    assert "Dask" in capsys.readouterr().err
+    assert not pathlib.Path("galfit.01").exists()
 
 
 def test_auto_init_is_honoured_for_feedmes(workdir):

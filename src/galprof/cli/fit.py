@@ -75,6 +75,9 @@ def _bootstrap_table(collected) -> Table:
 def run(args) -> int:
     if args.save_bootstrap and args.errors != "bootstrap":
         raise UsageError("--save-bootstrap needs --errors bootstrap")
+    if (args.covariance_file or args.save_bootstrap) and (args.scheduler or args.dask_workers):
+        raise UsageError("--covariance-file and --save-bootstrap collect results in this process; they cannot come "
+                         "back from Dask workers (run without --scheduler / --dask-workers for them)")
     options = batch_options(args, verbose=not args.quiet, pad_shapes=True)
     sources = feedme_sources(args.feedme)
     collected: list = []

@@ -82,7 +82,10 @@ def error_options(args) -> ErrorOptions:
 
 
 def batch_options(args, *, verbose: bool = False, pad_shapes: bool = False) -> BatchOptions:
-    """The runner's settings from parsed arguments (every subcommand's shared options)."""
+    """The runner's settings from parsed arguments (every subcommand's shared options).
+    An option that cannot act is refused (``--mask-mode`` without automatic initial values)."""
+    if getattr(args, "auto_init", "auto") == "never" and getattr(args, "mask_mode", "others") != "others":
+        raise UsageError("--mask-mode applies to automatic initial values; it has no effect with --auto-init never")
     return BatchOptions(batch_size=getattr(args, "batch_size", 64), dtype=getattr(torch, args.dtype),
                         device=resolve_device(args.device), method=getattr(args, "method", "lm"),
                         auto_init=getattr(args, "auto_init", "auto"), mask_mode=getattr(args, "mask_mode", "others"),

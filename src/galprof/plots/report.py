@@ -50,7 +50,7 @@ __all__ = ["ReportSummary", "status_category", "thumbnail_rgb", "write_report"]
 
 _ASSETS = pathlib.Path(__file__).with_name("report_assets")
 
-#: Cheaper rendering settings for thumbnails (about 2x faster; model images within
+#: Cheaper rendering settings for thumbnails (fewer quadrature nodes; model images within
 #: ~0.5 % of the peak of the default settings, invisible at thumbnail size).
 THUMBNAIL_RENDER = RenderConfig(gl_order=2, outer_gl_order=1, fine_factor=3, psf_interpolation_order=3,
                                 edge_nodes=8, outer_box=11)
