@@ -65,6 +65,7 @@ def _noise_from(array: np.ndarray, kind: str) -> np.ndarray:
 
 def load_galaxy(image: str, *, hdu: int | None = None, sigma: str | None = None, sigma_kind: str = "sigma",
                 psf: str | None = None, mask: str | None = None, segmentation: str | None = None,
+                sigma_hdu: int | None = None, psf_hdu: int | None = None,
                 target_label: int | None = None, region: tuple[int, int, int, int] | None = None,
                 default_sigma: Callable | None = None, where: dict | None = None) -> GalaxyInputs:
     """Read and check one galaxy's files.
@@ -81,6 +82,7 @@ def load_galaxy(image: str, *, hdu: int | None = None, sigma: str | None = None,
         region: 1-based inclusive (x1, x2, y1, y2) to cut every image to (None: all).
         default_sigma: callable(image, header, mask) -> (sigma, note) used without a noise
             image; default GALFIT's sigma from the header (:func:`sigma_from_header`).
+        sigma_hdu, psf_hdu: HDUs of the noise image and the PSF (None: the first with data).
         where: names for the messages: {"image": "feedme.txt:3 (line A)", ...}; a
             missing file is reported with its entry.
 
@@ -112,7 +114,7 @@ def load_galaxy(image: str, *, hdu: int | None = None, sigma: str | None = None,
                              path=segmentation)
         bad |= (segments != 0) & (segments != int(target_label))  # every other source's segment
     if sigma:
-        noise, _ = read_image(existing(sigma, "sigma"))
+        noise, _ = read_image(existing(sigma, "sigma"), sigma_hdu)
         if noise.shape != data.shape:
             raise InputError(f"{where.get('sigma', 'sigma')}: sigma image {sigma} has shape {noise.shape[::-1]} but "
                              f"the image {image} has {data.shape[::-1]} (x, y)", path=sigma)
@@ -123,7 +125,7 @@ def load_galaxy(image: str, *, hdu: int | None = None, sigma: str | None = None,
                                                                                         bad if bad.any() else None)
     psf_array = None
     if psf:
-        psf_array, _ = read_image(existing(psf, "psf"))
+        psf_array, _ = read_image(existing(psf, "psf"), psf_hdu)
         if not np.all(np.isfinite(psf_array)):
             raise InputError(f"PSF {psf} holds NaN or infinite values", path=psf)
     origin = (1, 1)

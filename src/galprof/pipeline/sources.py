@@ -415,10 +415,10 @@ def _prepare_imfit(source: ImfitSource, options) -> Prepared:
     def data_sigma(data, header, mask):
         return imfit_sigma(data, prelude), "from the data (GAIN, READNOISE, NCOMBINED, EXPTIME, ORIGINAL_SKY)"
 
-    noise, noise_ext = split_extension(source.noise) if source.noise else (None, None)
-    psf = split_extension(source.psf)[0] if source.psf else None
+    noise, noise_hdu = split_extension(source.noise) if source.noise else (None, None)
+    psf, psf_hdu = split_extension(source.psf) if source.psf else (None, None)
     inputs = load_galaxy(path, hdu=ext, sigma=noise, sigma_kind=source.noise_kind, psf=psf, mask=source.mask,
-                         default_sigma=data_sigma)
+                         sigma_hdu=noise_hdu, psf_hdu=psf_hdu, default_sigma=data_sigma)
     ny, nx = inputs.image.shape
     model = model_from_imfit(config, ((nx + 1) / 2.0, (ny + 1) / 2.0))
     fit_options = tuple(source.fit_options)
