@@ -142,10 +142,10 @@ def _derived_functions():
 def _derived_rows(label, method, result, case, samples=None):
     """Coverage of the derived quantities (delta method from the covariance, or from samples)."""
     from galprof.uncertainty import derived
-    from galprof.uncertainty.derived import Parameters, _profiles
+    from galprof.uncertainty.derived import Parameters
 
     t_vec = np.array([[case["truth"][n] for n in result.names]])
-    profiles = _profiles(result.model)
+    profiles = tuple(c.profile for c in result.model.components)
     rows = []
     for name, func in _derived_functions():
         est = derived(func, result, samples=samples)
