@@ -76,7 +76,7 @@ def test_round_trip_read_write_read(tmp_path):
     ("X0 10\nY0 10\nFUNCTION Sersic\nPA 1\nell 0.1\nn 2\nI_e 1\nr_e 0 1,2\n", 8, "outside its limits"),
     ("X0 10\nY0 10\nFUNCTION FerrersBar2D\n", 3, "not supported by galprof yet"),
     ("X0 10\nY0 10\nFUNCTION Blob\n", 3, "unknown imfit function 'Blob'"),
-    ("X0 10\nY0 10\nFUNCTION Exponential\nPA 1\nell 0.1\nI_0 1\nq 3\n", 7, "no parameter 'q'"),
+    ("X0 10\nY0 10\nFUNCTION Exponential\nPA 1\nell 0.1\nI_0 1\nh 3\nq 3\n", 8, "'q' is one too many"),
     ("X0 10\nY0 10\nFUNCTION Exponential\nPA 1\nell 0.1\nI_0 1\n", 3, "lacks parameter(s) h"),
     ("FUNCTION Exponential\n", 1, "before a function set"),
     ("X0 10\nY0 10\nFUNCTION FlatSky\nI_sky 1 5;7\n", 4, "'low,high' or 'fixed'"),
@@ -86,6 +86,23 @@ def test_errors_name_file_and_line(text, line, fragment):
         parse_imfit_config(text, "bad.dat")
     assert str(info.value).startswith(f"bad.dat:{line}:")
     assert fragment in str(info.value)
+
+
+def test_parameters_are_taken_by_position_as_imfit_does():
+    """imfit ignores a parameter line's name (its own regression config names FlatSky's
+    level I_0) and warns about nothing; galprof reads it by position and warns. Unknown
+    keywords before the first function set (makeimage's NCOLS, NROWS) are ignored."""
+    text = "NCOLS 100\nNROWS 80\nGAIN 4\nX0 10\nY0 12\nFUNCTION FlatSky\nI_0 1.5\nFUNCTION Exponential\n" \
+           "PA 1\nell 0.1\nI_0 1\nq 3\n"
+    with pytest.warns(UserWarning) as caught:
+        config = parse_imfit_config(text, "pos.dat")
+    messages = [str(w.message) for w in caught]
+    assert any("pos.dat:1: unknown keyword 'NCOLS'" in m for m in messages)
+    assert any("pos.dat:7: parameter 1 of FUNCTION FlatSky is I_sky; the line names it 'I_0'" in m for m in messages)
+    assert any("pos.dat:12: parameter 4 of FUNCTION Exponential is h; the line names it 'q'" in m for m in messages)
+    sky, disk = config.sets[0].functions
+    assert sky.parameters["I_sky"].value == 1.5 and disk.parameters["h"].value == 3.0
+    assert config.prelude == {"GAIN": 4.0}
 
 
 def _numerical_flux(profile, q):

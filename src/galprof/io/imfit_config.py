@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import pathlib
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,6 +144,11 @@ class ImfitConfig:
         return [(k, f) for k, s in enumerate(self.sets) for f in s.functions]
 
 
+class ImfitConfigWarning(UserWarning):
+    """Something in an imfit configuration that imfit too would ignore or reinterpret
+    (an unknown keyword, a parameter line whose name differs from its position's)."""
+
+
 def _parameter(tokens, name, number, fail) -> ImfitParameter:
     if len(tokens) < 2 or not re.fullmatch(_NUMBER, tokens[1]):
         fail(f"expected '{name} value [low,high | fixed]', got {' '.join(tokens)!r}")
@@ -198,6 +204,11 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
                 fail(f"expected '{key} value'")
             prelude[key.upper()] = float(tokens[1])
             continue
+        if not sets and pending_x0 is None and key not in ("X0", "Y0", "FUNCTION"):
+            # imfit warns "Unknown keyword ... ignored" and goes on (makeimage's NCOLS, NROWS ...)
+            warnings.warn(f"{path}:{number}: unknown keyword {key!r} before the first function set; ignored, as imfit "
+                          "does", ImfitConfigWarning, stacklevel=2)
+            continue
         if key == "X0":
             finish_function(number)
             current = None
@@ -231,11 +242,17 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
         if current is None:
             fail(f"unexpected {key!r}: expected a prelude keyword ({', '.join(_PRELUDE)}), X0, Y0 or FUNCTION")
         expected = function_parameters(current.name)
-        if key not in expected:
-            fail(f"FUNCTION {current.name} has no parameter {key!r} (expected {', '.join(expected)})")
-        if key in current.parameters:
-            fail(f"parameter {key} given twice")
-        current.parameters[key] = _parameter(tokens, key, number, fail)
+        # imfit takes a function's parameter lines by position and ignores their names
+        position = len(current.parameters)
+        if position >= len(expected):
+            fail(f"FUNCTION {current.name} has {len(expected)} parameters ({', '.join(expected)}); "
+                 f"line {key!r} is one too many")
+        name = expected[position]
+        if key != name:
+            warnings.warn(f"{path}:{number}: parameter {position + 1} of FUNCTION {current.name} is {name}; "
+                          f"the line names it {key!r} (read as {name}: imfit goes by position)",
+                          ImfitConfigWarning, stacklevel=2)
+        current.parameters[name] = _parameter(tokens, name, number, fail)
     if pending_x0 is not None:
         raise FeedmeError(path, pending_x0.line, "X0 without a Y0 line")
     finish_function(None)
