@@ -416,3 +416,23 @@ def test_shape_modifier_lines_are_read_and_written_back(tmp_path):
     assert re.search(r"^F1\) 0\.0500 30\.0000 +1 0 ", written, re.M)
     again = parse_feedme(written, "again")
     assert again.components == feedme.components
+
+
+def test_galfit_restart_psf_lines_are_read(tmp_path):
+    """GALFIT's own restart files write every line of a psf component: 4)-8) as 'value 0'
+    and the axis ratio and PA (9, 10) with the flag -1 (not a parameter)."""
+    psf = (" 0) psf\n 1) 200.37 202.34 1 1\n 3) 21.2604 1\n 4) 0.0000 0\n 5) 0.0000 0\n 6) 0.0000 0\n"
+           " 7) 0.0000 0\n 8) 0.0000 0\n 9) 1.0000 -1\n10) 0.0000 -1\n Z) 0\n")
+    path = tmp_path / "galfit.01"
+    path.write_text(MINIMAL_CONTROL + psf)
+    feedme = read_feedme(path)
+    (comp,) = feedme.components
+    assert comp.profile == "psf" and comp.values == {"x": 200.37, "y": 202.34, "mag": 21.2604}
+    assert all(comp.free.values())
+    # a used line still takes 0 or 1 only, and an unused one cannot be free
+    path.write_text(MINIMAL_CONTROL + psf.replace(" 3) 21.2604 1", " 3) 21.2604 -1"))
+    with pytest.raises(FeedmeError, match="fit flag must be 0"):
+        read_feedme(path)
+    path.write_text(MINIMAL_CONTROL + psf.replace(" 9) 1.0000 -1", " 9) 1.0000 1"))
+    with pytest.raises(FeedmeError, match="cannot be free"):
+        read_feedme(path)

@@ -346,9 +346,10 @@ class _Parser:
             raise self.error(number, f"unknown parameter line '{key})' in a {profile} component")
         names = profile_lines(profile).get(key)
         if names is None:
-            if profile != "sky" and key in ("2", "5", "6", "7", "8", "9"):
-                # GALFIT writes unused lines (e.g. 6-8 of a sersic) as "value 0": accept and ignore.
-                values, flags = self.values_and_flags(number, key, tokens, 1)
+            if profile != "sky" and key in ("2", "4", "5", "6", "7", "8", "9", "10"):
+                # GALFIT writes unused lines (6-8 of a sersic as "value 0"; 4-10 of a psf in its
+                # own restart files, q and PA with the flag -1): accept and ignore.
+                values, flags = self.values_and_flags(number, key, tokens, 1, placeholder=True)
                 if flags[0]:
                     raise self.error(number, f"line '{key})' is not a parameter of a {profile} component "
                                              "and cannot be free (flag 1)")
@@ -361,13 +362,18 @@ class _Parser:
             comp["free"][name] = flag
             comp["lines"][name] = number
 
-    def values_and_flags(self, number: int, key: str, tokens: list[str], count: int):
+    def values_and_flags(self, number: int, key: str, tokens: list[str], count: int, placeholder: bool = False):
+        """Values and fit flags (True: free) of a parameter line; ``placeholder``: a line the
+        component does not use, where GALFIT's own ``-1`` (not a parameter) is fixed too."""
         if len(tokens) != 2 * count:
             shape = " ".join(["value"] * count + ["flag"] * count)
             raise self.error(number, f"line '{key})' needs {2 * count} tokens ({shape}), got {len(tokens)}")
         values = [self.number(number, key, t) for t in tokens[:count]]
         flags = []
         for t in tokens[count:]:
+            if placeholder and t == "-1":
+                flags.append(False)
+                continue
             if t not in ("0", "1"):
                 raise self.error(number, f"line '{key})': fit flag must be 0 (fixed) or 1 (free), got {t!r}")
             flags.append(t == "1")
