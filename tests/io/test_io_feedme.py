@@ -238,7 +238,7 @@ BAD_CASES = [
     (MINIMAL_CONTROL + SERSIC + "T0) radial\n", 12, "galprof does not support"),
     (MINIMAL_CONTROL + SERSIC + "Ti) 1\n", 12, "galprof does not support"),
     (MINIMAL_CONTROL + "W) blank,input\n" + SERSIC, 5, "galprof does not support the control line 'W)'"),
-    (MINIMAL_CONTROL + "A1) g,r\n" + SERSIC, 5, "galprof does not support the control line 'A1)'"),
+    (MINIMAL_CONTROL + "A1) g,r\n" + SERSIC, 5, "a multi-band GALFITM feedme ('A1)' lists 2 bands: g,r)"),
     (MINIMAL_CONTROL + SERSIC + "6) 0.1 1\n", 12, "cannot be free"),
     (MINIMAL_CONTROL + SERSIC + "11) 0.1 1\n", 12, "not a parameter of a sersic"),
     (MINIMAL_CONTROL + "0) psf\n1) 1 2 1 1\n3) 20 1\n4) 2 1\n", 8, "not a parameter of a psf"),
@@ -249,7 +249,7 @@ BAD_CASES = [
     (MINIMAL_CONTROL + "1) 2 3 1 1\n" + SERSIC, 5, "before any '0) type'"),
     (MINIMAL_CONTROL + "this is not a feedme line\n" + SERSIC, 5, "cannot parse"),
     (MINIMAL_CONTROL + "0) sersic\n1) 25 30 1 1\n3) 18 1\n4) 5 1\n9) 0.8 1\n10) 10 1\n", 5, "missing line '5)' (n)"),
-    (MINIMAL_CONTROL + "0) sersic extra\n", 5, "exactly one component type"),
+    (MINIMAL_CONTROL + "0)\n", 5, "needs a component type"),
     (MINIMAL_CONTROL.replace("image.fits", "image.fits[SCI]") + SERSIC, 1, "extension syntax [SCI]"),
     (MINIMAL_CONTROL.replace("image.fits", "image.fits[1") + SERSIC, 1, "cannot read the extension"),
     (MINIMAL_CONTROL.replace("image.fits", "a.fits b.fits") + SERSIC, 1, "'A)' takes one file name"),
@@ -435,4 +435,30 @@ def test_galfit_restart_psf_lines_are_read(tmp_path):
         read_feedme(path)
     path.write_text(MINIMAL_CONTROL + psf.replace(" 9) 1.0000 -1", " 9) 1.0000 1"))
     with pytest.raises(FeedmeError, match="cannot be free"):
+        read_feedme(path)
+
+
+def test_galfitm_single_band_lines_and_comments_without_hash(tmp_path):
+    """GALFITM's A1) / A2) for one band are read; '0) sersic   object type' (a comment
+    without '#', as some hand-written feedmes have) is the sersic type."""
+    text = MINIMAL_CONTROL.replace("A) image.fits\n", "A) image.fits\nA1) r\nA2) 6231\n") + \
+        SERSIC.replace("0) sersic", "0) sersic   object type")
+    path = tmp_path / "single.feedme"
+    path.write_text(text)
+    feedme = read_feedme(path)
+    assert feedme.input_image == "image.fits" and feedme.components[0].profile == "sersic"
+
+
+@pytest.mark.parametrize("lines, line, fragment", [
+    ("A1) u,g,r\n", 2, "a multi-band GALFITM feedme ('A1)' lists 3 bands: u,g,r)"),
+    ("A2) 3543,4770\n", 2, "('A2)' lists 2 bands"),
+])
+def test_multiband_galfitm_feedmes_are_refused_by_name(tmp_path, lines, line, fragment):
+    path = tmp_path / "multi.feedme"
+    path.write_text(MINIMAL_CONTROL.replace("A) image.fits\n", "A) image.fits\n" + lines) + SERSIC)
+    with pytest.raises(FeedmeError) as info:
+        read_feedme(path)
+    assert str(info.value).startswith(f"{path}:{line}:") and fragment in str(info.value)
+    path.write_text(MINIMAL_CONTROL.replace("A) image.fits", "A) u.fits,g.fits") + SERSIC)
+    with pytest.raises(FeedmeError, match="multi-band GALFITM feedme .'A\\)' lists 2 images"):
         read_feedme(path)

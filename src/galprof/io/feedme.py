@@ -100,6 +100,8 @@ _OPTIONAL_DEFAULTS: dict[str, dict[str, float]] = {"sky": {"dsdx": 0.0, "dsdy": 
 #: Control keys galprof reads, and the ones it accepts and ignores.
 _CONTROL_KEYS = frozenset("ABCDEFGHIJKOP")
 _IGNORED_CONTROL_KEYS = frozenset("S")  # S) interactive modification of objects
+#: GALFITM's band labels and wavelengths: read for a single band, refused for several
+_GALFITM_BAND_KEYS = frozenset({"A1", "A2"})
 _REQUIRED_CONTROL = {"A": "input image", "B": "output image block", "H": "fit region", "J": "magnitude zeropoint"}
 
 _KEY_LINE = re.compile(r"^\s*([A-Za-z0-9]+)\)(.*)$")
@@ -282,7 +284,9 @@ class _Parser:
         key = match.group(1)
         tokens = match.group(2).split()
         ukey = key.upper()
-        if len(key) == 1 and key.isalpha() and ukey != "Z":
+        if ukey in _GALFITM_BAND_KEYS:
+            self.band_line(number, ukey, tokens)
+        elif len(key) == 1 and key.isalpha() and ukey != "Z":
             self.control_line(number, ukey, tokens)
         elif key == "0":
             self.start_component(number, tokens)
@@ -293,9 +297,20 @@ class _Parser:
         else:
             self.component_line(number, key, tokens)
 
+    def band_line(self, number: int, key: str, tokens: list[str]) -> None:
+        """GALFITM's band labels (A1) and wavelengths (A2): one band is read (and its label
+        ignored); several bands are refused by name."""
+        items = [item for item in ",".join(tokens).split(",") if item]
+        if len(items) > 1:
+            raise self.error(number, f"a multi-band GALFITM feedme ('{key})' lists {len(items)} bands: "
+                                     f"{','.join(items)}); galprof fits one band per feedme for now")
+
     def control_line(self, number: int, key: str, tokens: list[str]) -> None:
         if key in _IGNORED_CONTROL_KEYS:
             return
+        if key == "A" and tokens and len([item for item in tokens[0].split(",") if item]) > 1:
+            raise self.error(number, f"a multi-band GALFITM feedme ('A)' lists {tokens[0].count(',') + 1} images); "
+                                     "galprof fits one band per feedme for now")
         if key not in _CONTROL_KEYS:
             raise self.error(number, f"galprof does not support the control line '{key})' yet")
         if key in self.control:
@@ -303,8 +318,9 @@ class _Parser:
         self.control[key] = (tokens, number)
 
     def start_component(self, number: int, tokens: list[str]) -> None:
-        if len(tokens) != 1:
-            raise self.error(number, f"'0)' needs exactly one component type, got {len(tokens)} tokens")
+        if not tokens:
+            raise self.error(number, "'0)' needs a component type")
+        # GALFIT reads the first word: "0) sersic   object type" (a comment without '#') is fine
         profile = tokens[0].lower()
         if _profile_class(profile) is None:
             raise self.error(number, f"unknown component type {tokens[0]!r} "
