@@ -462,3 +462,24 @@ def test_multiband_galfitm_feedmes_are_refused_by_name(tmp_path, lines, line, fr
     path.write_text(MINIMAL_CONTROL.replace("A) image.fits", "A) u.fits,g.fits") + SERSIC)
     with pytest.raises(FeedmeError, match="multi-band GALFITM feedme .'A\\)' lists 2 images"):
         read_feedme(path)
+
+
+def test_galfit2_numbering_is_read_as_galfit2_never_misread(tmp_path):
+    """pymorph writes GALFIT 2's numbering: 8) axis ratio, 9) PA, 10) boxiness. Reading
+    line 9) as GALFIT 3's q would turn a PA of -17.7 into q."""
+    galfit2 = ("0) sersic\n1) 57.7 57.8 1 1\n3) 19.15 1\n4) 2.77 1\n5) 4.0 1\n"
+               "8) 0.638 1   # axis ratio (b/a)\n9) -17.7 1   # position angle\n10) 0.0 0   # diskiness\nZ) 0\n")
+    path = tmp_path / "pymorph.in"
+    path.write_text(MINIMAL_CONTROL + galfit2)
+    with pytest.warns(UserWarning, match="GALFIT-2 numbering"):
+        feedme = read_feedme(path)
+    comp = feedme.components[0]
+    assert comp.values["q"] == 0.638 and comp.values["pa"] == -17.7 and comp.values["c0"] == 0.0
+    assert comp.free["q"] and comp.free["pa"] and not comp.free["c0"]
+    # a fixed GALFIT-2 axis ratio is recognised by its comment
+    path.write_text(MINIMAL_CONTROL + galfit2.replace("8) 0.638 1", "8) 0.638 0"))
+    with pytest.warns(UserWarning, match="GALFIT-2 numbering"):
+        assert read_feedme(path).components[0].values["pa"] == -17.7
+    # GALFIT 3's own unused line 8) ("0.0000 0") changes nothing
+    path.write_text(MINIMAL_CONTROL + SERSIC.replace("0) sersic\n", "0) sersic\n8) 0.0000 0\n"))
+    assert read_feedme(path).components[0].values["q"] == 0.8

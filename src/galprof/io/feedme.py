@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import pathlib
 import re
+import warnings
 from dataclasses import dataclass, field
 
 from ..errors import FeedmeError
@@ -49,6 +50,11 @@ __all__ = [
 #: modes, amplitude and phase); the rest (bending B, rotation R, truncation T) is refused.
 _MODIFIER_KEY = re.compile(r"^(C0|F([1-9]|10))$", re.IGNORECASE)
 _MODIFIER_COMMENTS = {"C0": "traditional diskyness(-)/boxyness(+)"}
+
+
+class FeedmeWarning(UserWarning):
+    """A feedme line that galprof reads in a way the user should know about (e.g. GALFIT-2
+    numbering)."""
 
 
 def _profile_class(profile: str):
@@ -269,13 +275,15 @@ class _Parser:
         self.control: dict[str, tuple[list[str], int]] = {}
         self.components: list[dict] = []
         self.current: dict | None = None
+        self.comment = ""  # the current line's comment (after '#')
 
     def error(self, line: int | None, reason: str) -> FeedmeError:
         return FeedmeError(self.path, line, reason)
 
     # -- one line ---------------------------------------------------------------------
     def feed(self, number: int, raw: str) -> None:
-        body = raw.split("#", 1)[0].strip()
+        body, _, self.comment = raw.partition("#")
+        body = body.strip()
         if not body or _RULE_LINE.match(body):
             return
         match = _KEY_LINE.match(body)
@@ -361,6 +369,11 @@ class _Parser:
         if not key.isdigit():
             raise self.error(number, f"unknown parameter line '{key})' in a {profile} component")
         names = profile_lines(profile).get(key)
+        if comp.get("galfit2") and key in ("9", "10"):
+            names = {"9": ("pa",), "10": ("c0",)}[key]  # GALFIT 2: 9) PA, 10) diskiness/boxiness
+        elif key == "8" and self.galfit2_axis_ratio(number, profile, tokens):
+            comp["galfit2"] = number
+            names = ("q",)
         if names is None:
             if profile != "sky" and key in ("2", "4", "5", "6", "7", "8", "9", "10"):
                 # GALFIT writes unused lines (6-8 of a sersic as "value 0"; 4-10 of a psf in its
@@ -377,6 +390,31 @@ class _Parser:
             comp["values"][name] = value
             comp["free"][name] = flag
             comp["lines"][name] = number
+
+    def galfit2_axis_ratio(self, number: int, profile: str, tokens: list[str]) -> bool:
+        """Whether line 8) of this component is GALFIT 2's axis ratio (pymorph still writes
+        GALFIT-2 numbering: 8) q, 9) PA, 10) diskiness/boxiness): a value in (0, 1], free or
+        commented as an axis ratio, in a component whose GALFIT-3 lines 9) and 10) are q and PA."""
+        lines = profile_lines(profile)
+        if lines.get("9") != ("q",) or lines.get("10") != ("pa",) or "8" in lines:
+            return False
+        if len(tokens) != 2:
+            return False
+        try:
+            value = float(tokens[0])
+        except ValueError:
+            return False
+        comment = self.comment.lower()
+        if not (0 < value <= 1 and (tokens[1] == "1" or "axis ratio" in comment or "b/a" in comment)):
+            return False
+        cls = _profile_class(profile)
+        if not (issubclass(cls, EllipticalProfile) and cls.radial):
+            raise self.error(number, f"line '8)' is GALFIT 2's axis ratio (GALFIT-2 numbering: 8) q, 9) PA, "
+                                     f"10) boxiness), which galprof reads only for radial profiles, not {profile}; "
+                                     "renumber to GALFIT 3's 9) q, 10) PA")
+        warnings.warn(f"{self.path}:{number}: GALFIT-2 numbering (8) axis ratio, 9) PA, 10) diskiness/boxiness) "
+                      "read as GALFIT 3's 9) q, 10) PA and C0)", FeedmeWarning, stacklevel=2)
+        return True
 
     def values_and_flags(self, number: int, key: str, tokens: list[str], count: int, placeholder: bool = False):
         """Values and fit flags (True: free) of a parameter line; ``placeholder``: a line the
