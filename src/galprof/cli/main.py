@@ -1,8 +1,8 @@
 """``galprof``: the command line.
 
 Subcommands, one module each: ``fit`` (GALFIT feedmes), ``imfit`` (imfit's command
-line), ``batch`` (catalogs and many feedmes), ``plot``/``compare``/``report`` (figures),
-``demo``. Every fit goes through :mod:`galprof.pipeline.runner`. A user-facing error (any
+line), ``batch`` (catalogs and many feedmes), ``check`` (read files without fitting),
+``plot``/``compare``/``report`` (figures), ``demo``. Every fit goes through :mod:`galprof.pipeline.runner`. A user-facing error (any
 :class:`galprof.errors.GalprofError`) is printed as ``galprof: error: <message>`` without
 a traceback, and the exit status is 2.
 """
@@ -15,9 +15,9 @@ import warnings
 
 from .. import __version__
 from ..errors import GalprofError
-from . import batch, demo, fit, imfit, plots
+from . import batch, check, demo, fit, imfit, plots
 
-_COMMANDS = {"fit": fit.run, "imfit": imfit.run, "batch": batch.run, "demo": demo.run,
+_COMMANDS = {"fit": fit.run, "imfit": imfit.run, "batch": batch.run, "check": check.run, "demo": demo.run,
              **{name: plots.run for name in plots.COMMANDS}}
 
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_parser(sub)
     imfit.add_parser(sub)
     batch.add_parser(sub)
+    check.add_parser(sub)
     plots.add_parsers(sub)
     demo.add_parser(sub)
     return parser
