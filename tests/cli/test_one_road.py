@@ -145,3 +145,18 @@ def test_device_auto_means_the_same_in_every_subcommand(workdir, command):
         assert main(["imfit", "img.fits", "-c", "config.dat", "--psf", "psf.fits", "--noise", "sig.fits",
                      "--quiet", "--device", "auto"]) == 0
         assert "#   Reduced value: " in pathlib.Path("bestfit_parameters_imfit.dat").read_text()
+
+
+def test_feedmes_run_on_dask_workers_as_in_one_process(workdir):
+    pytest.importorskip("dask.distributed")
+    names = _feedmes(3)
+    assert main(["batch", *names, "-o", "one.ecsv", "--quiet", "--device", "cpu", "--batch-size", "1"]) == 0
+    for path in pathlib.Path(".").glob("galfit.*"):
+        path.unlink()
+    assert main(["batch", *names, "-o", "dask.ecsv", "--quiet", "--device", "cpu", "--batch-size", "1",
+                 "--dask-workers", "2"]) == 0
+    one, dask = Table.read("one.ecsv"), Table.read("dask.ecsv")
+    assert list(dask["id"]) == names and list(dask["STATUS"]) == ["converged"] * 3
+    np.testing.assert_allclose(np.asarray(dask["1_N"]), np.asarray(one["1_N"]), rtol=1e-6)
+    # each worker wrote its feedmes' GALFIT files, one restart file each
+    assert sorted(p.name for p in pathlib.Path(".").glob("galfit.*")) == ["galfit.01", "galfit.02", "galfit.03"]
