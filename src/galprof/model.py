@@ -160,3 +160,18 @@ class Model:
         if len(sizes) > 1:
             raise ModelError(f"components disagree on the batch size: {sorted(sizes)}")
         return sizes.pop() if sizes else None
+
+
+def shift_positions(model: Model, values: list[dict], dx: float, dy: float) -> list[dict]:
+    """A copy of ``values`` (one {name: value} per component of ``model``) with the
+    position (``x``, ``y`` [pix]) of every non-sky component moved by (dx, dy): from one
+    pixel frame to another (e.g. a fit region's to its image's, GALFIT's 1-based pixels)."""
+    out = []
+    for comp, v in zip(model.components, values):
+        v = dict(v)
+        if comp.profile_class.kind != "sky":
+            for name, d in (("x", dx), ("y", dy)):
+                if name in v:
+                    v[name] = v[name] + d
+        out.append(v)
+    return out

@@ -98,7 +98,8 @@ def run(args) -> int:
                          noise_kind=noise_kind, prelude=prelude, statistic=statistic,
                          fit_options=(("lm_settings", LMSettings(max_iterations=args.max_iter, ftol=args.ftol)),),
                          outputs=outputs)
-    options = batch_options(_OptionsView(args, error_method), verbose=not args.quiet)
+    errors = ErrorOptions(error_method, bootstrap=args.bootstrap or ErrorOptions().bootstrap, seed=args.seed)
+    options = batch_options(args, verbose=not args.quiet, errors=errors)
     noise_note = args.noise or "from the data (GAIN, READNOISE, NCOMBINED, EXPTIME, ORIGINAL_SKY)"
     say(f"galprof {__version__} imfit: {args.image} with {args.config}; noise {noise_note}; PSF {args.psf or 'none'}")
     if args.bootstrap:
@@ -110,15 +111,3 @@ def run(args) -> int:
         return 2
     return 2 if summary.n_output_errors else 0
 
-
-class _OptionsView:
-    """imfit's arguments seen as the shared options (its --bootstrap N is the bootstrap method)."""
-
-    def __init__(self, args, method: str):
-        self._args = args
-        self.errors = method
-        self.bootstrap = args.bootstrap if args.bootstrap else ErrorOptions().bootstrap
-        self.samples, self.warmup, self.chains = 500, 300, 4
-
-    def __getattr__(self, name):
-        return getattr(self._args, name)

@@ -81,9 +81,11 @@ def error_options(args) -> ErrorOptions:
                         warmup=args.warmup, chains=args.chains)
 
 
-def batch_options(args, *, verbose: bool = False, pad_shapes: bool = False) -> BatchOptions:
+def batch_options(args, *, verbose: bool = False, pad_shapes: bool = False,
+                  errors: ErrorOptions | None = None) -> BatchOptions:
     """The runner's settings from parsed arguments (every subcommand's shared options).
-    An option that cannot act is refused (``--mask-mode`` without automatic initial values)."""
+    An option that cannot act is refused (``--mask-mode`` without automatic initial values).
+    ``errors``: the error options when the subcommand has its own (imfit's ``--bootstrap N``)."""
     if getattr(args, "auto_init", "auto") == "never" and getattr(args, "mask_mode", "others") != "others":
         raise UsageError("--mask-mode applies to automatic initial values; it has no effect with --auto-init never")
     return BatchOptions(batch_size=getattr(args, "batch_size", 64), dtype=getattr(torch, args.dtype),
@@ -91,7 +93,7 @@ def batch_options(args, *, verbose: bool = False, pad_shapes: bool = False) -> B
                         auto_init=getattr(args, "auto_init", "auto"), mask_mode=getattr(args, "mask_mode", "others"),
                         workers=getattr(args, "workers", 2),
                         config=RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration),
-                        errors=error_options(args), verbose=verbose, pad_shapes=pad_shapes)
+                        errors=errors or error_options(args), verbose=verbose, pad_shapes=pad_shapes)
 
 
 @contextlib.contextmanager

@@ -108,26 +108,19 @@ def failed_row(model, label: str, reason: str, method: str = "covariance", *, au
     return row
 
 
-def fitted_row(result, b: int, label: str, *, extra=None, method: str = "covariance", auto: bool = False,
-               shift=(0.0, 0.0)) -> dict:
+def fitted_row(result, b: int, label: str, *, extra=None, method: str = "covariance", auto: bool = False) -> dict:
     """The row of galaxy ``b`` of a :class:`galprof.FitResult`.
 
     Args:
         extra: the bootstrap or posterior summary of ``method`` (or None): it fills the
             ``_BOOT_*`` or ``_POST_*``, ``_RHAT`` and ``_ESS`` columns.
-        shift: (dx, dy) [pix] added to every position (``x``, ``y``) of a non-sky
-            component: from the fitted array's pixels to the image's.
     """
     if is_failed(status := fit_status(result, b)):
         return failed_row(result.model, label, status[len(FAILED):], method, auto=auto)
     row = {"id": label}
-    kinds = [c.profile_class.kind for c in result.model.components]
     for j, (c, name) in enumerate(result.names):
         key = parameter_column(c, name)
-        value = float(result.values[b, j])
-        if name in ("x", "y") and kinds[c - 1] != "sky":
-            value += shift[0 if name == "x" else 1]
-        row[key] = value
+        row[key] = float(result.values[b, j])
         row[key + "_ERR"] = float(result.errors[b, j])
         row[key + "_ERR_SCALED"] = float(result.errors_scaled[b, j])
         if extra is None:

@@ -62,7 +62,7 @@ from ..io.results import (
     unfitted_row,
     write_table,
 )
-from ..model import Component, Model
+from ..model import Component, Model, shift_positions
 from ..render.config import RenderConfig
 from ..uncertainty.methods import reported_errors
 from .sources import Failed, FeedmeSource, Prepared, Template, prepare
@@ -164,24 +164,12 @@ def _write_outputs(p: Prepared, row: dict, options: BatchOptions, *args) -> None
         row["_output_error"] = f"{type(err).__name__}: {message}"
 
 
-def _shift(first_model: Model, values: list[dict], dx: float, dy: float) -> list[dict]:
-    out = []
-    for comp, v in zip(first_model.components, values):
-        v = dict(v)
-        if comp.profile_class.kind != "sky":
-            for name, d in (("x", dx), ("y", dy)):
-                if name in v:
-                    v[name] = v[name] + d
-        out.append(v)
-    return out
-
-
 def _fit_group(group: list[Prepared], options: BatchOptions, on_fitted=None) -> list[dict]:
     first = group[0]
     padded = len({g.image.shape for g in group}) > 1 or len({tuple(g.origin) for g in group}) > 1
     # padded: each galaxy in its own region's pixels, (1, 1) at the region's first pixel
     shifts = [((g.origin[0] - 1.0, g.origin[1] - 1.0) if padded else (0.0, 0.0)) for g in group]
-    starts = [_shift(first.model, g.values, -dx, -dy) for g, (dx, dy) in zip(group, shifts)]
+    starts = [shift_positions(first.model, g.values, -dx, -dy) for g, (dx, dy) in zip(group, shifts)]
     comps = []
     for ci, comp in enumerate(first.model.components):
         values = {name: np.array([v[ci][name] for v in starts], dtype=float) for name in comp.values}
@@ -224,10 +212,11 @@ def _fit_group(group: list[Prepared], options: BatchOptions, on_fitted=None) -> 
             reported, extra = reported_errors(options.errors, model, result, images, **inputs)
     rows = []
     for b, g in enumerate(group):
-        row = fitted_row(result, b, g.source.id, extra=extra, method=method, auto=g.auto, shift=shifts[b])
+        # rows, outputs and callers see the galaxy's own image pixels
+        row = fitted_row(_moved(result, b, shifts[b]) if padded else result, b, g.source.id, extra=extra,
+                         method=method, auto=g.auto)
         row["_row"] = g.source.row
         if not is_failed(row["STATUS"]):
-            # outputs and callers see the galaxy's own image pixels
             own = _moved(reported, b, shifts[b]) if padded else reported
             _write_outputs(g, row, options, own, b, extra)
             if on_fitted is not None:

@@ -53,7 +53,7 @@ from ..io.imfit_config import (
 )
 from ..io.inputs import GalaxyInputs, feedme_inputs, load_galaxy, model_from_feedme
 from ..io.results import parameter_column
-from ..model import Model
+from ..model import Model, shift_positions
 from .autoinit import auto_initial
 from .outputs import FeedmeOutputs
 
@@ -383,28 +383,14 @@ def _prepare_feedme(source: FeedmeSource, options) -> Prepared:
     if fitted and options.auto_init == "always":
         # detection works in the cut's pixels; the feedme's positions are the image's
         x0, y0 = inputs.origin
-        local = _shift_positions(model, values, -(x0 - 1), -(y0 - 1))
+        local = shift_positions(model, values, -(x0 - 1), -(y0 - 1))
         mask, auto = _with_auto(inputs, model, local, feedme.zeropoint, options, {}, True)
-        values = _shift_positions(model, local, x0 - 1, y0 - 1)
+        values = shift_positions(model, local, x0 - 1, y0 - 1)
     return Prepared(source, inputs.image, inputs.sigma, mask, inputs.psf, inputs.exptime, values, auto, model=model,
                     zeropoint=feedme.zeropoint, plate_scale=tuple(feedme.plate_scale),
                     psf_oversampling=feedme.psf_oversampling, origin=inputs.origin,
                     convolution_box=feedme.convolution_box, outputs=FeedmeOutputs(feedme, verbose=options.verbose),
                     fitted=fitted, header=inputs.header, sigma_note=inputs.sigma_note)
-
-
-def _shift_positions(model: Model, values: list[dict], dx: float, dy: float) -> list[dict]:
-    """A copy of ``values`` with every non-sky component's x, y moved by (dx, dy) [pix]."""
-    out = []
-    for comp, v in zip(model.components, values):
-        v = dict(v)
-        if comp.profile_class.kind != "sky":
-            if "x" in v:
-                v["x"] = v["x"] + dx
-            if "y" in v:
-                v["y"] = v["y"] + dy
-        out.append(v)
-    return out
 
 
 def _prepare_imfit(source: ImfitSource, options) -> Prepared:
