@@ -4,8 +4,8 @@ Constraints are part of a model description (:class:`galprof.model.Model`) and a
 enforced exactly by the parameterisation the optimiser works in
 (:class:`galprof.fitting.layout.ParameterLayout`), never by clipping after a step:
 
-* :class:`Range` and :class:`RelativeRange` become the parameter's bounds, kept by the
-  smooth bound transform;
+* :class:`Range`, :class:`RelativeRange` and :class:`FactorRange` become the
+  parameter's bounds, kept by the smooth bound transform;
 * :class:`Tie` removes all but one member of a group from the fit: the others follow it
   with their initial offset (``p_k = p_ref + (p_k0 - p_ref0)``) or ratio
   (``p_k = p_ref * p_k0 / p_ref0``);
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Constraint", "PairRange", "Range", "RelativeRange", "Tie"]
+__all__ = ["Constraint", "FactorRange", "PairRange", "Range", "RelativeRange", "Tie"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,19 @@ class RelativeRange:
 
     def describe(self) -> str:
         return f"{self.component} {self.name} {self.below:g} {self.above:g}"
+
+
+@dataclass(frozen=True)
+class FactorRange:
+    """``p0 / factor <= p <= p0 * factor`` with p0 the (positive) initial value and
+    factor > 1 (GALFITM ``1 re factor 3``: R_e within a factor of 3 of its input value)."""
+
+    component: int
+    name: str
+    factor: float
+
+    def describe(self) -> str:
+        return f"{self.component} {self.name} factor {self.factor:g}"
 
 
 @dataclass(frozen=True)
@@ -104,4 +117,4 @@ def _show(names: tuple[str, ...]) -> str:
     return names[0] if len(set(names)) == 1 else "/".join(names)
 
 
-Constraint = Range | RelativeRange | Tie | PairRange
+Constraint = Range | RelativeRange | FactorRange | Tie | PairRange

@@ -17,7 +17,7 @@ from typing import Mapping
 
 import numpy as np
 
-from .constraints import PairRange, Range, RelativeRange, Tie
+from .constraints import FactorRange, PairRange, Range, RelativeRange, Tie
 from .errors import ModelError
 from .profiles import get_profile
 from .profiles.modifiers import profile_for_values
@@ -140,7 +140,7 @@ class Model:
                 raise ModelError(f"{what}: needs two different components")
             if c.op == "/" and c.low <= 0:
                 raise ModelError(f"{what}: a ratio range needs positive limits")
-        elif isinstance(c, (Range, RelativeRange)):
+        elif isinstance(c, (Range, RelativeRange, FactorRange)):
             numbers, names = (c.component,), (c.name,)
         else:
             raise ModelError(f"unknown constraint {c!r}")
@@ -148,6 +148,8 @@ class Model:
             raise ModelError(f"{what}: needs low < high")
         if isinstance(c, RelativeRange) and not c.below < c.above:
             raise ModelError(f"{what}: needs the lower offset below the upper one")
+        if isinstance(c, FactorRange) and not c.factor > 1:
+            raise ModelError(f"{what}: the factor must be above 1")
         for number, name in zip(numbers, names):
             if not 1 <= number <= len(self.components):
                 raise ModelError(f"{what}: there is no component {number} (the model has {len(self.components)})")

@@ -45,7 +45,7 @@ def files(tmp_path, monkeypatch):
                                   iterations=5, statistic_name="chi-squared (data-based errors)", best=10.0,
                                   reduced=1.0, aic=12.0, bic=13.0)
     pathlib.Path("bestfit.dat").write_text("\n".join(header) + "\n\n" + IMFIT)
-    pathlib.Path("broken.feedme").write_text(FEEDME.replace("5) 2 0", "5) 2 3"))
+    pathlib.Path("broken.feedme").write_text(FEEDME.replace("5) 2 0", "5) 2 on"))
     pathlib.Path("notes.txt").write_text("just some words\n")
     return tmp_path
 

@@ -9,7 +9,7 @@ from astropy.io import fits
 
 from galprof import Component, Model, ModelError, fit
 from galprof.cli import main
-from galprof.constraints import PairRange, Range, RelativeRange, Tie
+from galprof.constraints import FactorRange, PairRange, Range, RelativeRange, Tie
 from galprof.io.constraints import parse_constraints
 from galprof.io.feedme import FeedmeError
 from references import moffat_epsf
@@ -51,7 +51,16 @@ def test_parameter_numbers_and_size_aliases():
     assert parse_constraints("1/4 re 0.1 0.5", "c", PROFILES) == [PairRange(1, 4, ("r_e", "r_s"), "/", 0.1, 0.5)]
 
 
+def test_galfitm_factor_ranges():
+    # GALFITM's constraint files: "1 re factor 3" keeps R_e within a factor of 3 of its input
+    text = "    1   re   factor 3   # soft\n 4 rs factor 2.5\n"
+    assert parse_constraints(text, "c.txt", PROFILES) == [FactorRange(1, "r_e", 3.0), FactorRange(4, "r_s", 2.5)]
+    assert FactorRange(1, "r_e", 3.0).describe() == "1 r_e factor 3"
+
+
 @pytest.mark.parametrize("line, fragment", [
+    ("1 re factor 1", "above 1"),
+    ("1_2 re factor 3", "one component"),
     ("12 n 1 to 3", "no component 12"),
     ("6 n 1 to 3", "has no parameter 'n'"),
     ("1 n 3 to 1", "low < high"),
@@ -131,6 +140,15 @@ def test_absolute_and_relative_ranges_bind(bulge_disk_image):
     result = _fit(bulge_disk_image, [RelativeRange(1, "x", -0.3, 0.2)])
     x = result.value(1, "x")[0]
     assert 24.6 - 1e-9 <= x <= 25.1 + 1e-9 and x == pytest.approx(24.6, abs=2e-3)
+
+
+def test_factor_range_binds(bulge_disk_image):
+    # the disk starts at R_s = 6 (truth 5); within a factor 1.1 of its start it may not go
+    # below 6 / 1.1 = 5.4545, where the fit ends, flagged as constrained
+    result = _fit(bulge_disk_image, [FactorRange(2, "r_s", 1.1)])
+    r_s = result.value(2, "r_s")[0]
+    assert 6.0 / 1.1 - 1e-9 <= r_s <= 6.6 and r_s == pytest.approx(6.0 / 1.1, abs=2e-3)
+    assert result.at_bound[0, result.column(2, "r_s")]
 
 
 def test_difference_and_ratio_of_two_components_bind(bulge_disk_image):

@@ -216,7 +216,7 @@ BAD_CASES = [
     # (text appended/replaced, expected line, fragment of the message)
     (MINIMAL_CONTROL + "0) sersic\n1) 25 30 1 1\n3) 18 1\n4) 5 1\n5) 2 1\n9) 0.8 1\n10) ten 1\n", 11, "not a number"),
     (MINIMAL_CONTROL + "0) sersic\n1) 25 30 1\n", 6, "needs 4 tokens"),
-    (MINIMAL_CONTROL + "0) sersic\n1) 25 30 1 1\n3) 18 2\n", 7, "fit flag must be 0"),
+    (MINIMAL_CONTROL + "0) sersic\n1) 25 30 1 1\n3) 18 yes\n", 7, "fit flag must be 0"),
     (MINIMAL_CONTROL + "0) sersic\n1) 25 30 1 1\n3) 18 1 1\n", 7, "needs 2 tokens"),
     (MINIMAL_CONTROL + "P) 4\n" + SERSIC, 5, "'P)' must be"),
     (MINIMAL_CONTROL.replace("H) 1 50 1 60", "H) 50 1 1 60") + SERSIC, 3, "xmin <= xmax"),
@@ -228,7 +228,7 @@ BAD_CASES = [
     (MINIMAL_CONTROL + "E) 0\n" + SERSIC, 5, "positive integer"),
     (MINIMAL_CONTROL + "0) blob\n", 5, "unknown component type 'blob'"),
     (MINIMAL_CONTROL + "0) sersik\n", 5, "unknown component type 'sersik'"),
-    (MINIMAL_CONTROL + SERSIC + "C0) 0.1\n", 12, "needs 2 tokens"),
+    (MINIMAL_CONTROL + SERSIC + "C0) 0.1 1 1\n", 12, "needs 2 tokens"),
     (MINIMAL_CONTROL + SERSIC + "F1) 0.1 10 1\n", 12, "needs 4 tokens"),
     (MINIMAL_CONTROL + SERSIC + "F11) 0.1 10 1 1\n", 12, "unknown parameter line 'F11)'"),
     (MINIMAL_CONTROL + SERSIC.replace("0) sersic", "0) psf").replace("4) 5 1\n", "").replace("5) 2 1\n", "")
@@ -237,7 +237,7 @@ BAD_CASES = [
     (MINIMAL_CONTROL + SERSIC + "R0) powerlaw\n", 12, "galprof does not support"),
     (MINIMAL_CONTROL + SERSIC + "T0) radial\n", 12, "galprof does not support"),
     (MINIMAL_CONTROL + SERSIC + "Ti) 1\n", 12, "galprof does not support"),
-    (MINIMAL_CONTROL + "W) blank,input\n" + SERSIC, 5, "galprof does not support the control line 'W)'"),
+    (MINIMAL_CONTROL + "Q) 1\n" + SERSIC, 5, "galprof does not support the control line 'Q)'"),
     (MINIMAL_CONTROL + "A1) g,r\n" + SERSIC, 5, "a multi-band GALFITM feedme ('A1)' lists 2 bands: g,r)"),
     (MINIMAL_CONTROL + SERSIC + "6) 0.1 1\n", 12, "cannot be free"),
     (MINIMAL_CONTROL + SERSIC + "11) 0.1 1\n", 12, "not a parameter of a sersic"),

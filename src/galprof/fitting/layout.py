@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..constraints import PairRange, Range, RelativeRange, Tie
+from ..constraints import FactorRange, PairRange, Range, RelativeRange, Tie
 from ..conventions import canonical_pa_deg
 from ..model import Model, ModelError
 from ..profiles.base import EllipticalProfile
@@ -123,6 +123,11 @@ class ParameterLayout:
             elif isinstance(c, RelativeRange):
                 v0 = _scalar_initial(model, c.component - 1, c.name, what)
                 narrow(self.names.index((c.component - 1, c.name)), v0 + c.below, v0 + c.above, what)
+            elif isinstance(c, FactorRange):
+                v0 = _scalar_initial(model, c.component - 1, c.name, what)
+                if not v0 > 0:
+                    raise ModelError(f"{what}: needs a positive initial value, got {v0:g}")
+                narrow(self.names.index((c.component - 1, c.name)), v0 / c.factor, v0 * c.factor, what)
             elif isinstance(c, Tie):
                 members = [self.names.index((n - 1, name)) for n, name in zip(c.components, c.name)]
                 free = [i for i in members if entries[i].role == "free"]

@@ -8,6 +8,7 @@ One constraint per line, ``#`` starts a comment::
     2         x      -1  0.5     # soft: x0(2) - 1 <= x(2) <= x0(2) + 0.5 (x0: initial value)
     3-7       mag    -0.5 3      # soft: -0.5 <= mag(7) - mag(3) <= 3
     3/5       re     1  3        # soft: 1 <= re(3) / re(5) <= 3
+    1         re     factor 3    # soft (GALFITM): re0(1) / 3 <= re(1) <= 3 re0(1)
 
 The parameter is a name (``x, y, mag, re`` or ``rs`` (the component's size, whatever
 its profile calls it: R_e, R_s or FWHM), ``n``, ``beta``, ``q``, ``pa``, ``sky``,
@@ -21,7 +22,7 @@ from __future__ import annotations
 import pathlib
 import re
 
-from ..constraints import PairRange, Range, RelativeRange, Tie
+from ..constraints import FactorRange, PairRange, Range, RelativeRange, Tie
 from .feedme import FeedmeError, profile_lines
 
 __all__ = ["parse_constraints", "read_constraints"]
@@ -95,6 +96,9 @@ def parse_constraints(text: str, path: str, profiles: list[str]):
             if not 1 <= c <= len(profiles):
                 fail(f"there is no component {c} (the feedme has {len(profiles)})")
             name = _parameter_of(profiles[c - 1], param_text)
+            if name is None and re.fullmatch(r"[a-z]+\d*_\d+", param_text.lower()):
+                fail(f"{param_text!r} is a GALFITM wavelength-polynomial coefficient (multi-band); galprof fits "
+                     "one band per feedme for now")
             if name is None:
                 if param_text.lower() in _UNSUPPORTED_NAMES:
                     fail(f"parameter {param_text!r} (GALFIT's hidden or Nuker parameters) is not supported by galprof")
@@ -108,6 +112,14 @@ def parse_constraints(text: str, path: str, profiles: list[str]):
             if op != "_" or len(comps) < 2:
                 fail(f"'{words[0]}' needs two or more components joined by '_', e.g. 1_2 {param_text} {words[0]}")
             out.append(Tie(tuple(comps), name, words[0]))
+            continue
+        if len(rest) == 2 and words[0] == "factor" and re.fullmatch(_NUMBER, rest[1]):
+            if op != "_" or len(comps) != 1:
+                fail("'factor F' applies to one component")
+            factor = _number(rest[1])
+            if not factor > 1:
+                fail(f"'factor {rest[1]}' needs a factor above 1")
+            out.append(FactorRange(comps[0], name, factor))
             continue
         if len(rest) == 3 and words[1] == "to" and all(re.fullmatch(_NUMBER, w) for w in (rest[0], rest[2])):
             if op != "_" or len(comps) != 1:
@@ -130,7 +142,8 @@ def parse_constraints(text: str, path: str, profiles: list[str]):
                     fail("a ratio range needs positive limits")
                 out.append(PairRange(comps[0], comps[1], name, op, low, high))
             continue
-        fail(f"cannot read the range {' '.join(rest)!r}: expected 'offset', 'ratio', 'low to high' or 'low high'")
+        fail(f"cannot read the range {' '.join(rest)!r}: expected 'offset', 'ratio', 'low to high', 'low high' "
+             "or 'factor F'")
     return out
 
 

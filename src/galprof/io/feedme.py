@@ -108,6 +108,8 @@ _CONTROL_KEYS = frozenset("ABCDEFGHIJKOP")
 _IGNORED_CONTROL_KEYS = frozenset("S")  # S) interactive modification of objects
 #: GALFITM's band labels and wavelengths: read for a single band, refused for several
 _GALFITM_BAND_KEYS = frozenset({"A1", "A2"})
+#: the wavelength basis GALFITM writes after a parameter line's flags (Chebyshev or per band)
+_GALFITM_BASES = frozenset({"cheb", "band"})
 _REQUIRED_CONTROL = {"A": "input image", "B": "output image block", "H": "fit region", "J": "magnitude zeropoint"}
 
 _KEY_LINE = re.compile(r"^\s*([A-Za-z0-9]+)\)(.*)$")
@@ -316,6 +318,16 @@ class _Parser:
     def control_line(self, number: int, key: str, tokens: list[str]) -> None:
         if key in _IGNORED_CONTROL_KEYS:
             return
+        if key == "U":
+            self.galfitm_switch(number, "U", tokens, "GALFITM's non-parametric component")
+            return
+        if key == "V":
+            self.galfitm_switch(number, "V", tokens, "GALFITM's MultiNest sampling (galprof samples the "
+                                                      "posterior with --errors posterior)")
+            return
+        if key == "W":
+            self.output_options(number, tokens)
+            return
         if key == "A" and tokens and len([item for item in tokens[0].split(",") if item]) > 1:
             raise self.error(number, f"a multi-band GALFITM feedme ('A)' lists {tokens[0].count(',') + 1} images); "
                                      "galprof fits one band per feedme for now")
@@ -324,6 +336,28 @@ class _Parser:
         if key in self.control:
             raise self.error(number, f"control line '{key})' given twice (first at line {self.control[key][1]})")
         self.control[key] = (tokens, number)
+
+    def galfitm_switch(self, number: int, key: str, tokens: list[str], what: str) -> None:
+        """GALFITM's ``U) n,a,b,c,d[,r,t]`` (non-parametric component, updated every n
+        iterations) and ``V) n,...`` (MultiNest options): a first value of 0 turns the
+        feature off and is accepted; galprof has neither, so anything else is refused by name."""
+        items = [item for item in ",".join(tokens).split(",") if item]
+        try:
+            switch = float(items[0]) if items else 0.0
+        except ValueError:
+            raise self.error(number, f"'{key})': {items[0]!r} is not a number") from None
+        if switch != 0:
+            raise self.error(number, f"'{key}) {' '.join(tokens)}' turns on {what}, which galprof does not "
+                                     f"have here (use '{key}) 0')")
+
+    def output_options(self, number: int, tokens: list[str]) -> None:
+        """GALFITM's ``W)``: the extensions of the image block. galprof always writes
+        GALFIT's blank, input, model and residual; other extensions get a warning."""
+        items = {item.lower() for item in ",".join(tokens).split(",") if item}
+        extra = sorted(items - {"blank", "input", "model", "residual"})
+        if extra:
+            warnings.warn(f"{self.path}:{number}: 'W)': galprof writes the image block's blank, input, model and "
+                          f"residual extensions, not {', '.join(extra)}", FeedmeWarning, stacklevel=3)
 
     def start_component(self, number: int, tokens: list[str]) -> None:
         if not tokens:
@@ -345,6 +379,8 @@ class _Parser:
             raise self.error(number, f"line '{key})' given twice in component {len(self.components)} "
                                      f"(first at line {comp['seen'][ukey]})")
         comp["seen"][ukey] = number
+        if tokens and tokens[-1].lower() in _GALFITM_BASES:
+            tokens = tokens[:-1]  # GALFITM's wavelength basis of the line: one band has no wavelength dependence
         if ukey == "Z":
             if len(tokens) != 1 or tokens[0] not in ("0", "1"):
                 raise self.error(number, f"'Z)' takes one flag, 0 or 1; got {' '.join(tokens) or 'nothing'!r}")
@@ -369,6 +405,11 @@ class _Parser:
         if not key.isdigit():
             raise self.error(number, f"unknown parameter line '{key})' in a {profile} component")
         names = profile_lines(profile).get(key)
+        if names == ("x", "y") and len(tokens) == 2:
+            names = ("x",)  # GALFITM writes x on line 1) and y on line 2), each with its own flag
+            comp["split_position"] = number
+        elif key == "2" and comp.get("split_position") and names is None:
+            names = ("y",)
         if comp.get("galfit2") and key in ("9", "10"):
             names = {"9": ("pa",), "10": ("c0",)}[key]  # GALFIT 2: 9) PA, 10) diskiness/boxiness
         elif key == "8" and self.galfit2_axis_ratio(number, profile, tokens):
@@ -419,6 +460,12 @@ class _Parser:
     def values_and_flags(self, number: int, key: str, tokens: list[str], count: int, placeholder: bool = False):
         """Values and fit flags (True: free) of a parameter line; ``placeholder``: a line the
         component does not use, where GALFIT's own ``-1`` (not a parameter) is fixed too."""
+        if len(tokens) == count and not placeholder:
+            # GALFIT reads a line without fit flags (e.g. "F1) 0.2 90"): its parameters stay fixed
+            values = [self.number(number, key, t) for t in tokens]
+            warnings.warn(f"{self.path}:{number}: line '{key})' has no fit flags; read as fixed (0)",
+                          FeedmeWarning, stacklevel=3)
+            return values, [False] * count
         if len(tokens) != 2 * count:
             shape = " ".join(["value"] * count + ["flag"] * count)
             raise self.error(number, f"line '{key})' needs {2 * count} tokens ({shape}), got {len(tokens)}")
@@ -427,10 +474,17 @@ class _Parser:
         for t in tokens[count:]:
             if placeholder and t == "-1":
                 flags.append(False)
-                continue
-            if t not in ("0", "1"):
+            elif t.isdigit():
+                flags.append(t != "0")
+            else:
                 raise self.error(number, f"line '{key})': fit flag must be 0 (fixed) or 1 (free), got {t!r}")
-            flags.append(t == "1")
+        above_one = sorted({t for t in tokens[count:] if t.isdigit() and int(t) > 1})
+        if above_one:
+            # GALFIT accepts flags above 1 and echoes them into its restart files; in GALFITM
+            # a flag N >= 1 is N free wavelength terms, which is one free value for one band.
+            warnings.warn(f"{self.path}:{number}: line '{key})': fit flag {', '.join(above_one)} read as free (1); "
+                          "tie parameters of several components with a constraint file", FeedmeWarning,
+                          stacklevel=3)
         return values, flags
 
     def number(self, number: int, key: str, token: str) -> float:
@@ -441,6 +495,11 @@ class _Parser:
         if not math.isfinite(value):
             raise self.error(number, f"line '{key})': {token!r} is not a finite number")
         return value
+
+    def box_size(self, number: int, token: str) -> int:
+        """A convolution-box size of ``I)``; GALFIT reads whole pixels, so a fraction
+        (``I) 109.3333``) is truncated (the caller warns)."""
+        return int(self.number(number, "I", token))
 
     def integer(self, number: int, key: str, token: str) -> int:
         value = self.number(number, key, token)
@@ -500,7 +559,11 @@ class _Parser:
             tokens, line = self.control["I"]
             if len(tokens) != 2:
                 raise self.error(line, f"'I)' needs 2 integers (nx ny), got {len(tokens)} tokens")
-            convolution_box = tuple(self.integer(line, "I", t) for t in tokens)
+            convolution_box = tuple(self.box_size(line, t) for t in tokens)
+            if any(self.number(line, "I", t) != size for t, size in zip(tokens, convolution_box)):
+                warnings.warn(f"{self.path}:{line}: 'I) {' '.join(tokens)}': GALFIT reads whole pixels; "
+                              f"convolution box read as {convolution_box[0]} {convolution_box[1]}", FeedmeWarning,
+                              stacklevel=2)
             if min(convolution_box) < 1:
                 raise self.error(line, f"'I)': convolution box sizes must be positive, got {convolution_box}")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..constraints import Range, RelativeRange, Tie
+from ..constraints import FactorRange, Range, RelativeRange, Tie
 from ..fitting import fit
 from ..model import Model, ModelError
 from .summary import SampleSummary
@@ -95,11 +95,15 @@ def _absolute_constraints(model: Model) -> tuple:
     refit started from the best fit keeps the original range."""
     out = []
     for c in model.constraints:
-        if isinstance(c, RelativeRange):
+        if isinstance(c, (RelativeRange, FactorRange)):
             v0 = np.unique(np.asarray(model.components[c.component - 1].values[c.name], dtype=np.float64))
             if v0.size != 1:
                 raise ModelError(f"constraint '{c.describe()}': needs one initial value for the batch")
-            out.append(Range(c.component, c.name, float(v0[0]) + c.below, float(v0[0]) + c.above))
+            start = float(v0[0])
+            if isinstance(c, FactorRange):
+                out.append(Range(c.component, c.name, start / c.factor, start * c.factor))
+            else:
+                out.append(Range(c.component, c.name, start + c.below, start + c.above))
         else:
             out.append(c)
     return tuple(out)
