@@ -70,7 +70,7 @@ def _feedme_record(text: str, path: str, record: dict) -> None:
         constraints_text = (base / feedme.constraint_file).read_text(errors="replace")
         constraints = parse_constraints(constraints_text, feedme.constraint_file,
                                         [c.profile for c in feedme.components])
-        record["constraints"] = [repr(c) for c in constraints]
+        record["constraints"] = [c.describe() for c in constraints]
 
 
 def _constraints_record(text: str, path: str, record: dict) -> None:
@@ -94,7 +94,7 @@ def _constraints_record(text: str, path: str, record: dict) -> None:
                 first_error = first_error or err
         else:
             raise first_error
-    record["constraints"] = [repr(c) for c in understood]
+    record["constraints"] = [c.describe() for c in understood]
 
 
 def _imfit_record(text: str, path: str, record: dict) -> None:
