@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pytest
 from astropy.io import fits
+from scipy.optimize import brentq
+from scipy.stats import truncnorm
 
 from galprof.io import InputError, exposure_time, read_image, read_mask, sigma_from_header, sky_statistics
 from galprof.io.fits_io import DEFAULT_GAIN
@@ -190,6 +192,16 @@ def checkerboard(sky=10.0, d=2.0, n=20):
     return data
 
 
+def unclipped(rms, limit):
+    """sigma of the normal whose part within +-limit has standard deviation rms (scipy's truncnorm):
+    what the sigma recipe reports as sky_rms for kept pixels of RMS ``rms`` clipped at ``limit``."""
+    return brentq(lambda s: truncnorm(-limit / s, limit / s, scale=s).std() - rms, rms, 3 * rms)
+
+
+#: the checkerboard's sky RMS as the sigma recipe reports it (kept RMS 2 ADU, clipped at 3 x 2 ADU)
+CHECKER_RMS = unclipped(2.0, 6.0)
+
+
 def test_sky_statistics_hand_computed():
     level, rms, n = sky_statistics(checkerboard())
     # the four 1000-ADU pixels are clipped; the rest are 198 x 8 and 198 x 12
@@ -213,22 +225,24 @@ def test_sigma_measured_background():
     header = fits.Header([("GAIN", 2.0), ("NCOMBINE", 3), ("RDNOISE", 5.0)])
     sigma, description = sigma_from_header(data, header)
     g = 2.0 * 3
-    # sigma^2 = max(data - sky, 0)/g + rms^2 with sky = 10, rms = 2
-    assert sigma[0, 0] == pytest.approx(math.sqrt(0 + 4.0))          # data 8
-    assert sigma[0, 1] == pytest.approx(math.sqrt(2 / g + 4.0))      # data 12
-    assert sigma[5, 5] == pytest.approx(math.sqrt(990 / g + 4.0))    # data 1000
+    # sigma^2 = max(data - sky, 0)/g + rms^2 with sky = 10, rms = CHECKER_RMS (2 ADU, unclipped)
+    rms2 = CHECKER_RMS**2
+    assert sigma[0, 0] == pytest.approx(math.sqrt(0 + rms2))          # data 8
+    assert sigma[0, 1] == pytest.approx(math.sqrt(2 / g + rms2))      # data 12
+    assert sigma[5, 5] == pytest.approx(math.sqrt(990 / g + rms2))    # data 1000
     assert sigma.dtype == np.float64 and sigma.shape == data.shape
-    for fragment in ("GAIN=2", "NCOMBINE=3", "sky=10", "sky_rms=2", "396 pixels", "max(data - sky, 0)"):
+    for fragment in ("GAIN=2", "NCOMBINE=3", "sky=10", f"sky_rms={CHECKER_RMS:.6g}", "396 pixels",
+                     "max(data - sky, 0)"):
         assert fragment in description
 
 
 def test_sigma_atodgain_and_defaults():
     data = checkerboard()
     sigma, description = sigma_from_header(data, fits.Header([("ATODGAIN", 4.0)]))
-    assert sigma[5, 5] == pytest.approx(math.sqrt(990 / 4.0 + 4.0))
+    assert sigma[5, 5] == pytest.approx(math.sqrt(990 / 4.0 + CHECKER_RMS**2))
     assert "ATODGAIN=4" in description
     sigma, description = sigma_from_header(data, fits.Header())
-    assert sigma[5, 5] == pytest.approx(math.sqrt(990 / DEFAULT_GAIN + 4.0))
+    assert sigma[5, 5] == pytest.approx(math.sqrt(990 / DEFAULT_GAIN + CHECKER_RMS**2))
     assert DEFAULT_GAIN == 7.0
     assert "GALFIT's default" in description and "NCOMBINE=1" in description
     sigma_none, _ = sigma_from_header(data, None)
@@ -264,8 +278,8 @@ def test_sigma_mask_excludes_pixels_from_background():
     mask = np.zeros(data.shape, dtype=bool)
     mask[10:, :] = True
     sigma, description = sigma_from_header(data, fits.Header([("GAIN", 1.0)]), mask=mask)
-    assert "sky=10" in description and "sky_rms=2 " in description
-    assert sigma[0, 0] == pytest.approx(2.0)
+    assert "sky=10" in description and f"sky_rms={CHECKER_RMS:.6g} " in description
+    assert sigma[0, 0] == pytest.approx(CHECKER_RMS)
 
 
 def test_sigma_rate_units_warn():

@@ -24,7 +24,9 @@ from .feedme import (
 )
 from .fits_io import (
     InputError,
+    SigmaImageWarning,
     exposure_time,
+    image_unit_kind,
     read_image,
     read_mask,
     sigma_from_header,
@@ -45,11 +47,13 @@ __all__ = [
     "FeedmeComponent",
     "FeedmeError",
     "InputError",
+    "SigmaImageWarning",
     "append_fit_log",
     "exposure_time",
     "format_feedme",
     "format_parameter",
     "galfit_header_cards",
+    "image_unit_kind",
     "next_restart_path",
     "parse_feedme",
     "read_feedme",

@@ -25,6 +25,8 @@ __all__ = [
     "sigma_from_header",
     "exposure_time",
     "sky_statistics",
+    "image_unit_kind",
+    "SigmaImageWarning",
     "DEFAULT_GAIN",
     "DEFAULT_NCOMBINE",
 ]
@@ -34,6 +36,13 @@ __all__ = [
 DEFAULT_GAIN = 7.0
 #: Number of combined exposures assumed when NCOMBINE is absent.
 DEFAULT_NCOMBINE = 1.0
+
+
+class SigmaImageWarning(UserWarning):
+    """GALFIT's sigma image (``C) none``) is being made from an image that does not look
+    like counts: BUNIT names a count rate or a calibrated flux, or the background scatter
+    is smaller than the Poisson noise of the background level itself. The source's Poisson
+    term is then wrong; give a sigma image instead (or convert the image to counts)."""
 
 _FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fz", ".fits.fz")
 
@@ -252,13 +261,41 @@ def exposure_time(header) -> float:
     return 1.0 if value is None else value
 
 
+def _clipped_normal_factor(t: float) -> float:
+    """std of a unit normal truncated to [-t, t]: sqrt(1 - 2 t phi(t) / (2 Phi(t) - 1))."""
+    phi = math.exp(-0.5 * t * t) / math.sqrt(2.0 * math.pi)
+    inside = math.erf(t / math.sqrt(2.0))  # 2 Phi(t) - 1
+    return math.sqrt(max(1.0 - 2.0 * t * phi / inside, 1e-12))
+
+
+def _unclipped_rms(rms: float, limit: float) -> float:
+    """The sigma of a normal distribution whose part within +-``limit`` (same units) has
+    standard deviation ``rms``: solves rms = sigma * f(limit / sigma) by fixed-point
+    iteration (f: :func:`_clipped_normal_factor`; converges in a few steps for limit >~ 2 rms)."""
+    sigma = rms
+    for _ in range(50):
+        updated = rms / _clipped_normal_factor(limit / sigma)
+        if abs(updated - sigma) <= 1e-12 * sigma:
+            return updated
+        sigma = updated
+    return sigma
+
+
 def sky_statistics(data: np.ndarray, mask: np.ndarray | None = None, *, nsigma: float = 3.0,
-                   max_iterations: int = 20) -> tuple[float, float, int]:
+                   max_iterations: int = 20, unbiased: bool = False) -> tuple[float, float, int]:
     """Background level and RMS by iterative sigma clipping.
 
     Pixels more than ``nsigma`` standard deviations from the median are rejected until
     no more are; the level is the median and the RMS the (population) standard
     deviation of the kept pixels.
+
+    Clipping a Gaussian at +-3 of its own (shrinking) standard deviation cuts its tails:
+    the plain RMS of the kept pixels is then about 1.5 % below the true sigma (the
+    fixed point of s = sigma f(3 s / sigma), f(t) = sqrt(1 - 2 t phi(t) / (2 Phi(t) - 1))
+    the standard deviation of a unit normal truncated to [-t, t]). With ``unbiased``
+    that is undone: the RMS returned is the sigma of the normal distribution whose part
+    within the final clipping limit (``nsigma`` x the kept pixels' RMS) has the kept
+    pixels' RMS. This assumes Gaussian background noise (as is sky plus read noise).
 
     Parameters
     ----------
@@ -266,13 +303,15 @@ def sky_statistics(data: np.ndarray, mask: np.ndarray | None = None, *, nsigma: 
         Image [ADU]; non-finite pixels are ignored.
     mask : numpy.ndarray of bool, optional
         True for pixels to ignore.
+    unbiased : bool
+        Correct the RMS for the clipping of Gaussian tails (see above).
 
     Returns
     -------
     level : float
         Median of the kept pixels [ADU] (NaN when no pixel is usable).
     rms : float
-        Their standard deviation [ADU] (NaN when fewer than 2).
+        Their standard deviation [ADU] (NaN when fewer than 2), corrected with ``unbiased``.
     n : int
         Number of pixels kept.
     """
@@ -295,52 +334,125 @@ def sky_statistics(data: np.ndarray, mask: np.ndarray | None = None, *, nsigma: 
             break
         kept = kept[keep]
     rms = float(kept.std()) if kept.size >= 2 else float("nan")
+    if unbiased and math.isfinite(rms) and rms > 0:
+        rms = _unclipped_rms(rms, nsigma * rms)
     return float(np.median(kept)), rms, int(kept.size)
 
 
-def _looks_like_rate(header) -> str | None:
+_RATE_UNITS = ("/s", "/sec", "/second", "/seconds", "s-1", "s**-1", "s^-1", "sec-1", "cps", "persec", "persecond")
+_FLUX_UNITS = ("jy", "maggie", "nmgy", "erg", "w/m", "w.m")
+_COUNT_UNITS = ("adu", "adus", "dn", "dns", "count", "counts", "electron", "electrons", "e", "e-", "photon",
+                "photons", "data number", "datanumber")
+
+
+def image_unit_kind(header) -> tuple[str, str | None]:
+    """What the BUNIT card of ``header`` says the pixels hold: (kind, BUNIT as written).
+
+    kind is ``"rate"`` (counts, electrons or ADU per second: a unit ending in ``/s``,
+    ``s-1``, ``cps`` ...), ``"flux"`` (a calibrated flux: Jy, maggies, erg ...),
+    ``"counts"`` (ADU, DN, counts, electrons, photons) or ``"unknown"`` (no BUNIT, or a
+    unit not recognised). GALFIT's sigma recipe needs ``"counts"``: pixel x GAIN must be
+    electrons.
+    """
     if header is None or "BUNIT" not in header:
-        return None
+        return "unknown", None
     unit = str(header["BUNIT"]).strip()
     compact = unit.lower().replace(" ", "")
-    if compact.endswith(("/s", "/sec", "/second", "s-1", "s**-1", "s^-1")):
-        return unit
+    if any(word in compact for word in _FLUX_UNITS) or compact.startswith("mag"):  # erg/s/cm2: a flux, not a rate
+        return "flux", unit
+    if compact.endswith(_RATE_UNITS) or "/s/" in compact or "s-1" in compact:
+        return "rate", unit
+    if compact in _COUNT_UNITS or unit.lower() in _COUNT_UNITS:
+        return "counts", unit
+    return "unknown", unit
+
+
+def _units_problem(header, gain: float, ncombine: float, level: float, rms: float, n_sky: int,
+                   min_sky_pixels: int) -> str | None:
+    """Why the image does not look like counts (a message), or None.
+
+    Two tests: GALFIT's documented one (the pixels must be counts, not counts per second:
+    BUNIT, and EXPTIME, which is then 1 for a rate image but the exposure time here), and
+    a physical one: in counts, the background scatter cannot be much smaller than the
+    Poisson noise of the background level itself, sky_rms^2 >= sky / (GAIN x NCOMBINE)
+    (read noise only adds). It is applied when the background level is positive (not
+    sky-subtracted); less than a quarter of that variance means another unit or a GAIN
+    that does not apply to these pixels.
+    """
+    kind, unit = image_unit_kind(header)
+    exptime, _ = _header_float(header, ("EXPTIME",))
+    if kind == "rate":
+        note = (f"BUNIT={unit!r} is a count rate, but GALFIT's sigma image (C) none) needs counts (pixel x GAIN = "
+                "electrons): the source's Poisson variance is then too large by the exposure time")
+        if exptime is not None and exptime != 1.0:
+            note += (f"; and EXPTIME={exptime:g} is not 1 as GALFIT expects for a rate image, so the magnitudes "
+                     f"(J - 2.5 log10(flux / EXPTIME)) are {2.5 * math.log10(exptime):+.3f} mag off too")
+        return note + "; multiply the image by the exposure time (and set EXPTIME to it), or give a sigma image"
+    if kind == "flux":
+        return (f"BUNIT={unit!r} is a calibrated flux, not counts: GALFIT's sigma image (C) none) needs pixel x "
+                "GAIN = electrons, so its Poisson term is meaningless here; give a sigma image")
+    if n_sky >= min_sky_pixels and math.isfinite(rms) and rms > 0 and level > 0:
+        poisson = level / (gain * ncombine)
+        if rms**2 < 0.25 * poisson:
+            return (f"the background scatter (sky_rms={rms:.4g}) is less than half the Poisson noise of the "
+                    f"background level itself (sqrt(sky/(GAIN*NCOMBINE)) = {math.sqrt(poisson):.4g} for "
+                    f"sky={level:.4g}, GAIN*NCOMBINE={gain * ncombine:g}): the image is probably not in counts "
+                    "(counts per second?) or GAIN does not apply to its units, and the source's Poisson term of "
+                    "GALFIT's sigma image (C) none) is then wrong; give a sigma image")
     return None
 
 
 def sigma_from_header(data: np.ndarray, header, *, mask: np.ndarray | None = None,
-                      min_sky_pixels: int = 10) -> tuple[np.ndarray, str]:
-    """GALFIT-style sigma image [ADU] for when no sigma image is given (``C) none``).
+                      min_sky_pixels: int = 10, unbiased: bool = True) -> tuple[np.ndarray, str]:
+    """GALFIT 3's sigma image [ADU] for when no sigma image is given (``C) none``).
 
-    The data must be in counts (ADU), not counts per second: GALFIT's documentation
-    asks for that, and so does this recipe; EXPTIME is therefore not used here (only in
-    magnitudes). Header keywords and defaults, as GALFIT documents them:
+    What GALFIT documents (users.obs.carnegiescience.edu/peng/work/galfit/: the
+    advisory page, "When one doesn't have an input sigma image" and "Three image header
+    keywords"; the FAQ SIGMA_GEN.html; the sigma/chi^2 FAQ CHI2.html):
 
-    * ``GAIN`` (or ``ATODGAIN``) [e-/ADU], default 7 (:data:`DEFAULT_GAIN`);
-    * ``NCOMBINE``, the number of exposures averaged into the image, default 1;
-    * ``RDNOISE`` [e-], default 0, used only in the fallback below.
+    * without a sigma image GALFIT creates one internally from the data; the pixels must
+      be in counts, not counts per second: what it needs is pixel x GAIN = electrons;
+    * it reads GAIN (or ATODGAIN) [e-/ADU], NCOMBINE (the number of images *averaged*)
+      and EXPTIME, with defaults GAIN=7, NCOMBINE=1, EXPTIME=1 (:data:`DEFAULT_GAIN`,
+      :data:`DEFAULT_NCOMBINE`); EXPTIME enters the magnitudes only (1 for an image in
+      flux units, the total exposure time for an image in counts, the single-exposure
+      time T for an average of N exposures of T seconds);
+    * in GALFIT 3, RDNOISE "is no longer an important parameter": it "is now
+      automatically estimated along with the background noise", as the sigma image need
+      not tell sky Poisson noise from read noise;
+    * sigma(x, y) is the Poisson (Gaussian) 1-sigma deviate of the flux at (x, y), in the
+      image's units.
 
-    With g = GAIN x NCOMBINE (so that ADU x g is electrons):
+    The sky-estimation algorithm itself is not documented; galprof's, with
+    g = GAIN x NCOMBINE (an average of N exposures of ADU x GAIN electrons each holds
+    ADU x GAIN x N electrons, whose Poisson sigma is sqrt(ADU x GAIN x N) e- =
+    sqrt(ADU / g) ADU of the average):
 
-    1. GALFIT 3 measures the background noise from the image itself (its documentation
-       says RDNOISE is "automatically estimated along with the background noise").
-       We follow that: the sky level and RMS are found by iterative 3-sigma clipping of
-       the (unmasked, finite) pixels, :func:`sky_statistics`, and
+    1. the sky level and RMS of the (unmasked, finite) pixels by iterative 3-sigma
+       clipping, the RMS corrected for the clipped Gaussian tails
+       (:func:`sky_statistics` with ``unbiased=True``), and
 
-           sigma^2 = max(data - sky, 0) / g + sky_rms^2          [ADU^2]
+           sigma^2 = sky_rms^2 + max(data - sky, 0) / g          [ADU^2]
 
-       i.e. the measured background noise (sky photon noise and read noise together)
-       plus the Poisson noise of the source light above the sky. This works whether or
-       not the sky has been subtracted from the image.
+       the measured background noise (sky photons and read noise together) plus the
+       Poisson noise of the source's own electrons. This works whether or not the sky has
+       been subtracted from the image.
     2. When no background RMS can be measured (fewer than ``min_sky_pixels`` usable
        pixels, or an RMS of 0 as in a noiseless simulation), the CCD equation from the
-       header alone is used:
+       header alone, with RDNOISE [e-] (default 0; GALFIT 3 uses RDNOISE only when the
+       sky value is given by hand):
 
            sigma^2 = max(data, 0) / g + NCOMBINE * RDNOISE^2 / g^2   [ADU^2]
 
     Pixels where this gives sigma <= 0, or whose data are not finite, get sigma = 0;
-    the likelihood masks such pixels (with a warning). When BUNIT looks like a rate
-    (``.../s``) a warning is issued: the Poisson term is then underestimated by EXPTIME.
+    the likelihood masks such pixels (with a warning).
+
+    A :class:`SigmaImageWarning` is issued (and noted in the description) when the
+    image does not look like counts (:func:`image_unit_kind`): BUNIT is a count rate
+    (then the source's Poisson variance is too large by the exposure time, and an EXPTIME
+    other than 1 also shifts the magnitudes, as GALFIT's advisory warns) or a calibrated
+    flux; or the measured background scatter is less than half the Poisson noise of the
+    (positive) background level, sky_rms^2 < sky / (4 g), which counts cannot give.
 
     Parameters
     ----------
@@ -354,6 +466,9 @@ def sigma_from_header(data: np.ndarray, header, *, mask: np.ndarray | None = Non
         Bad pixels (True) to leave out of the background statistics.
     min_sky_pixels : int
         Fewest usable pixels needed to measure the background.
+    unbiased : bool
+        Correct the clipped sky RMS for the Gaussian tails the clipping removed (default);
+        False gives the plain RMS of the kept pixels (galprof before issue 20, ~1.5 % low).
 
     Returns
     -------
@@ -382,14 +497,15 @@ def sigma_from_header(data: np.ndarray, header, *, mask: np.ndarray | None = Non
     g = gain * ncombine
     finite = np.isfinite(values)
 
-    level, rms, n_sky = sky_statistics(values, mask)
+    level, rms, n_sky = sky_statistics(values, mask, unbiased=unbiased)
     with np.errstate(invalid="ignore"):
         if n_sky >= min_sky_pixels and math.isfinite(rms) and rms > 0:
             variance = np.maximum(values - level, 0.0) / g + rms**2
             description = (
                 "sigma^2 = max(data - sky, 0)/(GAIN*NCOMBINE) + sky_rms^2 [ADU^2], with "
                 f"{gain_text}, {ncombine_text}, sky={level:.6g} ADU and sky_rms={rms:.6g} ADU measured by "
-                f"3-sigma clipping over {n_sky} pixels (read noise is part of sky_rms, as in GALFIT 3)"
+                f"3-sigma clipping over {n_sky} pixels ({'corrected for the clipped tails; ' if unbiased else ''}"
+                "read noise is part of sky_rms, as in GALFIT 3)"
             )
         else:
             variance = np.maximum(values, 0.0) / g + ncombine * rdnoise**2 / g**2
@@ -401,11 +517,9 @@ def sigma_from_header(data: np.ndarray, header, *, mask: np.ndarray | None = Non
     good = finite & (variance > 0)
     sigma = np.zeros_like(values)
     sigma[good] = np.sqrt(variance[good])
-    rate_unit = _looks_like_rate(header)
-    if rate_unit is not None:
-        note = (f"BUNIT={rate_unit!r} looks like a count rate; the sigma recipe expects counts, so the "
-                "source Poisson term is too small by a factor EXPTIME; give a sigma image (C)) instead")
-        warnings.warn(note, stacklevel=2)
+    note = _units_problem(header, gain, ncombine, level, rms, n_sky, min_sky_pixels)
+    if note is not None:
+        warnings.warn(note, SigmaImageWarning, stacklevel=2)
         description += "; WARNING: " + note
     n_zero = int(values.size - good.sum())
     if n_zero:
