@@ -34,7 +34,9 @@ class Component:
             (one per galaxy in a batch). Units as in :mod:`galprof.conventions`.
             Radial profiles also take GALFIT's shape modifiers: ``c0`` (boxy > 0,
             disky < 0) and Fourier modes ``f<m>_amp``, ``f<m>_phase`` [deg], m = 1..10
-            (see :mod:`galprof.profiles.modifiers`).
+            (see :mod:`galprof.profiles.modifiers`), bending modes ``b<m>`` [pix],
+            coordinate rotation ``rot_*`` and truncation ``trunc_*`` (see
+            :mod:`galprof.profiles.deformations`).
         fixed: names of parameters held fixed (all others are free).
         bounds: optional {name: (low, high)} replacing the default bounds.
         skip_in_residual: GALFIT's ``Z) 1``: fitted, but left in the residual image.

@@ -66,7 +66,7 @@ def test_galfitm_factor_ranges():
     ("1 n 3 to 1", "low < high"),
     ("1 n 1 to", "cannot read the range"),
     ("1 x offset", "two or more components"),
-    ("1 c0 -1 1", "not supported"),
+    ("1 alpha -1 1", "not supported"),
     ("1/2 re 0 3", "positive"),
     ("a_b x offset", "component field"),
     ("1 n", "expected"),

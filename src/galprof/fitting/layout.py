@@ -413,7 +413,8 @@ class ParameterLayout:
         phases + 90) and PA in (-90, 90]; Fourier amplitudes >= 0 with phases in
         (-180/m, 180/m] deg (the same shape).
 
-        Only applied to components whose q bounds allow q > 1.
+        Only applied to components whose q bounds allow q > 1, and not to components with
+        bending, coordinate rotation or truncation (``axes_swappable`` False), reported as fitted.
         """
         out = values.copy()
         for ci, comp in enumerate(self.model.components):
@@ -423,6 +424,8 @@ class ParameterLayout:
                     ipa = self.index(ci, "pa")
                     out[:, ipa] = canonical_pa_deg(out[:, ipa])
                 continue
+            if not getattr(profile, "axes_swappable", True):
+                continue  # bending, rotation, truncation: no axis swap or PA + 180 leaves them unchanged
             iq, ipa = self.index(ci, "q"), self.index(ci, "pa")
             swap = out[:, iq] > 1.0
             if swap.any():

@@ -13,25 +13,71 @@ One constraint per line, ``#`` starts a comment::
 The parameter is a name (``x, y, mag, re`` or ``rs`` (the component's size, whatever
 its profile calls it: R_e, R_s or FWHM), ``n``, ``beta``, ``q``, ``pa``, ``sky``,
 ``dsdx``, ``dsdy``) or the number of the component's parameter line in the feedme file
-(1 = x, 2 = y for positions; for the sky 1 = sky, 2 = dsdx, 3 = dsdy). Errors name the
-file and line.
+(1 = x, 2 = y for positions; for the sky 1 = sky, 2 = dsdx, 3 = dsdy). GALFIT's hidden
+parameters have the names of GALFIT's constraint documentation: ``c`` (or ``c0``: the
+generalised ellipse's C0), ``f<m>a`` and ``f<m>p`` (Fourier mode m's amplitude and phase),
+``b<m>`` (bending mode m) and ``r<k>`` (coordinate-rotation line R<k>: r1 inner radius,
+r2 outer radius, r3 rotation angle, r4 alpha or winding radius, r9 inclination, r10 sky
+PA). A truncation block (``T0)``) has a component number of its own, as in GALFIT; its
+parameters are named by line number (1 = x, 2 = y of T1, 4 = break radius, 5 =
+softening, 9 = q, 10 = PA) or ``x``, ``y``, ``q``, ``pa``. Errors name the file and line.
 """
 
 from __future__ import annotations
 
 import pathlib
 import re
+from dataclasses import dataclass
 
 from ..constraints import FactorRange, PairRange, Range, RelativeRange, Tie
+from ..profiles.modifiers import hidden_shape
 from .feedme import FeedmeError, profile_lines
 
-__all__ = ["parse_constraints", "read_constraints"]
+__all__ = ["ConstraintSlot", "constraint_slots", "parse_constraints", "read_constraints"]
+
+
+@dataclass(frozen=True)
+class ConstraintSlot:
+    """What component number N of a constraint file means (GALFIT numbers a truncation
+    block, ``T0)``, among the components).
+
+    Attributes:
+        profile: the component's profile name.
+        names: its parameter names (C0, Fourier, bending, rotation and truncation
+            parameters included); None: any of GALFIT's hidden parameters is accepted.
+        component: the number (1-based position) of the model component it belongs to.
+        truncation: for a truncation block, the prefix of its parameters in that
+            component (``trunc_out``, ``trunc_in_length``, ...); None for a component.
+    """
+
+    profile: str
+    names: tuple[str, ...] | None
+    component: int
+    truncation: str | None = None
+
+
+def constraint_slots(components) -> list[ConstraintSlot | None]:
+    """The slots, by GALFIT component number, of a feedme's components
+    (:class:`galprof.io.feedme.FeedmeComponent`: ``number``, ``profile``, ``values``,
+    ``truncation_blocks``); None for a number that is none of them."""
+    by_number: dict[int, ConstraintSlot] = {}
+    for position, comp in enumerate(components, start=1):
+        names = tuple(comp.values)
+        by_number[comp.number] = ConstraintSlot(comp.profile, names, position)
+        prefixes = {t.side: t.prefix for t in hidden_shape(names).truncations}
+        for side, number in getattr(comp, "truncation_blocks", ()):
+            by_number[number] = ConstraintSlot(comp.profile, names, position, prefixes[side])
+    return [by_number.get(n) for n in range(1, max(by_number, default=0) + 1)]
 
 _SIZE_NAMES = ("r_e", "r_s", "fwhm")
 _NAME_ALIASES = {"re": "size", "rs": "size", "r_e": "size", "r_s": "size", "fwhm": "size", "n": "n",
                  "x": "x", "y": "y", "mag": "mag", "q": "q", "pa": "pa", "beta": "beta", "powerlaw": "beta",
                  "sky": "sky", "dsdx": "dsdx", "dsdy": "dsdy"}
-_UNSUPPORTED_NAMES = ("c", "c0", "alpha", "gamma")
+_UNSUPPORTED_NAMES = ("alpha", "gamma")
+_HIDDEN_NAME = re.compile(r"^(?:(c0?)|f(\d+)([ap])|b(\d+)|r(\d+))$")
+_ROTATION_LINES = {"1": "rot_r_in", "2": "rot_r_out", "3": "rot_theta_out", "9": "rot_incl", "10": "rot_sky_pa"}
+_TRUNCATION_TOKENS = {"1": "x", "x": "x", "2": "y", "y": "y", "4": "break", "5": ("soft", "soft_at"), "9": "q",
+                      "q": "q", "10": "pa", "pa": "pa"}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eEdD][-+]?\d+)?"
 
 
@@ -39,8 +85,40 @@ def _number(text: str) -> float:
     return float(text.replace("d", "e").replace("D", "e"))
 
 
-def _parameter_of(profile: str, token: str) -> str | None:
-    """galprof's name of parameter ``token`` (name or line number) of a ``profile`` component."""
+def _hidden_parameter(token: str, names) -> str | None:
+    """galprof's name of GALFIT's hidden-parameter constraint name ``token`` (c, f1a, b2,
+    r3, ...), checked against the component's ``names`` (None: not checked)."""
+    match = _HIDDEN_NAME.match(token.lower())
+    if match is None:
+        return None
+    c0, mode, part, bending, rotation = match.groups()
+    if c0 is not None:
+        name = "c0"
+    elif mode is not None:
+        name = f"f{int(mode)}_{'amp' if part == 'a' else 'phase'}"
+    elif bending is not None:
+        name = f"b{int(bending)}"
+    elif str(int(rotation)) == "4":
+        name = "rot_r_ws" if names is not None and "rot_r_ws" in names else "rot_alpha"
+    else:
+        name = _ROTATION_LINES.get(str(int(rotation)))
+    return name if name is not None and (names is None or name in names) else None
+
+
+def _parameter_of(profile, token: str) -> str | None:
+    """galprof's name of parameter ``token`` (name or line number) of a ``profile``
+    component (a profile name or a :class:`ConstraintSlot`)."""
+    if isinstance(profile, ConstraintSlot):
+        if profile.truncation is not None:
+            whats = _TRUNCATION_TOKENS.get(token.lower(), ())
+            names = [f"{profile.truncation}_{w}" for w in ((whats,) if isinstance(whats, str) else whats)]
+            return next((n for n in names if n in profile.names), None)
+        hidden = _hidden_parameter(token, profile.names)
+        if hidden is not None or _HIDDEN_NAME.match(token.lower()):
+            return hidden
+        profile = profile.profile
+    elif _HIDDEN_NAME.match(token.lower()):
+        return _hidden_parameter(token, None)
     lines = profile_lines(profile)
     names = [n for group in lines.values() for n in group]
     if token.isdigit():
@@ -61,7 +139,10 @@ def parse_constraints(text: str, path: str, profiles: list[str]):
         text: the file's content.
         path: its name, for messages.
         profiles: the profile of each component of the feedme, in order (component
-            numbers in the file are 1-based positions in this list).
+            numbers in the file are 1-based positions in this list): a profile name, or
+            a :class:`ConstraintSlot` (:func:`constraint_slots`: GALFIT's numbering,
+            with truncation blocks, and the component's hidden parameters checked);
+            the constraints then number the model's components.
 
     Returns:
         a list of :mod:`galprof.constraints` objects.
@@ -93,7 +174,7 @@ def parse_constraints(text: str, path: str, profiles: list[str]):
             fail(f"component field {comps_text!r} is not N, N_M_..., N-M or N/M")
         names = []
         for c in comps:
-            if not 1 <= c <= len(profiles):
+            if not 1 <= c <= len(profiles) or profiles[c - 1] is None:
                 fail(f"there is no component {c} (the feedme has {len(profiles)})")
             name = _parameter_of(profiles[c - 1], param_text)
             if name is None and re.fullmatch(r"[a-z]+\d*_\d+", param_text.lower()):
@@ -102,8 +183,12 @@ def parse_constraints(text: str, path: str, profiles: list[str]):
             if name is None:
                 if param_text.lower() in _UNSUPPORTED_NAMES:
                     fail(f"parameter {param_text!r} (GALFIT's hidden or Nuker parameters) is not supported by galprof")
-                fail(f"component {c} ({profiles[c - 1]}) has no parameter {param_text!r}")
+                slot = profiles[c - 1]
+                what = slot if isinstance(slot, str) else slot.profile if slot.truncation is None else "truncation"
+                fail(f"component {c} ({what}) has no parameter {param_text!r}")
             names.append(name)
+        comps = [p.component if isinstance(p, ConstraintSlot) else c for c, p in zip(comps, (profiles[c - 1]
+                                                                                         for c in comps))]
         if len(set(names)) != 1 and not all(n in _SIZE_NAMES for n in names):
             fail(f"parameter {param_text!r} means different things in components {comps}: {names}")
         name = names[0] if len(set(names)) == 1 else tuple(names)

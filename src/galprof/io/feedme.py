@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from ..errors import FeedmeError
 from ..profiles import EllipticalProfile, available_profiles, get_profile
-from ..profiles.modifiers import profile_for_values
+from ..profiles.modifiers import TRUNCATION_LINES, hidden_shape, profile_for_values
 from .fits_io import InputError, split_extension
 
 __all__ = [
@@ -46,8 +46,8 @@ __all__ = [
 # The GALFIT <-> galprof vocabulary (the only place where GALFIT line numbers appear).
 # ----------------------------------------------------------------------------------------
 
-#: GALFIT's hidden lines galprof reads: C0 (generalised ellipse) and F1..F10 (Fourier
-#: modes, amplitude and phase); the rest (bending B, rotation R, truncation T) is refused.
+#: GALFIT's hidden lines C0 (generalised ellipse) and F1..F10 (Fourier modes, amplitude
+#: and phase); bending B, rotation R and truncation T lines are read by ``_Parser.hidden_line``.
 _MODIFIER_KEY = re.compile(r"^(C0|F([1-9]|10))$", re.IGNORECASE)
 _MODIFIER_COMMENTS = {"C0": "traditional diskyness(-)/boxyness(+)"}
 
@@ -76,8 +76,9 @@ def profile_lines(profile: str, names=None) -> dict[str, tuple[str, ...]]:
 
     Line 1 carries two values (x, y) and two flags; an F line a Fourier amplitude and
     phase. ``names`` (the component's parameter names) adds the lines of its shape
-    modifiers (C0, F<m>). Taken from the profile's :class:`ParameterSpec` declarations,
-    so a registered profile needs no entry here.
+    modifiers (C0, F<m>, B<m>, R<k>; a truncation's lines are keyed ``TI<k>`` / ``TO<k>``:
+    line T<k> of the truncation block its ``Ti)`` / ``To)`` line names). Taken from the
+    profile's :class:`ParameterSpec` declarations, so a registered profile needs no entry here.
     """
     cls = _profile_class(profile)
     if cls is None:
@@ -87,10 +88,13 @@ def profile_lines(profile: str, names=None) -> dict[str, tuple[str, ...]]:
     return cls.galfit_lines()
 
 
-def _line_comment(profile: str, key: str) -> str:
-    cls = _profile_class(profile)
-    if key in cls.galfit_comments:
-        return cls.galfit_comments[key]
+def _line_comment(profile: str, key: str, names=None) -> str:
+    """The comment written after line ``key)`` of a ``profile`` component (with parameter
+    ``names``: of its shape-modified variant, e.g. a truncated one's surface brightness)."""
+    base = _profile_class(profile)
+    cls = base if names is None else profile_for_values(base, names)
+    if key in base.galfit_comments and (key != "3" or cls.amplitude_kind == base.amplitude_kind):
+        return base.galfit_comments[key]
     if key.upper() in _MODIFIER_COMMENTS:
         return _MODIFIER_COMMENTS[key.upper()]
     if key.upper().startswith("F"):
@@ -98,6 +102,28 @@ def _line_comment(profile: str, key: str) -> str:
     names = cls.galfit_lines().get(key, ())
     return ", ".join(f"{cls.spec(n).description} [{cls.spec(n).unit}]" if cls.spec(n).unit else cls.spec(n).description
                      for n in names)
+
+
+def _truncation_lines(comp: FeedmeComponent, vals: dict[str, float], number: int, side: str) -> list[str]:
+    """GALFIT's truncation block ``number`` (``T0) type`` and its T1, T4, T5, T9, T10 lines)
+    holding ``comp``'s ``side`` ("in" / "out") truncation."""
+    truncation = next(t for t in hidden_shape(comp.values).truncations if t.side == side)
+    out = ["", f"# Component number: {number}  ({_SIDE[side]} truncation of component {comp.number})",
+           f"T0) {truncation.galfit_type:<22s} #  truncation type"]
+    comments = {"1": "Position x, y (optional: default the component's) [pix]",
+                "4": "Break radius (99% normal flux) [pix]",
+                "5": "Softening radius (1% normal flux) [pix]" if truncation.softening == "radius"
+                else "Softening length (1% normal flux) [pix]",
+                "9": "Axis ratio (optional)", "10": "Position angle (optional) [deg: Up=0, Left=90]"}
+    by_line: dict[str, list[str]] = {}
+    for name in truncation.parameter_names:
+        by_line.setdefault(TRUNCATION_LINES[name[len(truncation.prefix) + 1:]], []).append(name)
+    for line in sorted(by_line, key=int):
+        names = by_line[line]
+        nums = " ".join(_fmt_number(vals[n]) for n in names)
+        flags = " ".join(_fmt_flag(comp.free[n]) for n in names)
+        out.append(f"{'T' + line + ')':<4s}{nums + '  ' + flags:<23s}#  {comments[line]}")
+    return out
 
 
 #: Sky gradients may be left out of a feedme; they are then 0 and fixed.
@@ -115,6 +141,15 @@ _REQUIRED_CONTROL = {"A": "input image", "B": "output image block", "H": "fit re
 _KEY_LINE = re.compile(r"^\s*([A-Za-z0-9]+)\)(.*)$")
 _RULE_LINE = re.compile(r"^\s*=+\s*$")
 _HIDDEN_KEY = re.compile(r"^([BR]\d+|T[oi0-9]\d*)$", re.IGNORECASE)
+#: R0) names of the rotation functions (GALFIT: power, log, none; "powerlaw" as GALFITM's tests write it)
+_ROTATION_FUNCTIONS = {"power": "power", "powerlaw": "power", "log": "log", "logarithmic": "log", "tanh": "tanh",
+                       "none": None}
+_SIDE = {"in": "inner", "out": "outer"}
+_ROTATION_NAMES = {"1": "rot_r_in", "2": "rot_r_out", "3": "rot_theta_out", "9": "rot_incl", "10": "rot_sky_pa"}
+#: T0) types galprof reads: the geometry and whether T5 is a softening length or (type 2) radius
+_TRUNCATION_TYPES = {"radial": ("radial", "length"), "radial2": ("radial", "radius"),
+                     "length": ("length", "length"), "length2": ("length", "radius"),
+                     "height": ("height", "length"), "height2": ("height", "radius")}
 # ----------------------------------------------------------------------------------------
 # Data classes
 # ----------------------------------------------------------------------------------------
@@ -127,7 +162,8 @@ class FeedmeComponent:
     Attributes
     ----------
     number : int
-        1-based position of the component in the file.
+        1-based position of the component in the file: GALFIT's component number, which
+        counts truncation blocks (``T0)``) too.
     profile : str
         GALFIT / galprof component name: ``sersic``, ``devauc``, ``expdisk``,
         ``gaussian``, ``moffat``, ``psf`` or ``sky``.
@@ -143,6 +179,11 @@ class FeedmeComponent:
         Internal name -> line of the file that set it (for error messages); key
         ``"profile"`` holds the line of the ``0)`` line. Parameters given defaults
         (sky gradients left out) point at the ``0)`` line. Not used in comparisons.
+    truncation_blocks : tuple of (str, int)
+        ``("in" | "out", N)``: the component's ``Ti) N`` / ``To) N`` lines, N the number of
+        the ``T0)`` block whose parameters are the component's ``trunc_in_*`` /
+        ``trunc_out_*`` values (see :mod:`galprof.profiles.modifiers`); the writer puts
+        the blocks back at these numbers.
     """
 
     number: int
@@ -151,6 +192,7 @@ class FeedmeComponent:
     free: dict[str, bool]
     skip_in_residual: bool = False
     line_numbers: dict[str, int] = field(default_factory=dict, compare=False)
+    truncation_blocks: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -276,6 +318,7 @@ class _Parser:
         self.path = path
         self.control: dict[str, tuple[list[str], int]] = {}
         self.components: list[dict] = []
+        self.truncations: list[dict] = []  # GALFIT's truncation blocks (T0) ...), in file order
         self.current: dict | None = None
         self.comment = ""  # the current line's comment (after '#')
 
@@ -300,10 +343,14 @@ class _Parser:
             self.control_line(number, ukey, tokens)
         elif key == "0":
             self.start_component(number, tokens)
+        elif ukey == "T0":
+            self.start_truncation(number, tokens)
         elif self.current is None:
             if key[0].isalpha() and ukey != "Z" and not _HIDDEN_KEY.match(key):
                 raise self.error(number, f"galprof does not support the control line '{key})' yet")
             raise self.error(number, f"parameter line '{key})' appears before any '0) type' component line")
+        elif "truncation" in self.current:
+            self.truncation_line(number, key, tokens)
         else:
             self.component_line(number, key, tokens)
 
@@ -387,8 +434,8 @@ class _Parser:
             comp["skip"] = tokens[0] == "1"
             return
         if _HIDDEN_KEY.match(key):
-            raise self.error(number, f"galprof does not support GALFIT's hidden parameter line '{key})' "
-                                     "(bending B, rotation R or truncation T modes) yet")
+            self.hidden_line(number, key, tokens)
+            return
         if _MODIFIER_KEY.match(key):
             cls = _profile_class(profile)
             if not (issubclass(cls, EllipticalProfile) and cls.radial):
@@ -431,6 +478,147 @@ class _Parser:
             comp["values"][name] = value
             comp["free"][name] = flag
             comp["lines"][name] = number
+
+    # -- GALFIT's bending (B), coordinate rotation (R) and truncation (T) lines --------------
+    def hidden_line(self, number: int, key: str, tokens: list[str]) -> None:
+        """A component's ``B<m>) amplitude flag``, ``R0) function``, ``R<k>) value flag``
+        (k = 1-4, 9, 10) or ``Ti) N`` / ``To) N`` (inner / outer truncation by the ``T0)``
+        block numbered N); see :mod:`galprof.profiles.modifiers` for their parameters."""
+        comp = self.current
+        ukey = key.upper()
+        cls = _profile_class(comp["profile"])
+        if not (issubclass(cls, EllipticalProfile) and cls.radial):
+            raise self.error(number, f"line '{key})': a {comp['profile']} component takes no bending, rotation or "
+                                     "truncation (they apply to radial elliptical profiles)")
+        if ukey in ("TI", "TO"):
+            if len(tokens) != 1:
+                raise self.error(number, f"'{key})' names one truncation block (its component number), got "
+                                         f"{' '.join(tokens) or 'nothing'!r}")
+            side = "in" if ukey == "TI" else "out"
+            comp.setdefault("truncation_refs", []).append((side, self.integer(number, key, tokens[0]), number))
+            return
+        if ukey.startswith("T"):
+            raise self.error(number, f"line '{key})' belongs in a truncation block, which opens with 'T0) radial' "
+                                     "and which a component names on its 'Ti)' or 'To)' line")
+        if ukey.startswith("B"):
+            if not 1 <= int(ukey[1:]) <= 10:
+                raise self.error(number, f"bending modes run from B1) to B10), got '{key})'")
+            (value,), (flag,) = self.values_and_flags(number, key, tokens, 1)
+            name = f"b{int(ukey[1:])}"
+            comp["values"][name], comp["free"][name], comp["lines"][name] = value, flag, number
+            return
+        if ukey == "R0":
+            kind = tokens[0].lower() if len(tokens) == 1 else None
+            if kind not in _ROTATION_FUNCTIONS:
+                raise self.error(number, f"'R0) {' '.join(tokens)}': the rotation function is one of power, log, "
+                                         "tanh or none")
+            comp["rotation"] = (_ROTATION_FUNCTIONS[kind], number)
+            return
+        if ukey[1:] not in ("1", "2", "3", "4", "9", "10"):
+            raise self.error(number, f"'{key})' is not a coordinate-rotation line (R0)-R4), R9), R10))")
+        (value,), (flag,) = self.values_and_flags(number, key, tokens, 1)
+        comp.setdefault("rotation_lines", {})[ukey[1:]] = (value, flag, number)
+
+    def start_truncation(self, number: int, tokens: list[str]) -> None:
+        """``T0) type``: a truncation block, a component of its own in GALFIT's numbering."""
+        kind = tokens[0].lower() if tokens else ""
+        if kind not in _TRUNCATION_TYPES:
+            raise self.error(number, f"'T0) {' '.join(tokens)}': galprof reads the truncation types "
+                                     f"{', '.join(_TRUNCATION_TYPES)} (not GALFIT's inclined 'b' types)")
+        self.current = {"truncation": kind, "line": number, "values": {}, "free": {}, "lines": {}, "seen": {},
+                        "after": len(self.components), "number": len(self.components) + len(self.truncations) + 1}
+        self.truncations.append(self.current)
+
+    def truncation_line(self, number: int, key: str, tokens: list[str]) -> None:
+        """A line of a truncation block: T1) x y fx fy (its own centre), T4) break radius,
+        T5) softening length (type 2: softening radius), T9) q, T10) PA; Z) is ignored."""
+        block = self.current
+        ukey = key.upper()
+        if ukey in block["seen"]:
+            raise self.error(number, f"line '{key})' given twice in truncation block {block['number']} "
+                                     f"(first at line {block['seen'][ukey]})")
+        block["seen"][ukey] = number
+        if ukey == "Z":
+            return
+        if tokens and tokens[-1].lower() in _GALFITM_BASES:
+            tokens = tokens[:-1]
+        geometry, softening = _TRUNCATION_TYPES[block["truncation"]]
+        what = {"1": ("x", "y"), "4": ("break",), "5": ("soft_at" if softening == "radius" else "soft",),
+                "9": ("q",), "10": ("pa",)}.get(ukey[1:]) if re.fullmatch(r"T\d+", ukey) else None
+        if what is None:
+            raise self.error(number, f"line '{key})' is not a line of a truncation block (T0) type, T1) x y, "
+                                     "T4) break radius, T5) softening, T9) axis ratio, T10) PA)")
+        if what == ("q",) and geometry != "radial":
+            raise self.error(number, f"a '{block['truncation']}' truncation has no axis ratio (T9))")
+        values, flags = self.values_and_flags(number, key, tokens, len(what))
+        for name, value, flag in zip(what, values, flags):
+            block["values"][name], block["free"][name], block["lines"][name] = value, flag, number
+
+    def resolve_hidden(self) -> None:
+        """After the last line: GALFIT's component numbers (truncation blocks count), each
+        component's rotation lines as parameters (R9, R10 default to 0, fixed), and the
+        truncation blocks its Ti)/To) lines name merged into its values."""
+        blocks = {b["number"]: b for b in self.truncations}
+        used: dict[int, int] = {}
+        for index, comp in enumerate(self.components):
+            comp["number"] = index + 1 + sum(1 for b in self.truncations if b["after"] <= index)
+            self.resolve_rotation(comp)
+            refs = comp.get("truncation_refs", [])
+            for side, n, line in refs:
+                if [s for s, _, _ in refs].count(side) > 1:
+                    raise self.error(line, f"galprof reads one {_SIDE[side]} truncation per component")
+                block = blocks.get(n)
+                if block is None:
+                    raise self.error(line, f"'T{side[0]}) {n}': component {n} is not a truncation block "
+                                           "('T0) radial' ...)")
+                if n in used:
+                    raise self.error(line, f"truncation block {n} is already used by component {used[n]}; "
+                                           "give each component a block of its own")
+                used[n] = comp["number"]
+                if "break" not in block["values"] or not {"soft", "soft_at"} & set(block["values"]):
+                    raise self.error(block["line"], f"truncation block {n} needs T4) (break radius) and T5) "
+                                                    "(softening)")
+                geometry, _ = _TRUNCATION_TYPES[block["truncation"]]
+                prefix = f"trunc_{side}" + ("" if geometry == "radial" else f"_{geometry}")
+                for what, value in block["values"].items():
+                    name = f"{prefix}_{what}"
+                    comp["values"][name], comp["free"][name] = value, block["free"][what]
+                    comp["lines"][name] = block["lines"][what]
+            comp["truncation_blocks"] = tuple((side, n) for side, n, _ in refs)
+            if hidden_shape(comp["values"]):
+                try:
+                    profile_for_values(_profile_class(comp["profile"]), comp["values"].keys())
+                except (TypeError, ValueError) as err:
+                    raise self.error(comp["line"], f"component {comp['number']} ({comp['profile']}): {err}") from None
+        for block in self.truncations:
+            if block["number"] not in used:
+                warnings.warn(f"{self.path}:{block['line']}: truncation block {block['number']} is not named by any "
+                              "component's 'Ti)' or 'To)' line; ignored", FeedmeWarning, stacklevel=3)
+
+    def resolve_rotation(self, comp: dict) -> None:
+        lines = comp.get("rotation_lines", {})
+        if "rotation" not in comp:
+            if lines:
+                first = min(line for _, _, line in lines.values())
+                raise self.error(first, "coordinate-rotation lines need 'R0)' (the function: power, log, tanh, none)")
+            return
+        kind, line = comp["rotation"]
+        if kind is None:
+            if lines:
+                warnings.warn(f"{self.path}:{line}: 'R0) none': the rotation lines R1)..R10) are ignored",
+                              FeedmeWarning, stacklevel=4)
+            return
+        names = dict(_ROTATION_NAMES)
+        if kind != "tanh":
+            names["4"] = "rot_alpha" if kind == "power" else "rot_r_ws"
+        elif "4" in lines:
+            raise self.error(lines["4"][2], "'R0) tanh' (the pure hyperbolic tangent) takes no R4)")
+        missing = [f"R{k})" for k in ("1", "2", "3", "4") if k in names and k not in lines]
+        if missing:
+            raise self.error(line, f"'R0)' needs {', '.join(missing)} (power: R4) alpha; log: R4) winding radius)")
+        for k, name in names.items():
+            value, flag, number = lines.get(k, (0.0, False, line))  # R9), R10) default to face-on, fixed
+            comp["values"][name], comp["free"][name], comp["lines"][name] = value, flag, number
 
     def galfit2_axis_ratio(self, number: int, profile: str, tokens: list[str]) -> bool:
         """Whether line 8) of this component is GALFIT 2's axis ratio (pymorph still writes
@@ -509,6 +697,7 @@ class _Parser:
 
     # -- end of file ------------------------------------------------------------------
     def finish(self, path: pathlib.Path) -> Feedme:
+        self.resolve_hidden()
         for key, what in _REQUIRED_CONTROL.items():
             if key not in self.control or (key in "ABJ" and not self.control[key][0]):
                 if key in self.control:
@@ -668,12 +857,13 @@ class _Parser:
         order = [n for names in lines_of.values() for n in names]
         lines["profile"] = comp["line"]
         return FeedmeComponent(
-            number=index,
+            number=comp.get("number", index),
             profile=profile,
             values={n: values[n] for n in order},
             free={n: free[n] for n in order},
             skip_in_residual=comp["skip"],
             line_numbers=lines,
+            truncation_blocks=comp.get("truncation_blocks", ()),
         )
 
 
@@ -791,18 +981,50 @@ def format_feedme(
     out.append("# INITIAL FITTING PARAMETERS")
     out.append("#   par)    par value(s)    fit toggle(s)    # parameter description")
 
+    # truncation blocks (GALFIT numbers them among the components) at their numbers, or after the last
+    numbers = [c.number for c in comps] + [n for c in comps for _, n in c.truncation_blocks]
+    blocks: list[tuple[int, int, str]] = []
+    for i, comp in enumerate(comps):
+        recorded = dict(comp.truncation_blocks)
+        for truncation in hidden_shape(comp.values).truncations:
+            if truncation.side not in recorded:
+                recorded[truncation.side] = max(numbers) + 1
+                numbers.append(recorded[truncation.side])
+            blocks.append((recorded[truncation.side], i, truncation.side))
+    blocks.sort()
+    all_values = []
     for i, comp in enumerate(comps):
         vals = dict(comp.values)
         if values is not None:
             vals.update({k: float(v) for k, v in values[i].items()})
+        all_values.append(vals)
+    for i, comp in enumerate(comps):
+        vals = all_values[i]
+        while blocks and blocks[0][0] < comp.number:
+            number, owner, side = blocks.pop(0)
+            out += _truncation_lines(comps[owner], all_values[owner], number, side)
         out.append("")
         out.append(f"# Component number: {comp.number}")
         out.append(f" 0) {comp.profile:<22s} #  Component type")
         for key, names in profile_lines(comp.profile, comp.values.keys()).items():
+            if key.upper().startswith(("TI", "TO")):
+                continue  # written in the truncation block
+            if key == "R1":
+                kind = "power" if "rot_alpha" in vals else "log" if "rot_r_ws" in vals else "tanh"
+                out.append(f"R0) {kind:<23s}#  PA rotation function (power, log, tanh, none)")
             nums = " ".join(_fmt_number(vals[n]) for n in names)
             flags = " ".join(_fmt_flag(comp.free[n]) for n in names)
-            out.append(f"{key:>2s}) {nums + '  ' + flags:<23s}#  {_line_comment(comp.profile, key)}")
+            comment = _line_comment(comp.profile, key, comp.values.keys())
+            out.append(f"{key:>2s}) {nums + '  ' + flags:<23s}#  {comment}")
+        for number, owner, side in blocks:
+            if owner == i:
+                out.append(f"T{side[0]}) {number:<23d}#  {_SIDE[side].capitalize()} truncation by component {number}")
+        for side, number in comp.truncation_blocks:
+            if not any(owner == i and s == side for _, owner, s in blocks):  # already written above this component
+                out.append(f"T{side[0]}) {number:<23d}#  {_SIDE[side].capitalize()} truncation by component {number}")
         out.append(f" Z) {int(comp.skip_in_residual):<23d}#  Skip this model in output image?  (yes=1, no=0)")
+    for number, owner, side in blocks:
+        out += _truncation_lines(comps[owner], all_values[owner], number, side)
     out.append("")
     out.append("=" * 80)
     out.append("")

@@ -62,6 +62,17 @@ HEADER_KEYWORDS: dict[str, str] = {
     "dsdx": "DSDX",
     "dsdy": "DSDY",
 }
+#: GALFIT's hidden lines (galprof's keywords; ``c0``, ``f<m>_amp``, ``f<m>_phase`` and bending
+#: ``b<m>`` take the default rule, name.upper()): coordinate rotation (R1-R4, R9, R10) and
+#: truncation ``T<I|O>[L|H]<what>`` (inner/outer, length/height; T1 XC, YC, T4 RB, T5 DR or, type
+#: 2, RS, T9 AR, T10 PA), each at most 6 characters so that ``<i>_<key>`` stays a FITS keyword.
+HEADER_KEYWORDS.update({"rot_r_in": "RIN", "rot_r_out": "ROUT", "rot_theta_out": "RANG", "rot_alpha": "RALPHA",
+                        "rot_r_ws": "RWS", "rot_incl": "INCL", "rot_sky_pa": "SPA"})
+HEADER_KEYWORDS.update({
+    f"trunc_{side}{geometry}_{what}": f"T{side[0].upper()}{geometry[1:2].upper()}{key}"
+    for side in ("in", "out") for geometry in ("", "_length", "_height")
+    for what, key in (("x", "XC"), ("y", "YC"), ("break", "RB"), ("soft", "DR"), ("soft_at", "RS"), ("q", "AR"),
+                      ("pa", "PA"))})
 
 #: Card comments per internal name.
 _CARD_COMMENTS: dict[str, str] = {
@@ -78,7 +89,21 @@ _CARD_COMMENTS: dict[str, str] = {
     "sky": "Sky background [ADUs]",
     "dsdx": "Sky gradient in x [ADUs/pixel]",
     "dsdy": "Sky gradient in y [ADUs/pixel]",
+    "rot_r_in": "Rotation: inner (bar) radius [pix]",
+    "rot_r_out": "Rotation: outer radius [pix]",
+    "rot_theta_out": "Rotation: angle out to ROUT [deg]",
+    "rot_alpha": "Rotation: power-law index",
+    "rot_r_ws": "Rotation: winding scale radius [pix]",
+    "rot_incl": "Rotation: inclination [deg]",
+    "rot_sky_pa": "Rotation: sky position angle [deg]",
 }
+_CARD_COMMENTS.update({f"b{m}": f"Bending mode {m} [pix]" for m in range(1, 11)})
+_CARD_COMMENTS.update({
+    f"trunc_{side}{geometry}_{what}": f"{label} trunc.: {text}"
+    for side, label in (("in", "Inner"), ("out", "Outer")) for geometry in ("", "_length", "_height")
+    for what, text in (("x", "x [pix]"), ("y", "y [pix]"), ("break", "break radius [pix]"),
+                       ("soft", "softening [pix]"), ("soft_at", "softening radius [pix]"), ("q", "axis ratio"),
+                       ("pa", "PA [deg]"))})
 
 #: Parameter order of each component type in headers and logs.
 _PROFILE_ORDER: dict[str, tuple[str, ...]] = {
@@ -261,7 +286,10 @@ def galfit_header_cards(
                 constrained=bool(report.constrained.get(name, False)),
                 exponential=name in _EXPONENTIAL,
             )
-            cards.append((f"{i}_{suffix}", text, _CARD_COMMENTS.get(name, name)))
+            comment = _CARD_COMMENTS.get(name, name)
+            if name == "mag" and any(n.startswith("trunc_") for n in report.values):
+                comment = "SB at break radius [mag/arcsec^2]"  # a truncated component's
+            cards.append((f"{i}_{suffix}", text, comment))
     cards.append(("CHISQ", float(chi2), "Chi^2 of fit"))
     cards.append(("NDOF", int(ndof), "Degrees of freedom"))
     cards.append(("NFREE", int(nfree), "Number of free parameters"))

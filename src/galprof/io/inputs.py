@@ -23,7 +23,7 @@ from astropy.io import fits
 
 from ..errors import InputError, ModelError
 from ..model import Component, Model
-from .constraints import read_constraints
+from .constraints import constraint_slots, read_constraints
 from .feedme import Feedme
 from .fits_io import exposure_time, read_image, read_mask, sigma_from_header
 
@@ -176,7 +176,7 @@ def model_from_feedme(feedme: Feedme) -> Model:
     constraints = ()
     if feedme.constraint_file:
         path = feedme_path(feedme, feedme.constraint_file, "G")
-        constraints = tuple(read_constraints(str(path), [c.profile for c in feedme.components]))
+        constraints = tuple(read_constraints(str(path), constraint_slots(feedme.components)))
     try:
         return Model(tuple(comps), constraints)
     except ModelError as err:

@@ -96,6 +96,10 @@ class Profile:
     #: GALFIT component name (None: GALFIT has none) and imfit function name.
     galfit_name: ClassVar[str | None] = None
     imfit_name: ClassVar[str | None] = None
+    #: imfit's parameter labels in imfit's order, where that is not PA, ell and then the
+    #: others in the order of ``parameters``; it may name the shape modifier ``c0`` (of
+    #: :mod:`.modifiers`) that the imfit function carries (``Sersic_GenEllipse``)
+    imfit_order: ClassVar[tuple[str, ...] | None] = None
     #: comment written after each GALFIT line of this profile by the feedme writer
     galfit_comments: ClassVar[dict[str, str]] = {}
     #: parameters a staged LM fit holds fixed at first and multi-starts vary (a Sérsic
@@ -182,6 +186,18 @@ class EllipticalProfile(Profile):
     setup_tangents: ClassVar = None
     #: the radius is generalised by shape modifiers (set by :mod:`.modifiers`)
     shape_modified: ClassVar[bool] = False
+    #: the (generalised) radius is homogeneous of degree one in the offsets (rho = |(u, w)|
+    #: h(direction)), so that the renderer integrates the cells around a cuspy centre
+    #: exactly from :meth:`enclosed_fraction` and :meth:`radius_scale`. False (bending,
+    #: coordinate rotation, truncation): those integrals are exact for
+    #: :meth:`brightness_reference` (the profile linearised at its centre, homogeneous),
+    #: and the remainder (brightness - reference, continuous at the centre) is added by
+    #: Gauss-Legendre quadrature; away from the centre the light is anti-aliased everywhere.
+    homogeneous_radius: ClassVar[bool] = True
+    #: a fit's q > 1 may be reported as q < 1 with PA + 90 (sizes scaled by q) and the PA
+    #: modulo 180 deg; False where the shape is not symmetric under these (bending modes,
+    #: coordinate rotation, truncation): such a component is reported as fitted.
+    axes_swappable: ClassVar[bool] = True
 
     @staticmethod
     def prepare(params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -233,6 +249,14 @@ class EllipticalProfile(Profile):
     def brightness(cls, dx: torch.Tensor, dy: torch.Tensor, derived: dict[str, torch.Tensor]) -> torch.Tensor:
         """Surface brightness per unit amplitude at offsets dx = x - x0, dy = y - y0 [pix]."""
         return cls.surface_brightness_squared(cls.radius_squared(dx, dy, derived), derived)
+
+    @classmethod
+    def brightness_reference(cls, dx: torch.Tensor, dy: torch.Tensor, derived: dict[str, torch.Tensor]) -> torch.Tensor:
+        """For a profile whose radius is not homogeneous (``homogeneous_radius`` False): the
+        brightness [per unit amplitude] at offsets dx, dy [pix] of its linearisation at the
+        centre, whose cell integrals :meth:`enclosed_fraction` and :meth:`radius_scale`
+        give exactly; the homogeneous default is the brightness itself."""
+        return cls.brightness(dx, dy, derived)
 
     @classmethod
     def radius_scale(cls, u: torch.Tensor, w: torch.Tensor, derived: dict[str, torch.Tensor]) -> torch.Tensor | None:

@@ -174,11 +174,12 @@ def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderC
     x0, y0 = params["x"], params["y"]
     dx = xs[None, None, :] - x0[:, None, None]
     dy = ys[None, :, None] - y0[:, None, None]
-    if profile.radial:
+    if profile.radial and profile.homogeneous_radius:
         canvas = profile.brightness(dx, dy, derived)
     else:
         # a non-radial profile (a thin edge-on disk) keeps sub-pixel structure along its
-        # whole length: anti-aliased samples over the whole canvas
+        # whole length, and a bent, rotated or truncated one may (thin spiral arms, a sharp
+        # truncation): anti-aliased samples over the whole canvas
         order = max(config.outer_gl_order, profile.min_gl_order)
         canvas = deconvolve_pixel(cell_integrals_gauss(profile, derived, dx, dy, 1.0, order))
     half_box = config.outer_box // 2 + 2  # two more pixels for the filter's reach
