@@ -74,7 +74,7 @@ def test_round_trip_read_write_read(tmp_path):
 
 @pytest.mark.parametrize("text, line, fragment", [
     ("X0 10\nY0 10\nFUNCTION Sersic\nPA 1\nell 0.1\nn 2\nI_e 1\nr_e 0 1,2\n", 8, "outside its limits"),
-    ("X0 10\nY0 10\nFUNCTION FerrersBar2D\n", 3, "not supported by galprof yet"),
+    ("X0 10\nY0 10\nFUNCTION LogSpiralExp\n", 3, "not supported by galprof yet"),
     ("X0 10\nY0 10\nFUNCTION Blob\n", 3, "unknown imfit function 'Blob'"),
     ("X0 10\nY0 10\nFUNCTION Exponential\nPA 1\nell 0.1\nI_0 1\nh 3\nq 3\n", 8, "'q' is one too many"),
     ("X0 10\nY0 10\nFUNCTION Exponential\nPA 1\nell 0.1\nI_0 1\n", 3, "lacks parameter(s) h"),

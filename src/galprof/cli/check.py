@@ -20,7 +20,7 @@ import sys
 import warnings
 
 from ..errors import GalprofError
-from ..io.constraints import parse_constraints
+from ..io.constraints import constraint_slots, parse_constraints
 from ..io.feedme import parse_feedme, supported_profiles
 from ..io.imfit_config import function_parameters, parse_imfit_config
 
@@ -69,7 +69,7 @@ def _feedme_record(text: str, path: str, record: dict) -> None:
     if feedme.constraint_file and (base / feedme.constraint_file).is_file():
         constraints_text = (base / feedme.constraint_file).read_text(errors="replace")
         constraints = parse_constraints(constraints_text, feedme.constraint_file,
-                                        [c.profile for c in feedme.components])
+                                        constraint_slots(feedme.components))
         record["constraints"] = [c.describe() for c in constraints]
 
 
@@ -108,6 +108,8 @@ def _imfit_record(text: str, path: str, record: dict) -> None:
             components.append({"number": len(components) + 1, "function_set": k + 1, "profile": function.name,
                                "label": function.label, "values": {n: p.value for n, p in params.items()},
                                "free": {n: not p.fixed for n, p in params.items()}})
+            if function.options:  # imfit 1.9's OPTIONAL_PARAMS block
+                components[-1]["options"] = dict(function.options)
     record["components"] = components
 
 

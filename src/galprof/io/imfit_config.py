@@ -14,7 +14,15 @@ The format (imfit 1.9)::
 
 ``#`` starts a comment anywhere; ``# LABEL text`` on a FUNCTION line names the
 component. A new ``X0`` line starts a new function set; all functions of a set share
-its centre (galprof ties their x and y offsets).
+its centre (galprof ties their x and y offsets). Inside a function, an
+``OPTIONAL_PARAMS_START`` ... ``OPTIONAL_PARAMS_END`` block holds ``name value`` lines
+(imfit 1.9: PointSource's ``method``; see :func:`parse_imfit_config`).
+
+Every function of imfit 1.9 is read: the converted built-ins of
+:data:`IMFIT_FUNCTIONS`, and the registered profiles whose ``imfit_name`` is the
+function (``Sersic_GenEllipse``, ``FerrersBar2D``, the 3-D functions, ...), whose
+parameters map one to one by their ``ParameterSpec.imfit`` labels (in the order
+``imfit_order`` gives, when set; ``c0`` is galprof's C0 shape modifier).
 
 imfit's parameterisation is converted to galprof's (see :mod:`galprof.conversions`):
 ell = 1 - q, surface brightness I_e / I_0 [counts/pix] <-> total magnitude with
@@ -39,6 +47,7 @@ from .. import conversions as conv
 from ..constraints import Tie
 from ..model import Component, Model
 from ..profiles import available_profiles, get_profile
+from ..profiles.modifiers import C0
 from .feedme import FeedmeError
 
 __all__ = [
@@ -66,16 +75,30 @@ IMFIT_FUNCTIONS: dict[str, tuple[str, ...]] = {
     "FlatSky": ("I_sky",),
     "TiltedSkyPlane": ("I_0", "m_x", "m_y"),
     "PointSource": ("I_tot",),
+    # imfit's unit-test Gaussian (built only with USE_TEST_FUNCS): a Gaussian plus an
+    # optional constant "floor"
+    "GaussianExtraParams": ("PA", "ell", "I_0", "sigma"),
+    # PointSource with the PSF image rotated by PA (galprof: PA fixed at 0 only)
+    "PointSourceRot": ("I_tot", "PA"),
 }
-_KNOWN_UNSUPPORTED = ("BrokenExponential2D", "EdgeOnRing", "FerrersBar2D",
-                      "ModifiedKing", "ModifiedKing2", "Sersic_GenEllipse",
-                      "GaussianRing2Side", "Exponential_GenEllipse", "FlatBar", "PointSourceRot", "Gaussian2D")
+#: functions read as another built-in one (their extra features handled apart)
+_SAME_AS = {"GaussianExtraParams": "Gaussian", "PointSourceRot": "PointSource"}
+#: imfit functions outside imfit 1.9's standard set (built only with USE_EXTRA_FUNCS, or
+#: newer than 1.9) that galprof does not have
+_KNOWN_UNSUPPORTED = ("DattathriPeanut3D", "BPBar3D", "BrokenExpBar3D", "BrokenExponentialBar", "DoubleGaussian",
+                      "DoubleBrokenExponentialDisk3D", "ExpDisk3D_PerfectTrunc", "FlatBar3D", "FlatBarTrunc",
+                      "GenFlatBar", "GenExponential2", "LogSpiral", "LogSpiral2", "LogSpiral3", "LogSpiralArc",
+                      "LogSpiralExp", "LogSpiralGauss", "LogSpiralBrokenExp", "LorentzianRing", "NukerLaw",
+                      "Sersic_VarEll", "TriaxBar3D", "TriaxBar3D_SuperQuadric", "TriaxBar3D_GenGaussian_SuperQuadric")
+#: imfit's PointSource interpolation methods (OPTIONAL_PARAMS ``method``)
+_PSF_METHODS = ("bicubic", "Bicubic", "lanczos2", "Lanczos2", "lanczos3", "Lanczos3")
 
 
 def _registered_function(name: str):
     """The registered galprof profile whose ``imfit_name`` is ``name`` (beyond the
     converted built-ins of :data:`IMFIT_FUNCTIONS`), or None. Such profiles carry
-    imfit's parameterisation: every parameter maps one to one (q = 1 - ell)."""
+    imfit's parameterisation: every parameter maps one to one (an axis ratio labelled
+    ``ell`` as 1 - ell, ``c0`` to galprof's C0 shape modifier)."""
 
     for profile in map(get_profile, available_profiles()):
         if profile.imfit_name == name:
@@ -83,23 +106,44 @@ def _registered_function(name: str):
     return None
 
 
-def function_parameters(name: str) -> tuple[str, ...] | None:
-    """imfit parameter names of FUNCTION ``name`` in imfit's order (PA and ell first),
-    or None when galprof has no such function."""
-    if name in IMFIT_FUNCTIONS:
-        return IMFIT_FUNCTIONS[name]
-    profile = _registered_function(name)
-    if profile is None:
-        return None
+def _profile_labels(profile) -> tuple[str, ...]:
+    """imfit labels of a registered profile's function, in imfit's order."""
+    if profile.imfit_order is not None:
+        return tuple(profile.imfit_order)
     labels = [p.imfit for p in profile.parameters if p.imfit and p.imfit not in ("X0", "Y0")]
     head = [k for k in ("PA", "ell") if k in labels]
     return tuple(head + [k for k in labels if k not in head])
 
 
-def supported_functions() -> tuple[str, ...]:
+def _label_spec(profile, label: str):
+    """The ParameterSpec of a registered profile with imfit label ``label`` (``c0``:
+    galprof's C0 modifier, with imfit's label)."""
+    for spec in profile.parameters:
+        if spec.imfit == label:
+            return spec
+    if label == "c0":
+        return C0.relabel(imfit="c0")
+    raise KeyError(f"profile {profile.name!r} has no imfit parameter {label!r}")
 
+
+def function_parameters(name: str) -> tuple[str, ...] | None:
+    """imfit parameter names of FUNCTION ``name`` in imfit's order, or None when galprof
+    has no such function."""
+    if name in IMFIT_FUNCTIONS:
+        return IMFIT_FUNCTIONS[name]
+    profile = _registered_function(name)
+    if profile is None:
+        return None
+    return _profile_labels(profile)
+
+
+def supported_functions() -> tuple[str, ...]:
+    """The imfit function names galprof reads: the built-in conversions, then the
+    registered profiles' imfit names, sorted."""
     extra = [get_profile(n).imfit_name for n in available_profiles()]
     return tuple(IMFIT_FUNCTIONS) + tuple(sorted(n for n in extra if n and n not in IMFIT_FUNCTIONS))
+
+
 _PRELUDE = ("GAIN", "READNOISE", "EXPTIME", "NCOMBINED", "ORIGINAL_SKY")
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
@@ -118,10 +162,16 @@ class ImfitParameter:
 
 @dataclass
 class ImfitFunction:
+    """One FUNCTION: its parameters by imfit label, its label, and the key-value pairs of
+    its ``OPTIONAL_PARAMS_START`` ... ``OPTIONAL_PARAMS_END`` block (imfit 1.9), with
+    the line of each."""
+
     name: str
     parameters: dict[str, ImfitParameter]
     label: str = ""
     line: int = field(default=0, compare=False)
+    options: dict[str, str] = field(default_factory=dict)
+    option_lines: dict[str, int] = field(default_factory=dict, compare=False)
 
 
 @dataclass
@@ -164,9 +214,45 @@ def _parameter(tokens, name, number, fail) -> ImfitParameter:
     low, high = float(match.group(1)), float(match.group(2))
     if not low <= high:
         fail(f"limits of {name}: low {low:g} > high {high:g}")
+    if low == high:
+        fail(f"limits of {name} are equal ({low:g},{high:g}); imfit refuses them: hold a parameter with 'fixed'")
     if not low <= value <= high:
         fail(f"{name} = {value:g} lies outside its limits [{low:g}, {high:g}]")
     return ImfitParameter(name, value, low, high, line=number)
+
+
+_OPTIONS_START, _OPTIONS_END = "OPTIONAL_PARAMS_START", "OPTIONAL_PARAMS_END"
+
+
+def _is_profilefit_function(name: str) -> bool:
+    """imfit's 1-D functions (``Sersic-1D``, ``Core-Sersic-1D``, ...) of ``profilefit``."""
+    return name.endswith("-1D") or "-1D-" in name
+
+
+def _check_options(func: ImfitFunction, path: str, fail) -> None:
+    """Refuse, by name, the optional parameters galprof cannot honour (imfit 1.9 takes
+    ``method`` for PointSource and PointSourceRot and ``floor`` for its test function
+    GaussianExtraParams, and refuses any optional parameter of every other function)."""
+    for key, value in func.options.items():
+        line = func.option_lines[key]
+        where = f"OPTIONAL_PARAMS '{key} {value}' of FUNCTION {func.name}"
+        if func.name in ("PointSource", "PointSourceRot") and key == "method":
+            if value not in _PSF_METHODS:
+                fail(f"{where}: imfit's PSF interpolation methods are bicubic, lanczos2 and lanczos3", line)
+            warnings.warn(f"{path}:{line}: {where}: galprof interpolates the PSF with its own "
+                          "Lanczos kernel (see RenderConfig.psf_interpolation_order); the method is kept for the "
+                          "best-fit file", ImfitConfigWarning, stacklevel=3)
+        elif func.name == "GaussianExtraParams" and key == "floor":
+            if not re.fullmatch(_NUMBER, value):
+                fail(f"{where}: the floor must be a number", line)
+            if float(value) != 0.0:
+                fail(f"{where}: galprof does not add a constant floor to a Gaussian; give the constant as a "
+                     "FlatSky component (the same image after PSF convolution) and drop the floor", line)
+        elif func.name in ("PointSource", "PointSourceRot", "GaussianExtraParams"):
+            known = "method" if func.name.startswith("PointSource") else "floor"
+            fail(f"{where}: imfit's {func.name} takes only the optional parameter '{known}'", line)
+        else:
+            fail(f"{where}: imfit's {func.name} takes no optional parameters (imfit refuses them too)", line)
 
 
 def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
@@ -174,20 +260,32 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
 
     Raises:
         FeedmeError: ``path:line: what is wrong`` (unknown keyword, an unsupported
-            function (named), parameters out of order or missing, bad limits).
+            function (named), parameters out of order or missing, bad limits, a bad or
+            unsupported OPTIONAL_PARAMS block, a profilefit (1-D) configuration).
     """
     prelude: dict[str, float] = {}
     sets: list[ImfitFunctionSet] = []
     pending_x0 = None
     current: ImfitFunction | None = None
+    options_start = None  # line of an open OPTIONAL_PARAMS_START
 
     def finish_function(number):
         if current is None:
             return
+        if options_start is not None:
+            raise FeedmeError(path, options_start, f"{_OPTIONS_START} without {_OPTIONS_END} "
+                                                   f"(FUNCTION {current.name})")
         expected = function_parameters(current.name)
         missing = [n for n in expected if n not in current.parameters]
         if missing:
             raise FeedmeError(path, current.line, f"FUNCTION {current.name} lacks parameter(s) {', '.join(missing)}")
+        _check_options(current, path, lambda reason, line: _raise(path, line, reason))
+        if current.name == "PointSourceRot":
+            pa = current.parameters["PA"]
+            if not (pa.fixed and math.remainder(pa.value, 360.0) == 0.0):
+                raise FeedmeError(path, pa.line, "PointSourceRot rotates the PSF image by PA, which galprof's "
+                                                 "renderer does not do: only PA fixed at 0 (PointSource) is "
+                                                 "supported")
 
     for number, raw in enumerate(text.splitlines(), start=1):
         body, _, comment = raw.partition("#")
@@ -199,6 +297,28 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
             raise FeedmeError(path, number, reason)
 
         key = tokens[0]
+        if key in (_OPTIONS_START, _OPTIONS_END) or options_start is not None:
+            if current is None:
+                fail(f"{key} outside a FUNCTION (an OPTIONAL_PARAMS block follows a FUNCTION line)")
+            if key == _OPTIONS_START:
+                if options_start is not None:
+                    fail(f"{_OPTIONS_START} inside the OPTIONAL_PARAMS block opened on line {options_start}")
+                options_start = number
+            elif key == _OPTIONS_END:
+                if options_start is None:
+                    fail(f"{_OPTIONS_END} without {_OPTIONS_START}")
+                options_start = None
+            elif key in ("X0", "Y0", "FUNCTION"):
+                fail(f"{key} inside the OPTIONAL_PARAMS block opened on line {options_start} (no {_OPTIONS_END})")
+            else:
+                if len(tokens) < 2:
+                    fail(f"optional parameter {key!r} of FUNCTION {current.name} has no value "
+                         f"(expected 'name value')")
+                if key in current.options:
+                    fail(f"optional parameter {key!r} of FUNCTION {current.name} given twice")
+                current.options[key] = tokens[1]
+                current.option_lines[key] = number
+            continue
         if key.upper() in _PRELUDE and not sets and pending_x0 is None:
             if len(tokens) != 2 or not re.fullmatch(_NUMBER, tokens[1]):
                 fail(f"expected '{key} value'")
@@ -221,6 +341,9 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
             pending_x0 = None
             continue
         if key == "FUNCTION":
+            if len(tokens) >= 2 and _is_profilefit_function(tokens[1]):
+                fail(f"FUNCTION {tokens[1]}: a profilefit (1-D) configuration; galprof imfit fits images "
+                     "(2-D functions with X0 and Y0)")
             if not sets or pending_x0 is not None:
                 fail("FUNCTION before a function set's X0 and Y0 lines")
             if len(tokens) != 2:
@@ -228,8 +351,8 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
             name = tokens[1]
             if function_parameters(name) is None:
                 if name in _KNOWN_UNSUPPORTED:
-                    fail(f"imfit function {name} is not supported by galprof yet "
-                         f"(supported: {', '.join(supported_functions())})")
+                    fail(f"imfit function {name} is not supported by galprof yet: it is not one of imfit 1.9's "
+                         f"standard functions (supported: {', '.join(supported_functions())})")
                 fail(f"unknown imfit function {name!r} (supported: {', '.join(supported_functions())})")
             finish_function(number)
             label = ""
@@ -242,6 +365,11 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
         if current is None:
             fail(f"unexpected {key!r}: expected a prelude keyword ({', '.join(_PRELUDE)}), X0, Y0 or FUNCTION")
         expected = function_parameters(current.name)
+        if len(tokens) >= 2 and not re.fullmatch(_NUMBER, tokens[1]) and tokens[1].lower() != "fixed":
+            hint = (" (makeimage's flux report pasted after the configuration?)"
+                    if raw.strip().startswith("Estimating fluxes") else "")
+            fail(f"not a parameter line: {raw.strip()!r}{hint}; imfit refuses it too "
+                 f"(a parameter line is 'name value [low,high | fixed]')")
         # imfit takes a function's parameter lines by position and ignores their names
         position = len(current.parameters)
         if position >= len(expected):
@@ -264,6 +392,10 @@ def parse_imfit_config(text: str, path: str = "<config>") -> ImfitConfig:
     return ImfitConfig(path, prelude, sets)
 
 
+def _raise(path: str, line: int, reason: str):
+    raise FeedmeError(path, line, reason)
+
+
 def read_imfit_config(path: str) -> ImfitConfig:
     """:func:`parse_imfit_config` of a file; an unreadable file is a FeedmeError naming it."""
     try:
@@ -284,6 +416,24 @@ def _bounds(p: ImfitParameter, transform=None):
         return None
     low, high = (p.low, p.high) if transform is None else sorted((transform(p.low), transform(p.high)))
     return (low, high) if low < high else None
+
+
+#: bounds of an imfit c0 without limits (galprof's C0 default, (-1, 3), would put imfit's
+#: common c0 = -1 on a bound)
+_C0_BOUNDS = (-1.9, 10.0)
+
+
+def _spec_bounds(spec, low: float, high: float) -> tuple[float, float]:
+    """imfit limits as galprof bounds of ``spec``: an axis ratio (from ell) floored at
+    0.02, a positive (log-scaled) parameter's limit <= 0 raised to its default lower
+    bound, and both kept inside the parameter's domain."""
+    if spec.imfit == "ell":
+        low = max(low, 0.02)
+    elif spec.scale == "log" and low <= 0.0:
+        low = spec.bounds[0] if spec.bounds and spec.bounds[0] < high else high * 1e-3
+    if spec.domain is not None:
+        low, high = max(low, spec.domain[0]), min(high, spec.domain[1])
+    return low, high
 
 
 def model_from_imfit(config: ImfitConfig, image_centre: tuple[float, float]) -> Model:
@@ -320,21 +470,20 @@ def model_from_imfit(config: ImfitConfig, image_centre: tuple[float, float]) -> 
                     bounds[name] = _bounds(par)
             registered = _registered_function(func.name) if func.name not in IMFIT_FUNCTIONS else None
             if registered is not None:
-                for spec in registered.parameters:
-                    if spec.imfit in (None, "X0", "Y0"):
-                        continue
-                    par = p[spec.imfit]
-                    transform = (lambda e: 1.0 - e) if spec.imfit == "ell" else None
+                for label in _profile_labels(registered):
+                    spec, par = _label_spec(registered, label), p[label]
+                    transform = (lambda e: 1.0 - e) if label == "ell" else None
                     values[spec.name] = par.value if transform is None else transform(par.value)
                     if par.fixed:
                         fixed.add(spec.name)
                     elif _bounds(par, transform):
-                        low, high = _bounds(par, transform)
-                        bounds[spec.name] = (max(low, 0.02), high) if spec.name == "q" else (low, high)
+                        bounds[spec.name] = _spec_bounds(spec, *_bounds(par, transform))
+                    elif label == "c0":
+                        bounds[spec.name] = _C0_BOUNDS  # imfit has no default range for c0
                 comps.append(Component(registered.name, values, fixed=frozenset(fixed), bounds=bounds))
                 members.append(len(comps))
                 continue
-            if func.name == "PointSource":
+            if _SAME_AS.get(func.name, func.name) == "PointSource":
                 values["mag"] = _mag(p["I_tot"].value)
                 if p["I_tot"].fixed:
                     fixed.add("mag")
@@ -360,7 +509,7 @@ def model_from_imfit(config: ImfitConfig, image_centre: tuple[float, float]) -> 
                 values.update(r_s=p["h"].value, mag=_mag(float(conv.exponential_flux(p["I_0"].value, p["h"].value, q))))
                 size_keys = (("r_s", "h", None),)
                 flux_key = "I_0"
-            elif func.name == "Gaussian":
+            elif _SAME_AS.get(func.name, func.name) == "Gaussian":
                 profile = "gaussian"
                 values.update(fwhm=p["sigma"].value * conv.FWHM_PER_SIGMA,
                               mag=_mag(float(conv.gaussian_flux(p["I_0"].value, p["sigma"].value, q))))
@@ -478,31 +627,34 @@ def values_to_imfit(config: ImfitConfig, component_values: list[dict], component
                 if centre is None:
                     centre = (v["x"], v["y"])
                     set_centres.append((v["x"], e.get("x", 0.0), v["y"], e.get("y", 0.0)))
-                for spec in _registered_function(func.name).parameters:
-                    if spec.imfit in (None, "X0", "Y0"):
-                        continue
-                    if spec.imfit == "ell":
-                        row["ell"] = (1.0 - v["q"], e.get("q", 0.0))
-                    elif spec.imfit == "PA":
-                        row["PA"] = (_pa_in_limits(v["pa"], func.parameters["PA"]), e.get("pa", 0.0))
+                profile = _registered_function(func.name)
+                for label in _profile_labels(profile):
+                    spec = _label_spec(profile, label)
+                    if label == "ell":
+                        row["ell"] = (1.0 - v[spec.name], e.get(spec.name, 0.0))
+                    elif label == "PA":
+                        row["PA"] = (_pa_in_limits(v[spec.name], func.parameters["PA"]), e.get(spec.name, 0.0))
                     else:
-                        row[spec.imfit] = (v[spec.name], e.get(spec.name, 0.0))
+                        row[label] = (v[spec.name], e.get(spec.name, 0.0))
             else:
                 if centre is None:
                     centre = (v["x"], v["y"])
                     set_centres.append((v["x"], e.get("x", 0.0), v["y"], e.get("y", 0.0)))
                 flux = 10.0 ** (-0.4 * v["mag"])
                 rel = 0.4 * math.log(10.0) * e.get("mag", 0.0)
-                if func.name == "PointSource":
+                if _SAME_AS.get(func.name, func.name) == "PointSource":
                     row["I_tot"] = (flux, flux * rel)
+                    if func.name == "PointSourceRot":
+                        row["PA"] = (func.parameters["PA"].value, 0.0)
                 else:
                     q = v["q"]
                     row["PA"] = (_pa_in_limits(v["pa"], func.parameters["PA"]), e.get("pa", 0.0))
                     error = None
+                    kind = _SAME_AS.get(func.name, func.name)
                     if covariances is not None:
-                        error = _intensity_error(func.name, v, lambda names, i=index: covariances(i, names))
+                        error = _intensity_error(kind, v, lambda names, i=index: covariances(i, names))
                     if error is not None:
-                        rel = error / (flux * _intensity_per_flux(func.name, v))
+                        rel = error / (flux * _intensity_per_flux(kind, v))
                     row["ell"] = (1.0 - q, e.get("q", 0.0))
                     if func.name == "Sersic":
                         i_e = float(conv.sersic_i_e(flux, v["r_e"], v["n"], q))
@@ -510,7 +662,7 @@ def values_to_imfit(config: ImfitConfig, component_values: list[dict], component
                     elif func.name == "Exponential":
                         i0 = float(conv.exponential_i0(flux, v["r_s"], q))
                         row.update(I_0=(i0, i0 * rel), h=(v["r_s"], e.get("r_s", 0.0)))
-                    elif func.name == "Gaussian":
+                    elif kind == "Gaussian":
                         sigma = v["fwhm"] / conv.FWHM_PER_SIGMA
                         i0 = float(conv.gaussian_i0(flux, sigma, q))
                         row.update(I_0=(i0, i0 * rel), sigma=(sigma, e.get("fwhm", 0.0) / conv.FWHM_PER_SIGMA))
@@ -558,7 +710,7 @@ def format_imfit_config(config: ImfitConfig, set_centres=None, function_values=N
             # keep the value inside the input limits so that the file reads back
             if p.low is not None and not p.fixed:
                 value = min(max(value, p.low), p.high)
-        text = f"{p.name:<8s}{(p.value if value is None else value):.10g}"
+        text = f"{p.name:<{max(8, len(p.name) + 1)}s}{(p.value if value is None else value):.10g}"
         limits = _limits(p)
         if limits:
             text += f"    {limits}"
@@ -575,6 +727,10 @@ def format_imfit_config(config: ImfitConfig, set_centres=None, function_values=N
             if func.label:
                 head += f"   # LABEL {func.label}"
             lines.append(head)
+            if func.options:
+                lines.append(_OPTIONS_START)
+                lines += [f"{key:<{max(8, len(key) + 1)}s}{value}" for key, value in func.options.items()]
+                lines.append(_OPTIONS_END)
             row = function_values[k] if function_values is not None else {}
             k += 1
             for name in function_parameters(func.name):
