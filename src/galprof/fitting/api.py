@@ -24,11 +24,12 @@ from ..render.config import RenderConfig
 from ..render.psf import prepare_psf, stack_psfs
 from ..render.scene import Frame
 from .covariance import covariance_estimate
+from .flags import centres_off_region, component_signal, vanished_components
 from .functions import ModelFunctions
 from .heap import retained_heap
 from .layout import ParameterLayout
 from .likelihood import prepare_data
-from .result import FitResult
+from .result import CONVERGED, FitResult, fit_statuses
 from .strategy import STAGE_FTOL, optimise_batch, without_free_index
 from .workers import resolve_cpu_worker_kind
 
@@ -189,7 +190,7 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     setup = prepare_fit(model, image, sigma=sigma, mask=mask, psf=psf, psf_oversampling=psf_oversampling,
                         origin=origin, zeropoint=zeropoint, exptime=exptime, convolution_box=convolution_box,
                         region_sizes=region_sizes, pixel_scale=pixel_scale, dtype=dtype, device=device, names=names)
-    img, bsz, frame, prepared_psf, data = setup.image, setup.batch_size, setup.frame, setup.psf, setup.data
+    frame, prepared_psf, data = setup.frame, setup.psf, setup.data
     layout, layout_bounds, initial = setup.layout, setup.layout_bounds, setup.initial
 
     n_starts = max(1, int(n_starts))
@@ -216,54 +217,38 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     at_bound_free = layout.at_bound(theta)
     user = layout.to_user(theta, best_fixed).cpu().numpy()
     values = layout.canonicalise(user)
+    unit_weights = sigma is None and statistic is None
+    return _finished_fit(model, setup, values, at_bound_free, iterations.cpu().numpy(),
+                         converged_best.cpu().numpy(), config=config, statistic=statistic,
+                         pass_size=lm_settings.pass_size, dtype=dtype, unit_weights=unit_weights)
 
-    # covariance at the reported (canonical) values, in user units
-    values_t = torch.as_tensor(values, dtype=torch.float64, device=data.data.device)
-    index = torch.arange(bsz, device=data.data.device)
-    functions = ModelFunctions(layout, values_t, frame, prepared_psf, config, internal=False)
+
+def _finished_fit(model: Model, setup: FitSetup, values: np.ndarray, at_bound_free: torch.Tensor,
+                  iterations: np.ndarray, optimiser_converged: np.ndarray, *, config: RenderConfig, statistic,
+                  pass_size: int, dtype: torch.dtype, unit_weights: bool) -> FitResult:
+    """The :class:`FitResult` of optimised (B, P) canonical ``values``: model images, chi^2,
+    the flags of :mod:`galprof.fitting.flags` (vanished components, centres off the
+    region), the covariance with the coordinates the data do not determine held (those
+    and the ones on a bound, ``at_bound_free`` (B, F)), errors and the STATUS."""
+    img, bsz, frame, data, layout = setup.image, setup.batch_size, setup.frame, setup.data, setup.layout
+    device = data.data.device
+    values_t = torch.as_tensor(values, dtype=torch.float64, device=device)
+    index = torch.arange(bsz, device=device)
+    functions = ModelFunctions(layout, values_t, frame, setup.psf, config, internal=False)
     user_problem = BatchProblem(functions.render, data.data, data.weight, functions.jacobian, statistic,
                                 fisher=True)
     free_cols = list(layout.free_index)
     with torch.no_grad():
         free_values = layout.free_coordinates(values_t).to(dtype)
-    if layout.n_free:
-        estimates = []
-        for part in torch.split(index, lm_settings.pass_size):  # bounded temporaries for large batches
-            _, jac = user_problem.residuals_and_jacobian(free_values[part], part)
-            estimates.append(covariance_estimate(jac))
-            del jac
-        cov = torch.cat([e.covariance for e in estimates])
-        undefined = torch.cat([e.undefined for e in estimates])
-        condition = torch.cat([e.condition for e in estimates]).cpu().numpy()
-        cov_flag = torch.cat([e.flag for e in estimates]).cpu().numpy()
-    else:
-        cov = torch.zeros(bsz, 0, 0, dtype=torch.float64)
-        undefined = torch.zeros(bsz, 0, dtype=torch.bool)
-        condition, cov_flag = np.ones(bsz), np.zeros(bsz, dtype=bool)
-    parameter_covariance = np.zeros((bsz, layout.n_params, layout.n_params))
-    with torch.no_grad():
-        model_images = user_problem.render(free_values, index)
-    errors = np.zeros_like(values)
-    at_bound = np.zeros(values.shape, dtype=bool)
-    if layout.n_free:
-        # errors of every parameter that varies (tied and coupled ones through the
-        # constraints): diag(G C G^T) with G = d values / d coordinates
-        slope = layout.value_jacobian(free_values.to(torch.float64), values_t, internal=False)
-        cov_values = slope @ cov.to(slope.device) @ slope.transpose(1, 2)
-        varying = list(layout.varying_index)
-        cov_values = cov_values.cpu().numpy()
-        errors[:, varying] = np.sqrt(np.diagonal(cov_values, axis1=1, axis2=2))[:, varying]
-        parameter_covariance[np.ix_(np.arange(bsz), varying, varying)] = cov_values[np.ix_(np.arange(bsz), varying,
-                                                                                           varying)]
-        flags = (at_bound_free | undefined.to(at_bound_free.device)).cpu().numpy()
-        for k, i in enumerate(free_cols):
-            at_bound[:, i] = flags[:, k]
-            entry = layout.entries[i]
-            if entry.role == "coupled":  # a coupled range at its limit flags both members
-                at_bound[:, entry.ref] |= flags[:, k]
+        parts = functions.render_parts(free_values, index)
+        model_images = parts.total()
+        good_t = data.weight > 0
+        weight = data.weight if statistic is None else statistic.fisher_scale(model_images, good_t)
+        signal = component_signal(parts.unit_images, parts.amplitudes, weight)
+    del parts
 
     model_np = model_images.detach().to(torch.float64).cpu().numpy()
-    good = data.weight.cpu().numpy() > 0
+    good = good_t.cpu().numpy()
     clean = data.data.to(torch.float64).cpu().numpy()  # unusable pixels zeroed (and weighted 0)
     chi2 = (((clean - model_np) * data.weight.cpu().numpy()) ** 2 * good).reshape(bsz, -1).sum(-1)
     if statistic is None:
@@ -271,17 +256,95 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     else:
         with torch.no_grad():
             fit_statistic = statistic.value(data.data.to(torch.float64), model_images.to(torch.float64),
-                                            data.weight > 0).cpu().numpy()
+                                            good_t).cpu().numpy()
     ndof = data.n_pixels.cpu().numpy() - layout.n_free
     chi2_nu = fit_statistic / np.maximum(ndof, 1)
-    iterations = iterations.cpu().numpy()
-    converged = converged_best.cpu().numpy() & np.isfinite(chi2)
+
+    # flags: components that vanished, centres off the region (see galprof.fitting.flags)
+    components = layout.model.components
+    lit = [ci for ci, comp in enumerate(components) if comp.profile_class.kind != "sky"]
+    varying_components = {layout.entries[i].component for i in layout.varying_index}
+    tested = torch.tensor([ci in varying_components for ci in lit], dtype=torch.bool)
+    noise = np.sqrt(np.where(np.isfinite(chi2_nu), chi2_nu, np.inf)) if unit_weights else np.ones(bsz)
+    vanished_lit = vanished_components(signal, torch.as_tensor(noise, device=signal.device), tested)
+    vanished = torch.zeros(bsz, len(components), dtype=torch.bool, device=device)
+    vanished[:, lit] = vanished_lit.to(device)
+    signal_all = np.full((bsz, len(components)), np.nan)
+    signal_all[:, lit] = signal.cpu().numpy()
+    x_cols = [i for i in layout.varying_index if layout.entries[i].name == "x"]
+    y_cols = [i for i in layout.varying_index if layout.entries[i].name == "y"]
+    sizes = (frame.region_sizes.cpu().numpy().astype(np.float64) if frame.region_sizes is not None
+             else np.tile([float(frame.width), float(frame.height)], (bsz, 1)))
+    x_low, y_low = frame.x_min - 0.5, frame.y_min - 0.5
+    off_region = centres_off_region(values, x_cols, y_cols, np.stack([np.full(bsz, x_low), x_low + sizes[:, 0]], 1),
+                                    np.stack([np.full(bsz, y_low), y_low + sizes[:, 1]], 1))
+
+    # covariance at the reported (canonical) values, in user units, with the coordinates
+    # the data do not determine held: a vanished component's, a centre off the region, a bound
+    coordinate_component = torch.tensor([layout.entries[i].component for i in free_cols], dtype=torch.long,
+                                        device=device)
+    held = (vanished[:, coordinate_component] | at_bound_free.to(device)
+            | torch.as_tensor(off_region[:, free_cols], device=device))
+    if layout.n_free:
+        estimates = []
+        for part in torch.split(index, pass_size):  # bounded temporaries for large batches
+            _, jac = user_problem.residuals_and_jacobian(free_values[part], part)
+            estimates.append(covariance_estimate(jac, held=held[part]))
+            del jac
+        cov = torch.cat([e.covariance for e in estimates])
+        undefined = torch.cat([e.undefined for e in estimates])
+        null = torch.cat([e.degenerate for e in estimates]).cpu().numpy()
+        condition = torch.cat([e.condition for e in estimates]).cpu().numpy()
+        cov_flag = torch.cat([e.flag for e in estimates]).cpu().numpy()
+    else:
+        cov = torch.zeros(bsz, 0, 0, dtype=torch.float64)
+        undefined = torch.zeros(bsz, 0, dtype=torch.bool)
+        null = np.zeros((bsz, 0), dtype=bool)
+        condition, cov_flag = np.ones(bsz), np.zeros(bsz, dtype=bool)
+    parameter_covariance = np.zeros((bsz, layout.n_params, layout.n_params))
+    errors = np.zeros_like(values)
+    at_bound = np.zeros(values.shape, dtype=bool)
+    on_bound = np.zeros(values.shape, dtype=bool)
+    degenerate = np.zeros(values.shape, dtype=bool)
+    for ci, comp in enumerate(components):  # a vanished component is named by its amplitude
+        if comp.profile_class.amplitude is not None:
+            degenerate[:, layout.index(ci, comp.profile_class.amplitude)] = vanished[:, ci].cpu().numpy()
+    if layout.n_free:
+        # errors of every parameter that varies (tied and coupled ones through the
+        # constraints): diag(G C G^T) with G = d values / d coordinates; a parameter that
+        # depends on an undefined coordinate is undefined (NaN) itself
+        slope = layout.value_jacobian(free_values.to(torch.float64), values_t, internal=False)
+        undefined_d = undefined.to(slope.device)
+        cov_d = cov.to(slope.device)
+        cov_values = slope @ torch.where(torch.isnan(cov_d), torch.zeros_like(cov_d), cov_d) @ slope.transpose(1, 2)
+        unknown = ((slope != 0) & undefined_d[:, None, :]).any(-1)
+        cov_values = torch.where(unknown[:, :, None] | unknown[:, None, :], torch.full_like(cov_values, float("nan")),
+                                 cov_values)
+        varying = list(layout.varying_index)
+        cov_values = cov_values.cpu().numpy()
+        errors[:, varying] = np.sqrt(np.diagonal(cov_values, axis1=1, axis2=2))[:, varying]
+        parameter_covariance[np.ix_(np.arange(bsz), varying, varying)] = cov_values[np.ix_(np.arange(bsz), varying,
+                                                                                           varying)]
+        bound_flags = at_bound_free.cpu().numpy()
+        flags = bound_flags | undefined.cpu().numpy()
+        for k, i in enumerate(free_cols):
+            at_bound[:, i] = flags[:, k]
+            on_bound[:, i] = bound_flags[:, k]
+            degenerate[:, i] |= null[:, k]
+            entry = layout.entries[i]
+            if entry.role == "coupled":  # a coupled range at its limit flags both members
+                at_bound[:, entry.ref] |= flags[:, k]
+                on_bound[:, entry.ref] |= bound_flags[:, k]
+    at_bound |= degenerate | off_region
+    names = tuple((c + 1, n) for c, n in layout.names)
+    optimiser_converged = np.asarray(optimiser_converged, dtype=bool) & np.isfinite(chi2)
+    status = fit_statuses(names, values, fit_statistic, optimiser_converged, degenerate, off_region, on_bound)
     free = np.array([e.role == "free" for e in layout.entries], dtype=bool)
     constrained = np.zeros(layout.n_params, dtype=bool)
     constrained[list(layout.constrained_index)] = True
     return FitResult(
         model=model,
-        names=tuple((c + 1, n) for c, n in layout.names),
+        names=names,
         values=values,
         errors=errors,
         free=free,
@@ -292,12 +355,18 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         ndof=ndof,
         chi2_nu=chi2_nu,
         iterations=iterations,
-        converged=converged,
+        converged=status == CONVERGED,
         model_images=model_np,
         residual_images=img - model_np,
-        initial_values=initial,
+        initial_values=setup.initial,
         errors_scaled=errors * np.sqrt(np.where(np.isfinite(chi2_nu), chi2_nu, np.nan))[:, None],
         parameter_covariance=parameter_covariance,
         covariance_flag=cov_flag,
         condition_number=condition,
+        status=status,
+        optimiser_converged=optimiser_converged,
+        degenerate=degenerate,
+        off_region=off_region,
+        on_bound=on_bound,
+        signal=signal_all,
     )

@@ -128,6 +128,12 @@ class ModelFunctions:
         """(b, H, W) model images of galaxies ``index`` at optimiser coordinates ``free`` (b, F)."""
         return self._parts(self._user_values(free, index), index).total()
 
+    def render_parts(self, free: torch.Tensor, index: torch.Tensor):
+        """The :class:`galprof.render.scene.RenderedParts` of galaxies ``index`` at optimiser
+        coordinates ``free`` (b, F): each non-sky component's unit-amplitude image
+        (b, C, H, W), its amplitude (b, C) and the sky; ``.total()`` is :meth:`render`."""
+        return self._parts(self._user_values(free, index), index)
+
     def _sky_column(self, component: int, name: str, like: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         frame, _ = self._context(index)
         bsz = like.shape[0]

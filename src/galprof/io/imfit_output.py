@@ -36,19 +36,24 @@ _INPUTS_PREFIX = "# galprof inputs: "
 
 def bestfit_header_lines(*, program: str, command: str, converged: bool, iterations: int, statistic_name: str,
                          best: float, reduced: float, aic: float, bic: float, inputs: dict | None = None,
-                         errors_note: str = "covariance matrix", date: str | None = None) -> list[str]:
+                         errors_note: str = "covariance matrix", date: str | None = None,
+                         fit_status: str | None = None) -> list[str]:
     """The header of a best-fit file, as complete lines (``#`` included, blank lines as "").
 
     Args:
         program: what made the fit (``galprof 0.1.0``), in imfit's first line.
         command: the command line, in imfit's third line.
-        converged, iterations: the fit's state (imfit's ``Algorithm:`` line).
+        converged, iterations: the optimiser's state (imfit's ``Algorithm:`` line: its
+            stopping test was met, or the iteration limit reached).
         statistic_name: imfit's name of the statistic (:data:`STATISTIC_NAMES`).
         best, reduced: the statistic at the best fit and per degree of freedom.
         aic, bic: Akaike and Bayesian information criteria.
         inputs: the run's input files (image, psf, mask, noise, ...), recorded as JSON.
         errors_note: where the ``# +/-`` errors come from.
         date: the date in imfit's format (``time.asctime()``); default now.
+        fit_status: galprof's STATUS of the fit (``converged``, ``degenerate: 2_mag``, ...;
+            see :mod:`galprof.fitting.result`), written as a ``#   Status:`` line after
+            the ``Algorithm:`` line; None for none.
     """
     status = ("status = 1 -- SUCCESS: Convergence in fit-statistic value." if converged
               else f"status = 5 -- maximum number of iterations ({iterations}) reached")
@@ -60,8 +65,10 @@ def bestfit_header_lines(*, program: str, command: str, converged: bool, iterati
     lines.append(f"# Errors: from the {errors_note}")
     lines += ["",
               "# Results of fit:",
-              f"#   Algorithm: Levenberg-Marquardt: {status}",
-              f"#   Fit statistic: {statistic_name}",
+              f"#   Algorithm: Levenberg-Marquardt: {status}"]
+    if fit_status is not None:
+        lines.append(f"#   Status: {fit_status}")
+    lines += [f"#   Fit statistic: {statistic_name}",
               f"#   Best-fit value: {best:.6f}",
               f"#   Reduced value: {reduced:.6f}",
               f"#   AIC: {aic:.6f}",
@@ -83,9 +90,10 @@ def run_inputs(text: str) -> dict:
 
 def fit_summary(text: str) -> dict:
     """What a best-fit header says of the fit (imfit's or galprof's): ``reduced`` (the
-    ``Reduced value:``, NaN when absent) and ``converged`` (True for imfit's ``status =
-    1..4 -- SUCCESS``, False for another status, None without an ``Algorithm:`` line)."""
-    reduced, converged = float("nan"), None
+    ``Reduced value:``, NaN when absent), ``converged`` (True for imfit's ``status =
+    1..4 -- SUCCESS``, False for another status, None without an ``Algorithm:`` line)
+    and ``status`` (galprof's ``Status:`` line, None without one)."""
+    reduced, converged, status = float("nan"), None, None
     for line in text.splitlines():
         body = line.lstrip("#").strip()
         if body.startswith("Reduced value:"):
@@ -95,7 +103,9 @@ def fit_summary(text: str) -> dict:
                 pass
         elif body.startswith("Algorithm:"):
             converged = "SUCCESS" in body
-    return {"reduced": reduced, "converged": converged}
+        elif body.startswith("Status:"):
+            status = body.split(":", 1)[1].strip()
+    return {"reduced": reduced, "converged": converged, "status": status}
 
 
 __all__ = ["STATISTIC_NAMES", "bestfit_header_lines", "fit_summary", "run_inputs"]

@@ -17,12 +17,16 @@ describe a fitted galaxy with one row of this schema:
 * ``CHISQ``, ``CHI2NU``, ``NDOF``, ``ITERATIONS``, ``AUTO_INIT``, ``COV_FLAG`` and
   ``STATUS``.
 
-``STATUS`` takes one of the values of the vocabulary below: :data:`CONVERGED`,
-:data:`MAX_ITERATIONS`, ``hit a bound: 1_N,2_RS`` (:data:`HIT_BOUND`),
-``not fitted: <why>`` (:data:`NOT_FITTED`, GALFIT's ``P) 1..3``) and ``failed: <reason>``
-(:data:`FAILED`; the row's values are then NaN). :func:`write_covariance` writes the
-companion covariance file (``--covariance-file``). The same column names override template
-values in an input catalog.
+``STATUS`` takes one of the values of galprof's one vocabulary (defined in
+:mod:`galprof.fitting.result`, which explains each, and re-exported here), in order of
+precedence: ``failed: <reason>`` (:data:`FAILED`; the row's values are then NaN),
+``degenerate: 2_mag`` (:data:`DEGENERATE`: a component vanished, or the covariance is
+singular; parameters as ``<k>_<name>``), ``off the region: 2_x`` (:data:`OFF_REGION`),
+:data:`MAX_ITERATIONS`, ``hit a bound: 1_n,2_r_s`` (:data:`HIT_BOUND`), :data:`CONVERGED`,
+and ``not fitted: <why>`` (:data:`NOT_FITTED`, GALFIT's ``P) 1..3``). Only ``converged``
+rows are converged fits; the others' undefined errors are NaN with ``COV_FLAG`` set.
+:func:`write_covariance` writes the companion covariance file (``--covariance-file``).
+The same column names override template values in an input catalog.
 """
 
 from __future__ import annotations
@@ -36,14 +40,20 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ..errors import UsageError
+from ..fitting.result import (
+    CONVERGED,
+    DEGENERATE,
+    FAILED,
+    HIT_BOUND,
+    MAX_ITERATIONS,
+    NON_FINITE,
+    NOT_FITTED,
+    OFF_REGION,
+)
 from .galfit_output import HEADER_KEYWORDS
 
-#: STATUS vocabulary (prefixes for the two that carry details)
-CONVERGED = "converged"
-MAX_ITERATIONS = "max iterations"
-HIT_BOUND = "hit a bound: "
-NOT_FITTED = "not fitted: "
-FAILED = "failed: "
+#: STATUS vocabulary (see :mod:`galprof.fitting.result`): prefixes end in ": "
+STATUS_VOCABULARY = (CONVERGED, MAX_ITERATIONS, HIT_BOUND, DEGENERATE, OFF_REGION, NOT_FITTED, FAILED)
 
 #: the per-galaxy columns after the parameters, in table order
 SUMMARY_COLUMNS = ("CHISQ", "CHI2NU", "NDOF", "ITERATIONS", "AUTO_INIT", "COV_FLAG", "STATUS")
@@ -82,16 +92,12 @@ def parameter_columns(model, method: str = "covariance") -> list[str]:
 
 
 def fit_status(result, b: int) -> str:
-    """STATUS of galaxy ``b`` of a :class:`galprof.FitResult`: failed (non-finite values),
-    max iterations, hit a bound (free parameters on a bound, as ``<k>_<name>``) or converged."""
+    """STATUS of galaxy ``b`` of a :class:`galprof.FitResult` (its ``status``): failed
+    (non-finite values), degenerate, off the region, max iterations, hit a bound or
+    converged (see :mod:`galprof.fitting.result`)."""
     if not np.isfinite(result.chi2[b]) or not np.all(np.isfinite(result.values[b])):
-        return FAILED + "the fit ended with non-finite values"
-    if not result.converged[b]:
-        return MAX_ITERATIONS
-    bound = [f"{c}_{n}" for j, (c, n) in enumerate(result.names) if result.at_bound[b, j] and result.free[j]]
-    if bound:
-        return HIT_BOUND + ",".join(bound)
-    return CONVERGED
+        return FAILED + NON_FINITE
+    return str(result.status[b])
 
 
 def is_failed(status) -> bool:

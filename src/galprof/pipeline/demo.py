@@ -282,5 +282,5 @@ def run_quick_demo(n_galaxies: int = 6, seed: int = 2, dtype=torch.float32, quie
                 v, e, t = result.value(1, name)[b], result.error(1, name)[b], truth[name][b]
                 print(f"{b:>3} {name:>5} {t:>10.4f} {v:>10.4f} {e:>9.4f} {(v - t) / e:>6.2f}")
             print(f"    chi2/nu = {result.chi2_nu[b]:.4f}  iterations = {result.iterations[b]}  "
-                  f"converged = {bool(result.converged[b])}")
+                  f"status = {result.status[b]}")
     return dict(truth=truth, result=result)

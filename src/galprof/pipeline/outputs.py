@@ -2,7 +2,9 @@
 
 * :class:`FeedmeOutputs`: the image block (``B)``; GALFIT's ``P) 0`` and ``2``), the model
   image (``P) 1``), ``subcomps.fits`` (``P) 3``), the restart file ``galfit.NN`` and the
-  ``fit.log`` entry, all as GALFIT writes them.
+  ``fit.log`` entry, all as GALFIT writes them (flagged parameters as ``*value*``), plus
+  the fit's STATUS (:mod:`galprof.fitting.result`): a ``STATUS`` card in the image
+  block's model header and a ``# status: ...`` line after the fit.log entry.
 * :class:`ImfitOutputs`: imfit's best-fit parameter file (a valid imfit configuration
   with imfit's header lines), and the model, residual and weight images it asks for.
 
@@ -41,6 +43,7 @@ from ..io.imfit_config import (
     values_to_imfit,
 )
 from ..io.imfit_output import bestfit_header_lines
+from ..io.results import NOT_FITTED, fit_status
 from ..profiles import get_profile
 from ..profiles.modifiers import profile_for_values
 from ..render.config import RenderConfig
@@ -110,6 +113,7 @@ class FeedmeOutputs:
             constrained = per_component(result.constrained, result.names)
             chi2, ndof, chi2nu = float(result.chi2[b]), int(result.ndof[b]), float(result.chi2_nu[b])
             nfree = int(result.free.sum())
+            status = fit_status(result, b)
             self._say("")
             self._say(result.table(b))
         else:
@@ -118,6 +122,7 @@ class FeedmeOutputs:
             at_bound = [{} for _ in feedme.components]
             constrained = None
             nfree = sum(sum(c.free.values()) for c in feedme.components)
+            status = NOT_FITTED + f"GALFIT option P) {feedme.mode}"
         frame = Frame(x1, y1, x2 - x1 + 1, y2 - y1 + 1, feedme.zeropoint, prepared.exptime, feedme.convolution_box,
                       pixel_scale=tuple(feedme.plate_scale))
         frame_psf = None
@@ -146,9 +151,11 @@ class FeedmeOutputs:
             write_model_image(feedme.output_image, model_image.astype(np.float32), cards)
             self._say(f"wrote model image {feedme.output_image}")
             return
+        # the fit's STATUS (galprof's vocabulary: converged, degenerate: 2_mag, ...) as a card
+        # after GALFIT's; flagged parameters are written *value* +/- *error*
         write_imgblock(feedme.output_image, data=prepared.image, model=model_image, residual=residual, feedme=feedme,
                        components=reports, chi2=chi2, ndof=ndof, nfree=nfree, chi2nu=chi2nu,
-                       input_header=prepared.header)
+                       input_header=prepared.header, input_names={"STATUS": status})
         self._say(f"wrote image block {feedme.output_image}")
         if feedme.mode == 3:
 
@@ -164,6 +171,8 @@ class FeedmeOutputs:
             append_fit_log("fit.log", feedme=feedme, components=reports, initial_components=initial, chi2=chi2,
                            ndof=ndof, chi2nu=chi2nu, date=datetime.datetime.now().isoformat(timespec="seconds"),
                            restart_file=str(restart), output_image=feedme.output_image)
+            with open("fit.log", "a", encoding="utf-8") as log:  # GALFIT's entry, then galprof's STATUS
+                log.write(f"# status: {status}\n")
             self._say(f"wrote {restart} and appended fit.log")
 
 
@@ -243,7 +252,9 @@ class ImfitOutputs:
         aic = chi2 + 2 * n_free + (2 * n_free * (n_free + 1) / max(n_pix - n_free - 1, 1))
         bic = chi2 + n_free * math.log(max(n_pix, 1))
         header = bestfit_header_lines(
-            program=f"galprof {__version__}", command=self.command, converged=bool(result.converged[b]),
+            program=f"galprof {__version__}", command=self.command, fit_status=fit_status(result, b),
+            converged=bool(result.converged[b] if result.optimiser_converged is None
+                           else result.optimiser_converged[b]),
             iterations=int(result.iterations[b]), statistic_name=self.statistic_name, best=chi2,
             reduced=float(result.chi2_nu[b]), aic=aic, bic=bic, inputs=dict(self.inputs),
             errors_note=("scatter of bootstrap resamplings" if self.errors == "bootstrap"

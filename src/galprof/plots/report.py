@@ -15,8 +15,8 @@ The report directory holds
 
 The page shows summary statistics and the histograms at the top, then a table of all
 rows, 100 per page (so that 100,000 rows stay responsive), sortable by any column
-(click its header), filtered by status (converged, hit a bound, max iterations,
-failed) and by ranges of any numeric column; quick filters give chi^2_nu > 2, hit a
+(click its header), filtered by status (converged, degenerate (or off the region), hit
+a bound, max iterations, failed) and by ranges of any numeric column; quick filters give chi^2_nu > 2, hit a
 bound and failed. Clicking a row opens its figure (or its thumbnail) with the
 parameters and errors; Escape closes it, the arrow keys step through the filtered rows.
 ``<row>`` is the 0-based row of the results table.
@@ -57,10 +57,13 @@ THUMBNAIL_RENDER = RenderConfig(gl_order=2, outer_gl_order=1, fine_factor=3, psf
 
 
 def status_category(status: str) -> str:
-    """``converged``, ``bound``, ``maxiter`` or ``failed`` from a STATUS string."""
+    """``converged``, ``degenerate`` (also ``off the region``), ``bound``, ``maxiter`` or
+    ``failed`` from a STATUS string."""
     s = str(status or "")
     if s.startswith("failed"):
         return "failed"
+    if s.startswith(("degenerate", "off the region")):
+        return "degenerate"
     if s.startswith("hit a bound"):
         return "bound"
     if s.startswith("max iter"):
@@ -194,11 +197,12 @@ def _histograms(values, kinds, shown, flags, path: pathlib.Path) -> bool:
 
 def _summary_html(values, kinds, shown, flags) -> str:
     n = len(flags)
-    counts = {k: sum(1 for f in flags if f == k) for k in ("converged", "bound", "maxiter", "failed")}
+    counts = {k: sum(1 for f in flags if f == k) for k in ("converged", "degenerate", "bound", "maxiter", "failed")}
     chi = np.asarray(values.get("CHI2NU", [math.nan] * n), dtype=float)
     finite = chi[np.isfinite(chi)]
-    cards = [("galaxies", str(n)), ("converged", str(counts["converged"])), ("hit a bound", str(counts["bound"])),
-             ("max iterations", str(counts["maxiter"])), ("failed", str(counts["failed"]))]
+    cards = [("galaxies", str(n)), ("converged", str(counts["converged"])), ("degenerate", str(counts["degenerate"])),
+             ("hit a bound", str(counts["bound"])), ("max iterations", str(counts["maxiter"])),
+             ("failed", str(counts["failed"]))]
     if finite.size:
         cards += [("median χ²/ν", f"{np.median(finite):.3f}"),
                   ("χ²/ν > 2", f"{int((finite > 2).sum())} ({100 * np.mean(finite > 2):.1f} %)")]
@@ -243,6 +247,7 @@ _PAGE = """<!DOCTYPE html>
 <div class="controls">
   <fieldset><legend>status</legend>
     <label><input type="checkbox" class="status-filter" value="converged" checked> converged</label>
+    <label><input type="checkbox" class="status-filter" value="degenerate" checked> degenerate</label>
     <label><input type="checkbox" class="status-filter" value="bound" checked> hit a bound</label>
     <label><input type="checkbox" class="status-filter" value="maxiter" checked> max iterations</label>
     <label><input type="checkbox" class="status-filter" value="failed" checked> failed</label>
@@ -292,7 +297,7 @@ def _select_figures(flags, values, figures, max_figures) -> list[int]:
         chosen = [i for i in range(n) if flags[i] != "failed"]
     elif figures == "flagged":
         chi = values.get("CHI2NU", [math.nan] * n)
-        chosen = [i for i in range(n) if flags[i] in ("bound", "maxiter")
+        chosen = [i for i in range(n) if flags[i] in ("degenerate", "bound", "maxiter")
                   or (flags[i] == "converged" and math.isfinite(chi[i]) and chi[i] > 2)]
         chosen.sort(key=lambda i: -(chi[i] if math.isfinite(chi[i]) else 0.0))
     elif isinstance(figures, (list, tuple, set)):

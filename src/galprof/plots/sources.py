@@ -473,6 +473,7 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
     any_flagged = any(any(c.flagged.values()) for c in components)
     status = "flagged: " + ",".join(f"{c.number}_{n}" for c in components for n, f in c.flagged.items() if f) \
         if any_flagged else ("converged" if not flags else f"flags: {flags}")
+    status = str(header.get("STATUS", "")).strip() or status  # galprof's STATUS card, where written
     return FitView(name=path.name, data=data, model=model, components=components, sigma=region_sigma,
                    mask=region_mask, origin=(x1, y1), zeropoint=zeropoint, exptime=exptime,
                    pixel_scale=tuple(pixel_scale) if pixel_scale else None,
@@ -639,7 +640,7 @@ def from_imfit(bestfit, image=None, *, psf=None, mask=None, noise=None, errors_a
             display=display))
     summary = fit_summary(text)
     chi2_nu = summary["reduced"]
-    status = {None: "", True: "converged", False: "max iterations"}[summary["converged"]]
+    status = summary["status"] or {None: "", True: "converged", False: "max iterations"}[summary["converged"]]
     return FitView(name=bestfit.name, data=data, model=images.sum(0), components=tuple(components), sigma=sigma,
                    mask=region_mask, origin=(1, 1), zeropoint=zeropoint, exptime=1.0,
                    pixel_scale=tuple(pixel_scale) if pixel_scale else None, chi2_nu=chi2_nu, status=status,
@@ -683,7 +684,8 @@ def from_fit_result(result, image, *, galaxy: int = 0, sigma=None, mask=None, ps
         flagged = {n: bool(result.at_bound[galaxy, result.column(k + 1, n)]) and free[n] for n in names}
         views.append(ComponentView(k + 1, comp.profile, comp.profile_class.kind, values[k], errors, free, flagged,
                                    images[k]))
-    status = "converged" if bool(result.converged[galaxy]) else "max iterations"
+    status = (str(result.status[galaxy]) if result.status is not None
+              else "converged" if bool(result.converged[galaxy]) else "max iterations")
     return FitView(name=name or f"galaxy {galaxy}", data=data, model=np.asarray(result.model_images[galaxy]),
                    components=tuple(views), sigma=pick(sigma), mask=None if mask is None else pick(mask, bool),
                    origin=tuple(origin), zeropoint=zp, exptime=et, pixel_scale=pixel_scale,
@@ -815,7 +817,7 @@ class BatchResults:
         """[(number, profile, kind, values, errors, free, flagged)] of a row (NaN where absent)."""
         status = str(row.get("STATUS") or "")
         flagged = set()
-        if status.startswith("hit a bound:"):
+        if status.startswith(("hit a bound:", "degenerate:", "off the region:")):  # they name <k>_<name>
             flagged = {s.strip() for s in status.split(":", 1)[1].split(",")}
         out = []
         for ci, comp in enumerate(self.template.model.components):

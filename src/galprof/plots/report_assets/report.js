@@ -7,7 +7,8 @@
   var $ = function (id) { return document.getElementById(id); };
   var N = R.n, D = R.data;
   var state = { sortCol: null, sortDir: 1, page: 0, pageSize: 100, ranges: [], statuses: null, order: null, open: -1 };
-  var FLAGS = { converged: "converged", bound: "hit a bound", maxiter: "max iterations", failed: "failed" };
+  var FLAGS = { converged: "converged", degenerate: "degenerate", bound: "hit a bound", maxiter: "max iterations",
+                failed: "failed" };
 
   function fmt(v) {
     if (v === null || v === undefined) return "";
