@@ -99,7 +99,7 @@ def run(args) -> int:
                          fit_options=(("lm_settings", LMSettings(max_iterations=args.max_iter, ftol=args.ftol)),),
                          outputs=outputs)
     errors = ErrorOptions(error_method, bootstrap=args.bootstrap or ErrorOptions().bootstrap, seed=args.seed)
-    options = batch_options(args, verbose=not args.quiet, errors=errors)
+    options = batch_options(args, verbose=not args.quiet, errors=errors, legacy_sampling="imfit")
     noise_note = args.noise or "from the data (GAIN, READNOISE, NCOMBINED, EXPTIME, ORIGINAL_SKY)"
     say(f"galprof {__version__} imfit: {args.image} with {args.config}; noise {noise_note}; PSF {args.psf or 'none'}")
     if args.bootstrap:

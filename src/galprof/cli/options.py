@@ -82,17 +82,20 @@ def error_options(args) -> ErrorOptions:
 
 
 def batch_options(args, *, verbose: bool = False, pad_shapes: bool = False,
-                  errors: ErrorOptions | None = None) -> BatchOptions:
+                  errors: ErrorOptions | None = None, legacy_sampling: str = "integrate") -> BatchOptions:
     """The runner's settings from parsed arguments (every subcommand's shared options).
     An option that cannot act is refused (``--mask-mode`` without automatic initial values).
-    ``errors``: the error options when the subcommand has its own (imfit's ``--bootstrap N``)."""
+    ``errors``: the error options when the subcommand has its own (imfit's ``--bootstrap N``).
+    ``legacy_sampling``: how ``--legacy-pixel-integration`` samples pixels
+    (:class:`galprof.render.config.RenderConfig`; ``imfit`` for ``galprof imfit``)."""
     if getattr(args, "auto_init", "auto") == "never" and getattr(args, "mask_mode", "others") != "others":
         raise UsageError("--mask-mode applies to automatic initial values; it has no effect with --auto-init never")
     return BatchOptions(batch_size=getattr(args, "batch_size", 64), dtype=getattr(torch, args.dtype),
                         device=resolve_device(args.device), method=getattr(args, "method", "lm"),
                         auto_init=getattr(args, "auto_init", "auto"), mask_mode=getattr(args, "mask_mode", "others"),
                         workers=getattr(args, "workers", 2),
-                        config=RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration),
+                        config=RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration,
+                                            legacy_sampling=legacy_sampling),
                         errors=errors or error_options(args), verbose=verbose, pad_shapes=pad_shapes)
 
 

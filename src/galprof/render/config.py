@@ -13,6 +13,13 @@ class RenderConfig:
         legacy_pixel_integration: integrate the galaxy over each pixel and then convolve
             with the PSF, as GALFIT and imfit do. An empirical PSF already contains the
             pixel response, so this widens the PSF by a pixel; off by default.
+        legacy_sampling: how ``legacy_pixel_integration`` takes a pixel's light:
+            ``"integrate"`` (default: the pixel integral, to quadrature accuracy) or
+            ``"imfit"`` (imfit's subsampling of Sérsic and exponential components: the mean
+            of an n x n grid of pixel-centred sub-pixel samples, n = 20 within an
+            elliptical radius of 4 px (Sérsic) or 3 px (exponential) of the centre,
+            int(20 / r) out to r = 10 px, and the value at the pixel centre beyond; other
+            profiles are integrated). For reproducing imfit's own fits.
         gl_order: Gauss-Legendre nodes per axis per cell near the centre (a patch of
             ``fine_box + 4`` pixels) and in the fine cells.
         outer_gl_order: Gauss-Legendre nodes per axis per pixel elsewhere (without a PSF
@@ -40,6 +47,7 @@ class RenderConfig:
     """
 
     legacy_pixel_integration: bool = False
+    legacy_sampling: str = "integrate"
     gl_order: int = 4
     outer_gl_order: int = 2
     outer_box: int = 21
@@ -68,6 +76,8 @@ class RenderConfig:
             raise ValueError("RenderConfig needs coarse_factor >= 1")
         if self.outer_box < self.fine_box + 4:
             raise ValueError("RenderConfig needs outer_box >= fine_box + 4")
+        if self.legacy_sampling not in ("integrate", "imfit"):
+            raise ValueError(f"RenderConfig.legacy_sampling is 'integrate' or 'imfit', got {self.legacy_sampling!r}")
         if self.gl_order < 1 or self.outer_gl_order < 1 or self.edge_nodes < 2:
             raise ValueError("RenderConfig needs gl_order, outer_gl_order >= 1 and edge_nodes >= 2")
 
