@@ -186,16 +186,19 @@ def prepared(source, options: BatchOptions | None = None):
     return p
 
 
-def chi2_at(p, values: list[dict], *, legacy: bool = True, dtype=torch.float64) -> float:
+def chi2_at(p, values: list[dict], *, legacy: bool = True, sampling: str = "integrate",
+            dtype=torch.float64) -> float:
     """galprof's chi^2 of prepared galaxy ``p`` with every parameter held at ``values``
-    (per component {name: value}, galprof's names and units): nothing is fitted."""
+    (per component {name: value}, galprof's names and units): nothing is fitted.
+    ``sampling``: ``RenderConfig.legacy_sampling`` (``imfit``: imfit's sub-pixel samples)."""
     comps = [Component(c.profile, dict(v), fixed=frozenset(v), skip_in_residual=c.skip_in_residual)
              for c, v in zip(p.model.components, values)]
     keywords = {k: v for k, v in dict(p.fit_options).items() if k != "lm_settings"}
     result = fit(Model(tuple(comps)), p.image, sigma=p.sigma, mask=p.mask, psf=p.psf,
                  psf_oversampling=p.psf_oversampling, origin=p.origin, zeropoint=p.zeropoint, exptime=p.exptime,
                  convolution_box=p.convolution_box, pixel_scale=p.plate_scale,
-                 config=RenderConfig(legacy_pixel_integration=legacy), dtype=dtype, staged=False, retries=0,
+                 config=RenderConfig(legacy_pixel_integration=legacy, legacy_sampling=sampling), dtype=dtype,
+                 staged=False, retries=0,
                  cpu_workers=1, **keywords)
     return float(result.chi2[0])
 
