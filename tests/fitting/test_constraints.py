@@ -10,6 +10,7 @@ from astropy.io import fits
 from galprof import Component, Model, ModelError, fit
 from galprof.cli import main
 from galprof.constraints import FactorRange, PairRange, Range, RelativeRange, Tie
+from galprof.fitting.layout import ParameterLayout
 from galprof.io.constraints import parse_constraints
 from galprof.io.feedme import FeedmeError
 from references import moffat_epsf
@@ -223,3 +224,19 @@ P) 0
     assert x2 and y2, (header["2_XC"], header["2_YC"])
     assert float(x2.group(1)) - x1 == pytest.approx(24.0 - 24.9, abs=2e-4)  # 4 decimals in the header
     assert "c.constraints" in header["CONSTRNT"]
+
+
+def test_a_tie_batches_galaxies_with_different_starts_and_one_offset():
+    """A tie's constant comes from the initial values: galaxies of a batch may start at
+    different values as long as the offset (or ratio) is the same for all (issue 21:
+    bench_multicomponent.py's tied centres); different offsets are an error naming it."""
+    x = np.array([20.0, 24.0, 28.5])
+    comps = [Component("sersic", dict(x=x, y=x, mag=17.0, r_e=3.0, n=2.0, q=0.8, pa=0.0)),
+             Component("expdisk", dict(x=x + 0.5, y=x, mag=17.0, r_s=5.0, q=0.5, pa=0.0))]
+    layout = ParameterLayout(Model(comps, [Tie((1, 2), "x", "offset"), Tie((1, 2), "y", "offset")]),
+                             ((0.5, 48.5), (0.5, 48.5)))
+    entry = layout.entries[layout.index(1, "x")]
+    assert entry.role == "tied" and entry.const == pytest.approx(0.5)
+    comps[1] = Component("expdisk", dict(x=x + np.array([0.5, 0.5, 0.7]), y=x, mag=17.0, r_s=5.0, q=0.5, pa=0.0))
+    with pytest.raises(ModelError, match="one initial offset of 'x'"):
+        ParameterLayout(Model(comps, [Tie((1, 2), "x", "offset")]), ((0.5, 48.5), (0.5, 48.5)))

@@ -10,8 +10,18 @@ import pytest
 import torch
 
 from galprof import Component, Model, ModelError, fit
+from galprof.fitting.layout import (
+    BOUNDED_THETA_STEP_LIMIT,
+    LOG_AXIS_RATIO_STEP_LIMIT,
+    LOG_INDEX_STEP_LIMIT,
+    LOG_SIZE_STEP_LIMIT,
+    MAGNITUDE_STEP_LIMIT,
+    PA_STEP_LIMIT,
+    POSITION_STEP_LIMIT,
+    ParameterLayout,
+)
 from galprof.fitting.likelihood import LikelihoodError
-from galprof.optimise.lm import LMSettings
+from galprof.optimise.lm import LMSettings, limit_step
 from galprof.render.psf import PSFError
 from galprof.render.scene import Frame, RenderError
 from references import FFT_GSPARAMS, galsim_moffat, galsim_sersic, moffat_epsf
@@ -292,23 +302,45 @@ def test_a_shape_stage_one_left_on_a_bound_restarts():
 
 
 def test_step_limits():
-    """Unbounded magnitudes (total and surface brightness) get the step limit, nothing
-    else; a step beyond a limit is shortened along its direction."""
-    from galprof.optimise.lm import limit_step
-    from galprof.fitting.layout import MAGNITUDE_STEP_LIMIT, ParameterLayout
-
+    """Every parameter with a natural scale gets a trust-region limit per LM step (pixels
+    for centres, mag, a factor in size, n and q, degrees of PA); theta_step_limits turns
+    them into limits on theta at the current point, at most BOUNDED_THETA_STEP_LIMIT for a
+    bounded coordinate; a step beyond a limit is shortened along its direction."""
     model = Model([Component("sersic", dict(x=10, y=10, mag=18, r_e=3, n=2, q=0.7, pa=10)),
                    Component("ferrer", dict(x=10, y=10, mu_0=20, r_out=6, alpha=2, beta=0.5, q=0.7, pa=10),
                              fixed={"x", "y"}),
                    Component("sky", dict(sky=0.0, dsdx=0.0, dsdy=0.0))])
     layout = ParameterLayout(model, ((0.5, 20.5), (0.5, 20.5)))
     limits = layout.step_limits()
-    names = [layout.entries[i].name for i in layout.free_index]
-    assert [n for n, lim in zip(names, limits) if np.isfinite(lim)] == ["mag", "mu_0"]
-    assert np.all(limits[np.isfinite(limits)] == MAGNITUDE_STEP_LIMIT)
+    got = {(layout.entries[i].component, layout.entries[i].name): lim for i, lim in zip(layout.free_index, limits)}
+    expected = {(0, "x"): POSITION_STEP_LIMIT, (0, "y"): POSITION_STEP_LIMIT, (0, "mag"): MAGNITUDE_STEP_LIMIT,
+                (0, "r_e"): LOG_SIZE_STEP_LIMIT, (0, "n"): LOG_INDEX_STEP_LIMIT, (0, "q"): LOG_AXIS_RATIO_STEP_LIMIT,
+                (0, "pa"): PA_STEP_LIMIT, (1, "mu_0"): MAGNITUDE_STEP_LIMIT, (1, "r_out"): LOG_SIZE_STEP_LIMIT,
+                (1, "alpha"): np.inf, (1, "beta"): np.inf, (1, "q"): LOG_AXIS_RATIO_STEP_LIMIT,
+                (1, "pa"): PA_STEP_LIMIT, (2, "sky"): np.inf, (2, "dsdx"): np.inf, (2, "dsdy"): np.inf}
+    assert got == expected
+    # a theta step of the limit changes each coordinate by about its natural limit (first order)
+    values = torch.as_tensor(layout.initial_values(1))
+    theta = layout.to_internal(values)
+    theta_limits = layout.theta_step_limits(theta, limits)
+    small = torch.as_tensor(np.where(np.isfinite(limits), 1e-3, 0.0)) * theta_limits.nan_to_num(posinf=0.0)
+    moved = layout.free_coordinates(layout.to_user(theta + small, values))
+    before = layout.free_coordinates(values)
+    for k, i in enumerate(layout.free_index):
+        e = layout.entries[i]
+        if not np.isfinite(limits[k]):
+            continue
+        change = math.log(moved[0, k] / before[0, k]) if e.scale == "log" else float(moved[0, k] - before[0, k])
+        assert change == pytest.approx(1e-3 * limits[k], rel=1e-2), e.name
+    bounded = [k for k, i in enumerate(layout.free_index) if layout.entries[i].scale in ("log", "linear")]
+    assert (theta_limits[0, bounded] <= BOUNDED_THETA_STEP_LIMIT).all()
+    alpha = [k for k, i in enumerate(layout.free_index) if layout.entries[i].name == "alpha"][0]
+    assert theta_limits[0, alpha] == BOUNDED_THETA_STEP_LIMIT
     step = torch.tensor([[1.0, 6.0, 0.5], [0.2, -1.0, 3.0]], dtype=torch.float64)
     out = limit_step(step, torch.tensor([np.inf, 2.0, np.inf], dtype=torch.float64))
     np.testing.assert_allclose(out.numpy(), [[1.0 / 3.0, 2.0, 0.5 / 3.0], [0.2, -1.0, 3.0]])
+    per_row = limit_step(step, torch.tensor([[np.inf, 2.0, np.inf], [0.1, np.inf, np.inf]], dtype=torch.float64))
+    np.testing.assert_allclose(per_row.numpy(), [[1.0 / 3.0, 2.0, 0.5 / 3.0], [0.1, -0.5, 1.5]])
 
 
 @pytest.mark.slow

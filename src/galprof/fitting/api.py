@@ -30,7 +30,7 @@ from .heap import retained_heap
 from .layout import ParameterLayout
 from .likelihood import prepare_data
 from .result import CONVERGED, FitResult, fit_statuses
-from .strategy import STAGE_FTOL, optimise_batch, without_free_index
+from .strategy import STAGE_FTOL, has_perturbed_starts, luminous_components, optimise_batch, without_free_index
 from .workers import resolve_cpu_worker_kind
 
 
@@ -127,6 +127,7 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         convolution_box: tuple[int, int] | None = None, region_sizes=None, statistic=None,
         pixel_scale: tuple[float, float] = (1.0, 1.0),
         method: str = "lm", n_starts: int = 1, retries: int = 2, staged: bool = True, stage_iterations: int = 8,
+        perturbed_starts: bool | None = None,
         config: RenderConfig = RenderConfig(),
         lm_settings: LMSettings = LMSettings(), adam_settings: AdamSettings = AdamSettings(),
         dtype: torch.dtype = torch.float32, device=None, names=None, progress=None,
@@ -162,11 +163,23 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         method: ``lm`` (batched Levenberg-Marquardt, default) or ``adam``.
         n_starts: starts per galaxy (the given one, then variants of n and size); the
             start with the lowest chi^2 wins.
-        retries: rounds of further starts (two more each round) for galaxies whose shape
-            parameters (n, sizes, q) ended on a bound.
+        retries: rounds of further starts (two more each round, rows of one batch) for
+            galaxies whose fit lost a component: shape parameters (n, sizes, q) on a
+            bound, a component switched off or a centre off the fit region (as the
+            statuses flag them). With two or more luminous components the first round
+            also restarts from the given start with each lost component re-centred on
+            the strongest remaining one.
         staged: with LM, first fit with every free Sersic index held fixed for at most
             ``stage_iterations`` iterations (with exact Jacobians, whatever
             ``lm_settings.broyden_updates``), then release it (robust to far starts).
+            Only models with one luminous component are staged (multi-component fits
+            do better without it; bench/RESULTS.md, issue 21).
+        perturbed_starts: after the starts and retries, restart every galaxy twice near
+            its best fit, each component with a free Sersic index made larger (R_e x2,
+            n x1.6, 0.4 mag brighter) and smaller (R_e /2, n /1.6, 0.4 mag fainter), and
+            keep the lowest chi^2 (bulge + disk fits have nearby minima in the bulge's
+            size, index and share of the light). None (default): with LM, for models
+            with two or more luminous components one of which has a free Sersic index.
         config: rendering settings (e.g. ``legacy_pixel_integration``).
         dtype: dtype of the rendering (float32 or float64); linear algebra is float64.
         device: torch device (e.g. "cuda").
@@ -199,8 +212,16 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         lm_settings = replace(lm_settings, chi2_tolerance=0.0)
     optimise = dict(frame=frame, psf=prepared_psf, config=config, data=data, method=method, n_starts=n_starts,
                     retries=retries, lm_settings=lm_settings, adam_settings=adam_settings, dtype=dtype,
-                    progress=progress, statistic=statistic, workers=cpu_workers,
+                    progress=progress, statistic=statistic, unit_weights=sigma is None and statistic is None,
+                    workers=cpu_workers,
                     worker_kind=resolve_cpu_worker_kind(cpu_worker_kind))
+    if perturbed_starts is None:
+        perturbed_starts = method == "lm" and has_perturbed_starts(layout)
+    optimise["perturbed_starts"] = bool(perturbed_starts)
+    # stage 1 only for models with one luminous component: with the trust region of every
+    # LM step, a bulge + disk from the starts of bench_multicomponent.py is recovered more
+    # often and in fewer iterations without it (bench/RESULTS.md, issue 21)
+    staged = staged and len(luminous_components(layout)) < 2
     staged_model = without_free_index(model) if staged and method == "lm" else None
     stage_layout = stage_settings = None
     if staged_model is not None:

@@ -26,8 +26,23 @@ from ..model import Model, ModelError
 from ..profiles.base import EllipticalProfile
 
 _SIZE_NAMES = ("r_e", "r_s", "fwhm")
-#: largest change [mag] of a free (unbounded) magnitude in one LM step
+#: largest change [mag] of a magnitude (total or surface brightness) in one LM step
 MAGNITUDE_STEP_LIMIT = 2.0
+#: largest change [pix] of a centre coordinate (x, y, or a coupled difference of them) in one LM step
+POSITION_STEP_LIMIT = 2.0
+#: largest change of ln(size) (R_e, R_s, FWHM, every ``is_size`` parameter) in one LM step: a factor 2
+LOG_SIZE_STEP_LIMIT = math.log(2.0)
+#: largest change of ln(q) in one LM step (a factor 1.4: 0.6 -> 0.43 or 0.84)
+LOG_AXIS_RATIO_STEP_LIMIT = 0.35
+#: largest change [deg] of a position angle in one LM step
+PA_STEP_LIMIT = 30.0
+#: largest change of ln(n) of a Sersic index in one LM step (a factor 1.5)
+LOG_INDEX_STEP_LIMIT = math.log(1.5)
+#: largest change of theta of any bounded coordinate in one LM step: the logistic moves
+#: from the middle of its range to 98 % of it; a longer step lands where the transform
+#: is flat (a narrow constraint range's coordinate once jumped from theta 2.9 to 35 in
+#: one step and never came back)
+BOUNDED_THETA_STEP_LIMIT = 4.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,26 @@ def _scalar_initial(model: Model, component: int, name: str, what: str) -> float
     if value.size != 1:
         raise ModelError(f"{what}: needs one initial value of {name!r} for the whole batch, got {value.size}")
     return float(value[0])
+
+
+def _tie_constant(model: Model, leader: ParameterEntry, follower: ParameterEntry, kind: str, what: str) -> float:
+    """The constant of a tie (``kind`` "offset": follower - leader; "ratio": follower /
+    leader) from the initial values; galaxies of a batch may start at different values,
+    but the constant must be the same for all (to 1e-9 relative)."""
+    lead = np.asarray(model.components[leader.component].values[leader.name], dtype=np.float64)
+    follow = np.asarray(model.components[follower.component].values[follower.name], dtype=np.float64)
+    lead, follow = np.broadcast_arrays(lead, follow)
+    if kind == "ratio":
+        if np.any(lead == 0):
+            raise ModelError(f"{what}: the leading initial value is 0, so ratios are undefined")
+        const = np.atleast_1d(follow / lead)
+    else:
+        const = np.atleast_1d(follow - lead)
+    scale = max(1.0, float(np.abs(const).max()), float(np.abs(lead).max()))
+    if np.ptp(const) > 1e-9 * scale:
+        raise ModelError(f"{what}: needs one initial {kind} of {follower.name!r} for the whole batch, "
+                         f"got {np.unique(const).size} different ones")
+    return float(const[0])
 
 
 class ParameterLayout:
@@ -134,15 +169,8 @@ class ParameterLayout:
                 if len(free) < 2:
                     continue
                 leader = free[0]
-                v_lead = _scalar_initial(model, entries[leader].component, entries[leader].name, what)
                 for i in free[1:]:
-                    v0 = _scalar_initial(model, entries[i].component, entries[i].name, what)
-                    if c.kind == "ratio":
-                        if v_lead == 0:
-                            raise ModelError(f"{what}: the leading initial value is 0, so ratios are undefined")
-                        const = v0 / v_lead
-                    else:
-                        const = v0 - v_lead
+                    const = _tie_constant(model, entries[leader], entries[i], c.kind, what)
                     entries[i] = replace(entries[i], role="tied", free=False, ref=leader, op=c.kind, const=const)
             elif isinstance(c, PairRange):
                 i = self.names.index((c.first - 1, c.name[0]))
@@ -376,18 +404,61 @@ class ParameterLayout:
         return torch.stack(rows, dim=1)
 
     def step_limits(self) -> np.ndarray:
-        """(F,) the largest change of each optimiser coordinate per LM step (inf: none):
-        :data:`MAGNITUDE_STEP_LIMIT` for unbounded magnitudes (total or surface
-        brightness, whose transform is the identity). A far start otherwise lets one
-        step switch a component off (mag -> +hundreds, flux ~0), a flat state no later
-        step leaves."""
+        """(F,) the largest change of each optimiser coordinate per LM step in its *natural*
+        unit (inf: none): of ln p for a log-scaled coordinate, of p itself otherwise.
+
+        The limits form a trust region scaled to the image: :data:`POSITION_STEP_LIMIT`
+        [pix] for centres, :data:`LOG_SIZE_STEP_LIMIT` for sizes (a factor 2),
+        :data:`LOG_AXIS_RATIO_STEP_LIMIT` for q, :data:`PA_STEP_LIMIT` [deg] for position
+        angles, :data:`LOG_INDEX_STEP_LIMIT` for Sersic indices and
+        :data:`MAGNITUDE_STEP_LIMIT` [mag] for magnitudes and surface brightnesses. From a
+        far start, unlimited Gauss-Newton steps of a multi-component model otherwise
+        swing a nearly round component's PA by thousands of degrees, stretch a disk to a
+        needle or push it off the frame, and switch a component off (mag -> +hundreds),
+        flat states that no later step leaves. :meth:`theta_step_limits` converts these
+        to limits on theta at the current point."""
         limits = np.full(self.n_free, np.inf)
         for k, i in enumerate(self.free_index):
             e = self.entries[i]
             spec = self.model.components[e.component].profile_class.spec(e.name)
-            if e.role == "free" and e.scale == "free" and spec.unit.startswith("mag"):
+            if spec.unit.startswith("mag"):
                 limits[k] = MAGNITUDE_STEP_LIMIT
+            elif e.name in ("x", "y"):
+                limits[k] = POSITION_STEP_LIMIT
+            elif e.scale != "log":
+                if e.name == "pa":
+                    limits[k] = PA_STEP_LIMIT
+            elif spec.is_size or e.name in _SIZE_NAMES:
+                limits[k] = LOG_SIZE_STEP_LIMIT
+            elif e.name == "q":
+                limits[k] = LOG_AXIS_RATIO_STEP_LIMIT
+            elif e.name == "n":
+                limits[k] = LOG_INDEX_STEP_LIMIT
         return limits
+
+    def theta_step_limits(self, theta: torch.Tensor, natural_limits: np.ndarray) -> torch.Tensor:
+        """(b, F) the limits (F,) of :meth:`step_limits` (natural units) as limits on theta
+        (b, F) at the current point: natural limit / |d natural / d theta|, the slope of
+        the bound transform (1 for unbounded coordinates; (ln hi - ln lo) s (1 - s) for
+        log-scaled ones, (hi - lo) s (1 - s) for linear ones, s = sigmoid(theta)), and at
+        most :data:`BOUNDED_THETA_STEP_LIMIT` for every bounded coordinate (near a bound,
+        or across a range narrower than the natural limit, the first term grows without
+        bound). Elementwise (no host synchronisation)."""
+        if theta.shape[1] == 0:
+            return theta.new_full(theta.shape, math.inf)
+        cols = []
+        for k, i in enumerate(self.free_index):
+            e = self.entries[i]
+            t = theta[:, k]
+            limit = float(natural_limits[k])
+            if e.scale in ("free", "angle"):
+                cols.append(torch.full_like(t, limit))
+                continue
+            s = torch.sigmoid(t)
+            span = math.log(e.high) - math.log(e.low) if e.scale == "log" else e.high - e.low
+            slope = (span * s * (1.0 - s)).clamp(min=torch.finfo(theta.dtype).tiny)
+            cols.append((limit / slope).clamp(max=BOUNDED_THETA_STEP_LIMIT))
+        return torch.stack(cols, dim=-1)
 
     def at_bound(self, theta: torch.Tensor, threshold: float = 12.0) -> torch.Tensor:
         """(B, F) bool: the free parameter sits (numerically) on one of its bounds."""

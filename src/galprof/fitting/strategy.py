@@ -1,11 +1,18 @@
-"""How a batch is fitted: stages, starts and retries.
+"""How a batch is fitted: stages, starts, retries and restarts near the fit.
 
-A fit of a batch runs, per galaxy, a first stage with every free Sersic index held at
-its start (a few nearly undamped LM steps that settle position, brightness and size),
-then the full model from there; several starts per galaxy (``n_starts``) keep the best;
-galaxies whose shape parameters end on a bound get ``retries`` rounds of further starts.
-The batch is split among CPU workers (:mod:`galprof.fitting.workers`) once, around all
-of it. Positions are 1-based pixels, PA in degrees counter-clockwise from +y.
+Every LM step of every fit stays inside a trust region scaled to the image
+(:meth:`galprof.fitting.layout.ParameterLayout.step_limits`). A model with one luminous
+component is fitted first with every free Sersic index held at its start (a few LM
+steps that settle position, brightness and size), then in full; a model with two or
+more luminous components in full from the start (:func:`luminous_components`).
+Several starts per galaxy (``n_starts``) run as rows of one batch; galaxies whose fit
+lost a component (switched off, a centre off the fit region, a shape on its bound:
+:func:`_lost_components`, the tests of :mod:`galprof.fitting.flags`) get ``retries``
+rounds of further starts, the lost components re-centred on the strongest remaining
+one; multi-component models with a free Sersic index are restarted near their best
+fit (:data:`PERTURBATIONS`). Each galaxy keeps the attempt with the lowest chi^2. The
+batch is split among CPU workers (:mod:`galprof.fitting.workers`) once, around all of
+it. Positions are 1-based pixels, PA in degrees counter-clockwise from +y.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from ..optimise.adam import adam_fit
 from ..optimise.lm import LMOutcome, LMSettings, levenberg_marquardt
 from ..optimise.problem import BatchProblem
 from ..profiles.base import EllipticalProfile
+from .flags import EDGE_MARGIN, component_signal, vanished_components
 from .functions import ModelFunctions
 from .layout import ParameterLayout
 from .workers import (
@@ -45,6 +53,10 @@ _START_SIZE = (1.0, 0.6, 1.7, 1.0, 1.3, 0.8)
 #: besides every size (ParameterSpec.is_size): parameters whose ending on a bound
 #: triggers further starts
 _RETRY_SHAPES = ("n", "q", "c0")
+#: the starts near a multi-component fit (:func:`_perturbed_starts`): (factor on every free
+#: size, factor on the Sersic index, change of the magnitude [mag]) of each component
+#: with a free Sersic index
+PERTURBATIONS = ((2.0, 1.6, -0.4), (0.5, 1.0 / 1.6, 0.4))
 
 
 def _retry_parameter(layout: ParameterLayout, i: int) -> bool:
@@ -54,6 +66,15 @@ def _retry_parameter(layout: ParameterLayout, i: int) -> bool:
 
 
 _START_FRACTION = (0.5, 0.5, 0.25, 0.75, 0.1, 0.9)
+
+
+def _clip_inside_bounds(layout: ParameterLayout, values: np.ndarray) -> np.ndarray:
+    """``values`` (r, P) with every free parameter moved just inside its bounds (in place)."""
+    for i, e in enumerate(layout.entries):
+        if e.free and np.isfinite(e.low) and np.isfinite(e.high):
+            span = e.high - e.low
+            values[:, i] = np.clip(values[:, i], e.low + 1e-6 * span, e.high - 1e-6 * span)
+    return values
 
 
 def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int) -> np.ndarray:
@@ -71,10 +92,7 @@ def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int) 
                 n_value = _START_N[k % len(_START_N)]
                 if n_value is not None:
                     v[:, layout.index(ci, "n")] = n_value
-        for i, e in enumerate(layout.entries):
-            if e.free and np.isfinite(e.low) and np.isfinite(e.high):
-                span = e.high - e.low
-                v[:, i] = np.clip(v[:, i], e.low + 1e-6 * span, e.high - 1e-6 * span)
+        _clip_inside_bounds(layout, v)
         # coordinates bounded by a constraint start at a different point of their range
         coords = layout.free_coordinates(torch.as_tensor(v))
         fraction = _START_FRACTION[k % len(_START_FRACTION)]
@@ -102,16 +120,90 @@ def without_free_index(model: Model) -> Model | None:
     return Model(tuple(comps), model.constraints) if changed else None
 
 
+def luminous_components(layout: ParameterLayout) -> list[int]:
+    """The non-sky components with at least one parameter that varies (free, tied or
+    coupled): the components a fit can lose."""
+    varying = {layout.entries[i].component for i in layout.varying_index}
+    return [ci for ci, comp in enumerate(layout.model.components)
+            if comp.profile_class.kind != "sky" and ci in varying]
+
+
+def _perturbed_starts(layout: ParameterLayout, values: np.ndarray) -> np.ndarray:
+    """(len(PERTURBATIONS) * r, P) starts near the fits ``values`` (r, P): every component
+    with a free Sersic index made larger, steeper and brighter, and smaller, shallower and
+    fainter (:data:`PERTURBATIONS`), the other parameters as fitted."""
+    rows = []
+    for size_factor, n_factor, dmag in PERTURBATIONS:
+        v = values.copy()
+        for ci, comp in enumerate(layout.model.components):
+            profile = comp.profile_class
+            if "n" not in profile.staged or "n" in comp.fixed:
+                continue
+            v[:, layout.index(ci, "n")] *= n_factor
+            for spec in profile.parameters:
+                if spec.is_size and spec.name not in comp.fixed:
+                    v[:, layout.index(ci, spec.name)] *= size_factor
+            amplitude = profile.amplitude
+            if amplitude is not None and amplitude not in comp.fixed and profile.spec(amplitude).unit.startswith("mag"):
+                v[:, layout.index(ci, amplitude)] += dmag
+        rows.append(_clip_inside_bounds(layout, v))
+    return np.concatenate(rows, axis=0)
+
+
+def has_perturbed_starts(layout: ParameterLayout) -> bool:
+    """True when :func:`fit` restarts every galaxy near its fit by default: a model with
+    at least two luminous components (:func:`luminous_components`), one of them with a
+    free Sersic index (bulge + disk: the index, size and flux split of the bulge have
+    nearby minima that no local step leaves)."""
+    comps = layout.model.components
+    return len(luminous_components(layout)) >= 2 and any(
+        "n" in comps[ci].profile_class.staged and "n" not in comps[ci].fixed for ci in luminous_components(layout))
+
+
+def _reseeded_starts(layout: ParameterLayout, initial: np.ndarray, fitted: np.ndarray, lost: np.ndarray,
+                     signal: np.ndarray) -> np.ndarray:
+    """(r, P) starts for galaxies whose fit lost a component: the given start ``initial``
+    (r, P), with every lost component (``lost`` (r, C) over the model's components)
+    centred on the fitted centre (``fitted`` (r, P)) of the galaxy's strongest component
+    that was not lost (``signal`` (r, C), the matched-filter signal of each component)."""
+    v = initial.copy()
+    strength = np.where(lost | ~np.isfinite(signal), -np.inf, signal)
+    anchor = np.where(np.isfinite(strength.max(-1)), strength.argmax(-1), -1)  # -1: every component lost
+    names = layout.names
+    for ci in range(len(layout.model.components)):
+        for axis in ("x", "y"):
+            if (ci, axis) not in names:
+                continue
+            column = layout.index(ci, axis)
+            anchor_value = np.full(v.shape[0], np.nan)
+            for cj in range(len(layout.model.components)):
+                if (cj, axis) in names:
+                    pick = anchor == cj
+                    anchor_value[pick] = fitted[pick, layout.index(cj, axis)]
+            move = lost[:, ci] & np.isfinite(anchor_value)
+            v[move, column] = anchor_value[move]
+    return _clip_inside_bounds(layout, v)
+
+
 def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch.Tensor, *, frame, psf, config,
-                   data, method, n_starts, retries, lm_settings, adam_settings, dtype, report, statistic=None):
+                   data, method, n_starts, retries, perturbed_starts, lm_settings, adam_settings, dtype, report,
+                   statistic=None, unit_weights=False):
     """Run the optimiser from ``initial`` (b, P) values for the galaxies ``galaxies`` (b,)
-    (indices into the prepared batch), in this thread; keep the best attempt per galaxy.
+    (indices into the prepared batch), in this thread; keep the best attempt per galaxy:
+    the ``n_starts`` starts of each, ``retries`` rounds of further starts for galaxies
+    whose fit lost a component (:func:`_lost_components`), then, with
+    ``perturbed_starts``, two starts near each galaxy's best fit (:func:`_perturbed_starts`).
+    All of a round's starts are rows of one batch.
 
     Returns (theta (b, F), values (b, P) holding the fixed parameters, chi2 (b,),
-    iterations (b,), converged (b,)).
+    iterations (b,): summed over every attempt, converged (b,)).
     """
     bsz = initial.shape[0]
     device_ = data.data.device
+    natural_limits = layout.step_limits()  # on the host: no synchronisation per iteration
+
+    def step_limits(theta: torch.Tensor) -> torch.Tensor:
+        return layout.theta_step_limits(theta, natural_limits)
 
     def solve(start_values: np.ndarray, local: torch.Tensor):
         """Optimise from (r, P) starting values for the galaxies ``local`` (r,) of this part."""
@@ -122,7 +214,7 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
                                statistic)
         theta0 = layout.to_internal(fixed)
         if method == "lm":
-            out = levenberg_marquardt(problem, theta0, lm_settings, dtype, report, layout.step_limits())
+            out = levenberg_marquardt(problem, theta0, lm_settings, dtype, report, step_limits)
         elif method == "adam":
             out = adam_fit(problem, theta0, adam_settings, dtype, report)
         else:
@@ -137,12 +229,20 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
     iterations = torch.zeros(bsz, dtype=torch.long, device=device_)
     converged_best = torch.zeros(bsz, dtype=torch.bool, device=device_)
 
+    best_score = torch.full((bsz,), float("inf"), dtype=torch.float64, device=device_)
+
     def merge(local, fixed, out):
-        """Keep, per galaxy, the attempt with the lowest finite chi^2 (vectorised)."""
+        """Keep, per galaxy, the attempt with the lowest finite chi^2 (vectorised); an
+        attempt that met the stopping test wins over one that did not (max iterations)
+        whose chi^2 is lower by less than the LM's tolerance (``ftol`` chi^2, at least
+        ``chi2_tolerance``)."""
         chi = torch.where(torch.isfinite(out.chi2), out.chi2, torch.full_like(out.chi2, float("inf")))
-        lowest = torch.full_like(best_chi2, float("inf")).scatter_reduce(0, local, chi, "amin")
-        rows = torch.nonzero((chi == lowest[local]) & (chi < best_chi2[local])).squeeze(-1)
+        tolerance = torch.clamp(lm_settings.ftol * chi, min=lm_settings.chi2_tolerance)
+        score = torch.where(out.converged & torch.isfinite(chi), chi - tolerance, chi)
+        lowest = torch.full_like(best_score, float("inf")).scatter_reduce(0, local, score, "amin")
+        rows = torch.nonzero((score == lowest[local]) & (score < best_score[local])).squeeze(-1)
         target = local[rows]
+        best_score[target] = score[rows]
         best_chi2[target] = chi[rows]
         best_theta[target] = out.theta[rows]
         best_fixed[target] = fixed[rows]
@@ -150,30 +250,110 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
         iterations.index_add_(0, local, out.iterations)
 
     merge(local_all, fixed_all, outcome)
-    # galaxies whose shape parameters, or coordinates bounded by a constraint, ended on
-    # a bound get further starts (LM from a poor start can run off to n -> 10 or R_e ->
-    # huge, and the bound transform is flat there); the lowest chi^2 wins
+    # galaxies whose fit lost a component (switched off, pushed off the region, a shape on
+    # its bound: LM from a poor start can run off to n -> 10 or R_e -> huge, and the bound
+    # transform is flat there) get further starts: the given start with the lost
+    # components re-centred on the strongest remaining one, then variants of n and size;
+    # the lowest chi^2 wins
     shape_cols = [k for k, i in enumerate(layout.free_index) if _retry_parameter(layout, i)]
     for attempt in range(1, retries + 1):
-        if not shape_cols:
-            break
-        stuck = layout.at_bound(best_theta)[:, shape_cols].any(-1)
-        redo = torch.nonzero(stuck).squeeze(-1)
+        lost, signal = _lost_components(layout, best_theta, best_fixed, best_chi2, galaxies, shape_cols,
+                                        frame=frame, psf=psf, config=config, data=data, dtype=dtype,
+                                        statistic=statistic, unit_weights=unit_weights,
+                                        pass_size=lm_settings.pass_size)
+        redo = torch.nonzero(lost.any(-1)).squeeze(-1)  # one host synchronisation per round
         if redo.numel() == 0:
             break
-        variants = _start_variants(layout, initial[redo.cpu().numpy()], n_starts + 2 * attempt)[
+        redo_np = redo.cpu().numpy()
+        fitted = layout.to_user(best_theta[redo], best_fixed[redo]).cpu().numpy()
+        starts = _start_variants(layout, initial[redo_np], n_starts + 2 * attempt)[
             redo.numel() * (n_starts + 2 * (attempt - 1)):]
-        local_redo = redo.repeat(variants.shape[0] // redo.numel())
-        fixed_r, out_r = solve(variants, local_redo)
+        if attempt == 1 and len(luminous_components(layout)) >= 2:
+            reseeded = _reseeded_starts(layout, initial[redo_np], fitted, lost[redo].cpu().numpy(),
+                                        signal[redo].cpu().numpy())
+            starts = np.concatenate([reseeded, starts], axis=0)
+        local_redo = redo.repeat(starts.shape[0] // redo.numel())
+        fixed_r, out_r = solve(starts, local_redo)
         merge(local_redo, fixed_r, out_r)
+    if perturbed_starts and layout.n_free:
+        fitted = layout.to_user(best_theta, best_fixed).cpu().numpy()
+        starts = _perturbed_starts(layout, fitted)
+        local_p = torch.arange(bsz, device=device_).repeat(starts.shape[0] // bsz)
+        fixed_p, out_p = solve(starts, local_p)
+        merge(local_p, fixed_p, out_p)
     return best_theta, best_fixed, best_chi2, iterations, converged_best
+
+
+def _lost_components(layout: ParameterLayout, theta: torch.Tensor, fixed: torch.Tensor, chi2: torch.Tensor,
+                     galaxies: torch.Tensor, shape_cols: list[int], *, frame, psf, config, data, dtype, statistic,
+                     unit_weights: bool, pass_size: int):
+    """Which components each fit (theta (b, F), ``fixed`` (b, P)) of the galaxies
+    ``galaxies`` (b,) lost, as :func:`galprof.fit` flags them: vanished
+    (:func:`galprof.fitting.flags.vanished_components`), a centre off the fit region
+    (within :data:`galprof.fitting.flags.EDGE_MARGIN` [pix] of its edge or beyond), or
+    a retried shape coordinate (``shape_cols``: n, sizes, q, constrained ones) on its bound.
+
+    Returns ((b, C) bool over the model's components, (b, C) float64 matched-filter
+    signal [sigma] of each component (NaN for the sky)). Batched: one render of the b fits
+    (``pass_size`` galaxies at a time).
+    """
+    bsz, n_comp = theta.shape[0], len(layout.model.components)
+    device_ = theta.device
+    lost = torch.zeros(bsz, n_comp, dtype=torch.bool, device=device_)
+    signal_all = torch.full((bsz, n_comp), float("nan"), dtype=torch.float64, device=device_)
+    if bsz == 0 or layout.n_free == 0:
+        return lost, signal_all
+    if shape_cols:
+        on_bound = layout.at_bound(theta)
+        for ci in range(n_comp):
+            cols = [k for k in shape_cols if layout.entries[layout.free_index[k]].component == ci]
+            if cols:
+                lost[:, ci] |= on_bound[:, cols].any(-1)
+    lit = [ci for ci, comp in enumerate(layout.model.components) if comp.profile_class.kind != "sky"]
+    if not lit:
+        return lost, signal_all
+    functions = ModelFunctions(layout, fixed, frame, psf, config, internal=True, galaxies=galaxies)
+    values = layout.to_user(theta, fixed)
+    signals = []
+    with torch.no_grad():
+        for part in torch.split(torch.arange(bsz, device=device_), pass_size):  # bounded temporaries
+            parts = functions.render_parts(theta[part].to(dtype), part)
+            weight = data.weight[galaxies[part]]
+            if statistic is not None:
+                weight = statistic.fisher_scale(parts.total(), weight > 0)
+            signals.append(component_signal(parts.unit_images, parts.amplitudes, weight))
+            del parts
+    signal = torch.cat(signals)
+    ndof = (data.n_pixels[galaxies].to(torch.float64) - layout.n_free).clamp(min=1.0)
+    noise = torch.sqrt(chi2 / ndof) if unit_weights else torch.ones_like(chi2)
+    noise = torch.where(torch.isfinite(noise), noise, torch.full_like(noise, float("inf")))
+    luminous = set(luminous_components(layout))
+    tested = torch.tensor([ci in luminous for ci in lit], dtype=torch.bool)
+    lost[:, lit] |= vanished_components(signal, noise, tested).to(device_)
+    signal_all[:, lit] = signal.to(device_)
+    # centres off the region (each galaxy's own region with region_sizes)
+    sub = frame.select(galaxies)
+    sizes = (sub.region_sizes.to(device=device_, dtype=torch.float64) if sub.region_sizes is not None
+             else torch.tensor([[float(frame.width), float(frame.height)]], dtype=torch.float64,
+                               device=device_).expand(bsz, 2))
+    low = torch.tensor([frame.x_min - 0.5, frame.y_min - 0.5], dtype=torch.float64, device=device_)
+    for i in layout.varying_index:
+        e = layout.entries[i]
+        if e.name not in ("x", "y"):
+            continue
+        axis = 0 if e.name == "x" else 1
+        v = values[:, i]
+        off = ~((v > low[axis] + EDGE_MARGIN) & (v < low[axis] + sizes[:, axis] - EDGE_MARGIN))
+        lost[:, e.component] |= off
+    return lost, signal_all
 
 
 def _fit_part(layout: ParameterLayout, stage_layout: ParameterLayout | None, stage_settings: LMSettings | None,
               initial: np.ndarray, galaxies: torch.Tensor, report, **optimise):
     """The whole optimisation of the galaxies ``galaxies`` (b,) from ``initial`` (b, P):
     the staged first part (with ``stage_layout``: the Sersic indices held, at most
-    ``stage_settings.max_iterations``), then every free parameter with retries.
+    ``stage_settings.max_iterations``), then every free parameter with the starts,
+    retries and restarts near the fit of :func:`_optimise_part`.
 
     One CPU worker runs this for its part of the batch from start to end (one fork and
     one join per fit; each galaxy's fit is independent of the others).
@@ -185,7 +365,7 @@ def _fit_part(layout: ParameterLayout, stage_layout: ParameterLayout | None, sta
     if stage_layout is not None:
         theta1, fixed1, _, extra_iterations, _ = _optimise_part(
             stage_layout, start, galaxies, report=report,
-            **{**optimise, "retries": 0, "n_starts": 1, "lm_settings": stage_settings})
+            **{**optimise, "retries": 0, "n_starts": 1, "perturbed_starts": False, "lm_settings": stage_settings})
         # a coordinate that stage 1 drove onto a bound (R_e -> 0 while a wrong n is held,
         # q -> 0 while the PA is still wrong) starts stage 2 just inside it, where the
         # bound transform still responds: far out (theta ~ -27) it is flat, and LM spent
