@@ -74,6 +74,12 @@ def add_runner_arguments(p, *, batch_size: int = 64) -> None:
                    help="address of a dask.distributed scheduler (tcp://HOST:PORT): chunks run on its workers")
     p.add_argument("--dask-workers", type=int, default=0,
                    help="start a local Dask cluster with this many worker processes (one thread each)")
+    p.add_argument("--starts", type=int, default=1, metavar="N",
+                   help="starts per galaxy, run as extra rows of the batch: the given values, then variants of "
+                        "n and size; the lowest chi^2 is kept (default 1)")
+    p.add_argument("--restarts", default="auto", choices=["auto", "on", "off"],
+                   help="restart each fit twice near its result and keep the lowest chi^2: auto (models with "
+                        "two or more luminous components and a free Sersic index), on or off")
 
 
 def error_options(args) -> ErrorOptions:
@@ -90,13 +96,22 @@ def batch_options(args, *, verbose: bool = False, pad_shapes: bool = False,
     (:class:`galprof.render.config.RenderConfig`; ``imfit`` for ``galprof imfit``)."""
     if getattr(args, "auto_init", "auto") == "never" and getattr(args, "mask_mode", "others") != "others":
         raise UsageError("--mask-mode applies to automatic initial values; it has no effect with --auto-init never")
+    starts, restarts = getattr(args, "starts", 1), getattr(args, "restarts", "auto")
+    if starts < 1:
+        raise UsageError(f"--starts {starts}: needs at least one start per galaxy", value=str(starts))
+    fit_options = ()  # only what differs from galprof.fit's defaults (keeps runs' fingerprints)
+    if starts != 1:
+        fit_options += (("n_starts", starts),)
+    if restarts != "auto":
+        fit_options += (("perturbed_starts", restarts == "on"),)
     return BatchOptions(batch_size=getattr(args, "batch_size", 64), dtype=getattr(torch, args.dtype),
                         device=resolve_device(args.device), method=getattr(args, "method", "lm"),
                         auto_init=getattr(args, "auto_init", "auto"), mask_mode=getattr(args, "mask_mode", "others"),
                         workers=getattr(args, "workers", 2),
                         config=RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration,
                                             legacy_sampling=legacy_sampling),
-                        errors=errors or error_options(args), verbose=verbose, pad_shapes=pad_shapes)
+                        errors=errors or error_options(args), verbose=verbose, pad_shapes=pad_shapes,
+                        fit_options=fit_options)
 
 
 @contextlib.contextmanager
