@@ -111,7 +111,8 @@ class Model:
     Attributes:
         components: the components, numbered from 1 in messages and constraints.
         constraints: :mod:`galprof.constraints` objects (ranges, ties, coupled ranges)
-            between and on the components' parameters.
+            between and on the components' parameters; their numbers may be one per
+            galaxy (sequences of length B, as the components' values).
     """
 
     components: tuple[Component, ...]
@@ -124,6 +125,8 @@ class Model:
             raise ModelError("a model needs at least one component")
         for constraint in self.constraints:
             self._check_constraint(constraint)
+        if any(getattr(c, "batch_size", None) is not None for c in self.constraints):
+            self.batch_size()  # per-galaxy constraint numbers: one per galaxy of the components
 
     def _check_constraint(self, c) -> None:
 
@@ -140,18 +143,19 @@ class Model:
                 raise ModelError(f"{what}: the operation is '-' or '/', not {c.op!r}")
             if c.first == c.second:
                 raise ModelError(f"{what}: needs two different components")
-            if c.op == "/" and c.low <= 0:
-                raise ModelError(f"{what}: a ratio range needs positive limits")
+            if c.op == "/":
+                _check_numbers(c, ~(np.asarray(c.low) > 0), "a ratio range needs positive limits")
         elif isinstance(c, (Range, RelativeRange, FactorRange)):
             numbers, names = (c.component,), (c.name,)
         else:
             raise ModelError(f"unknown constraint {c!r}")
-        if isinstance(c, (Range, PairRange)) and not c.low < c.high:
-            raise ModelError(f"{what}: needs low < high")
-        if isinstance(c, RelativeRange) and not c.below < c.above:
-            raise ModelError(f"{what}: needs the lower offset below the upper one")
-        if isinstance(c, FactorRange) and not c.factor > 1:
-            raise ModelError(f"{what}: the factor must be above 1")
+        if isinstance(c, (Range, PairRange)):
+            _check_numbers(c, ~(np.asarray(c.low) < np.asarray(c.high)), "needs low < high")
+        if isinstance(c, RelativeRange):
+            _check_numbers(c, ~(np.asarray(c.below) < np.asarray(c.above)),
+                           "needs the lower offset below the upper one")
+        if isinstance(c, FactorRange):
+            _check_numbers(c, ~(np.asarray(c.factor) > 1), "the factor must be above 1")
         for number, name in zip(numbers, names):
             if not 1 <= number <= len(self.components):
                 raise ModelError(f"{what}: there is no component {number} (the model has {len(self.components)})")
@@ -160,10 +164,30 @@ class Model:
                 raise ModelError(f"{what}: component {number} ({comp.profile}) has no parameter {name!r}")
 
     def batch_size(self) -> int | None:
+        """B when some initial value or constraint number is given per galaxy, else None."""
         sizes = {c.batch_size() for c in self.components} - {None}
         if len(sizes) > 1:
             raise ModelError(f"components disagree on the batch size: {sorted(sizes)}")
+        for c in self.constraints:
+            size = getattr(c, "batch_size", None)
+            if size is not None and sizes and size not in sizes:
+                raise ModelError(f"constraint '{c.describe()}' has numbers for {size} galaxies, the components "
+                                 f"for {sizes.pop()}")
+            if size is not None:
+                sizes = {size}
         return sizes.pop() if sizes else None
+
+
+def _check_numbers(c, bad, reason: str) -> None:
+    """A ModelError naming the constraint (and the first galaxy, when its numbers are per
+    galaxy) where ``bad`` (a bool, or (B,) bools) holds."""
+    bad = np.asarray(bad)
+    if not bad.any():
+        return
+    if bad.ndim == 0:
+        raise ModelError(f"constraint '{c.describe()}': {reason}")
+    b = int(np.flatnonzero(bad)[0])
+    raise ModelError(f"constraint '{c.describe(b)}' of galaxy {b}: {reason}")
 
 
 def shift_positions(model: Model, values: list[dict], dx: float, dy: float) -> list[dict]:

@@ -49,7 +49,8 @@ class ModelFunctions:
         internal: the optimiser's coordinates are the unbounded ``theta`` (True) or the
             coordinates in user units (see :meth:`ParameterLayout.free_coordinates`).
         galaxies: (B,) the galaxy (in ``frame`` and ``psf``, when they hold per-galaxy
-            zeropoints, regions or ePSFs) of each row of ``fixed_values``; default the
+            zeropoints, regions or ePSFs, and in ``layout``, when its bounds or tie
+            constants differ per galaxy) of each row of ``fixed_values``; default the
             identity. Several starts of one galaxy share its row there.
     """
 
@@ -107,11 +108,18 @@ class ModelFunctions:
         return all(has_analytic_tangents(comp.profile_class)
                    for comp, names in zip(self.layout.model.components, self._tangent_names) if names)
 
+    def _rows(self, index: torch.Tensor) -> torch.Tensor | None:
+        """The galaxy (of the layout's and the frame's batch) of rows ``index``, whose
+        bounds and tie constants apply when they differ per galaxy (None when they do not)."""
+        if self.layout.batch_size is None:
+            return None
+        return self.galaxies[index] if self.galaxies is not None else index
+
     def _user_values(self, free: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         base = self.fixed_values[index].to(free.dtype)
         if self.internal:
-            return self.layout.to_user(free, base)
-        return self.layout.from_free_coordinates(free, base)
+            return self.layout.to_user(free, base, self._rows(index))
+        return self.layout.from_free_coordinates(free, base, self._rows(index))
 
     def _context(self, index: torch.Tensor):
         """Frame and PSF of galaxies ``index`` (per-galaxy zeropoints, regions, ePSFs)."""
@@ -223,7 +231,7 @@ class ModelFunctions:
         if not columns:
             return model, model.new_zeros(bsz, height, width, 0)
         if self._one_to_one:  # each coordinate moves its own parameter only: a diagonal scaling
-            scale = self.layout.coordinate_slopes(free, self.internal).to(model.dtype)
+            scale = self.layout.coordinate_slopes(free, self.internal, self._rows(index)).to(model.dtype)
         else:
             scale = None
         # columns filled one by one into a (b, V, H, W) stack (each write contiguous)
@@ -240,6 +248,7 @@ class ModelFunctions:
             return model, stack.permute(0, 2, 3, 1)
         # chain rule through the transforms and constraints
         base = self.fixed_values[index].to(free.dtype)
-        slope = self.layout.value_jacobian(free, base, self.internal)[:, self._varying_cols, :]  # (b, V, F)
+        slope = self.layout.value_jacobian(free, base, self.internal, self._rows(index))
+        slope = slope[:, self._varying_cols, :]  # (b, V, F)
         jac = torch.bmm(stack.flatten(2).transpose(1, 2), slope)
         return model, jac.reshape(bsz, height, width, slope.shape[-1])

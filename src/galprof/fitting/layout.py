@@ -9,6 +9,13 @@ sees only the free ones, mapped to unbounded internal coordinates theta (B, F):
 * ``log`` with bounds (lo, hi): log p = log lo + (log hi - log lo) * sigmoid(theta).
 
 The transforms are smooth, so gradients never die at a clipped edge.
+
+Bounds and tie constants may differ between the galaxies of a batch (a relative range
+around each galaxy's own start, a tie keeping each galaxy's own initial offset, per-galaxy
+constraint numbers): they are then (B,) arrays instead of floats, and every transform
+takes ``rows``, the galaxy (of the layout's batch) of each row it is given, so that
+several starts of one galaxy, or a subset of the batch, use that galaxy's bounds. The
+transforms stay elementwise over the batch (a gather of the per-galaxy numbers).
 """
 
 from __future__ import annotations
@@ -45,7 +52,11 @@ LOG_INDEX_STEP_LIMIT = math.log(1.5)
 BOUNDED_THETA_STEP_LIMIT = 4.0
 
 
-@dataclass(frozen=True)
+PerGalaxy = float | np.ndarray
+"""One number for the whole batch, or a read-only (B,) float64 array, one per galaxy."""
+
+
+@dataclass(frozen=True, eq=False)
 class ParameterEntry:
     """One parameter of the layout.
 
@@ -53,46 +64,83 @@ class ParameterEntry:
     ``tied`` (follows parameter ``ref``: ``p = p_ref + const`` for ``op`` "offset",
     ``p_ref * const`` for "ratio") or ``coupled`` (an optimiser coordinate d in
     [low, high]: ``p = p_ref + d`` for ``op`` "-", ``p_ref / d`` for "/").
+
+    ``low``, ``high`` (in the parameter's unit, or of d for a coupled one) and ``const``
+    are floats when one number serves the whole batch, else (B,) arrays (see
+    :data:`PerGalaxy`).
     """
 
     component: int  # 0-based component index
     name: str
     scale: str
-    low: float
-    high: float
+    low: PerGalaxy
+    high: PerGalaxy
     free: bool
     role: str = "free"
     ref: int = -1
     op: str = ""
-    const: float = 0.0
+    const: PerGalaxy = 0.0
     from_constraint: bool = False  # bounds set by a constraint: a start outside is moved in
 
 
-def _scalar_initial(model: Model, component: int, name: str, what: str) -> float:
-    value = np.unique(np.asarray(model.components[component].values[name], dtype=np.float64))
-    if value.size != 1:
-        raise ModelError(f"{what}: needs one initial value of {name!r} for the whole batch, got {value.size}")
-    return float(value[0])
+def _per_galaxy(value) -> PerGalaxy:
+    """A float when ``value`` is one number or the same for every galaxy, else a
+    read-only (B,) float64 array."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return float(arr)
+    arr = arr.reshape(-1)
+    if arr.size and np.all(arr == arr[0]):
+        return float(arr[0])
+    arr = arr.copy()
+    arr.setflags(write=False)
+    return arr
 
 
-def _tie_constant(model: Model, leader: ParameterEntry, follower: ParameterEntry, kind: str, what: str) -> float:
+def _at(value: PerGalaxy, b: int) -> float:
+    """Galaxy b's number of a :data:`PerGalaxy` value."""
+    return float(value) if np.ndim(value) == 0 else float(value[b])
+
+
+def _first_bad(bad) -> int | None:
+    """None when no element of ``bad`` holds; the first galaxy where it does (0 for a
+    scalar)."""
+    bad = np.asarray(bad)
+    if not bad.any():
+        return None
+    return 0 if bad.ndim == 0 else int(np.flatnonzero(bad)[0])
+
+
+def _log(value: PerGalaxy) -> PerGalaxy:
+    """ln of a :data:`PerGalaxy` value (``math.log`` for a float, as a single galaxy's)."""
+    return math.log(value) if np.ndim(value) == 0 else _per_galaxy(np.log(value))
+
+
+def _initial(model: Model, component: int, name: str) -> PerGalaxy:
+    """The initial value of a parameter: a float, or (B,) array (one per galaxy)."""
+    return _per_galaxy(model.components[component].values[name])
+
+
+def _tie_constant(model: Model, leader: ParameterEntry, follower: ParameterEntry, kind: str, what) -> PerGalaxy:
     """The constant of a tie (``kind`` "offset": follower - leader; "ratio": follower /
-    leader) from the initial values; galaxies of a batch may start at different values,
-    but the constant must be the same for all (to 1e-9 relative)."""
+    leader) from each galaxy's initial values: a float when it is the same for the whole
+    batch (to 1e-9 relative), else (B,) (galaxies keep their own offsets or ratios)."""
     lead = np.asarray(model.components[leader.component].values[leader.name], dtype=np.float64)
     follow = np.asarray(model.components[follower.component].values[follower.name], dtype=np.float64)
     lead, follow = np.broadcast_arrays(lead, follow)
     if kind == "ratio":
-        if np.any(lead == 0):
-            raise ModelError(f"{what}: the leading initial value is 0, so ratios are undefined")
+        b = _first_bad(lead == 0)
+        if b is not None:
+            where = f" (galaxy {b})" if lead.ndim else ""
+            raise ModelError(f"{what(b if lead.ndim else None)}: the leading initial value is 0{where}, so ratios "
+                             "are undefined")
         const = np.atleast_1d(follow / lead)
     else:
         const = np.atleast_1d(follow - lead)
     scale = max(1.0, float(np.abs(const).max()), float(np.abs(lead).max()))
-    if np.ptp(const) > 1e-9 * scale:
-        raise ModelError(f"{what}: needs one initial {kind} of {follower.name!r} for the whole batch, "
-                         f"got {np.unique(const).size} different ones")
-    return float(const[0])
+    if np.ptp(const) <= 1e-9 * scale:
+        return float(const[0])  # one constant for the batch, exactly as a single galaxy's
+    return _per_galaxy(const)
 
 
 class ParameterLayout:
@@ -105,7 +153,9 @@ class ParameterLayout:
 
     The optimiser's coordinates are the free parameters and, for each coupled range
     (:class:`galprof.constraints.PairRange`), the bounded difference or ratio; tied
-    parameters follow their leader (see :mod:`galprof.constraints`).
+    parameters follow their leader (see :mod:`galprof.constraints`). Bounds and tie
+    constants may be per galaxy (see the module docstring); :attr:`batch_size` is then
+    the number of galaxies they are given for.
     """
 
     def __init__(self, model: Model, position_bounds: tuple[tuple[float, float], tuple[float, float]]):
@@ -136,6 +186,22 @@ class ParameterLayout:
         self.entries = tuple(entries)
         self.free_index = tuple(i for i, e in enumerate(entries) if e.role in ("free", "coupled"))
         self._order = self._dependency_order()
+        sizes = {np.size(v) for e in entries for v in (e.low, e.high, e.const) if np.ndim(v)}
+        self.batch_size: int | None = sizes.pop() if sizes else None
+        # per free coordinate: its bounds in the transform's space (ln for log-scaled ones)
+        self._space = []
+        for i in self.free_index:
+            e = self.entries[i]
+            if e.scale == "log":
+                self._space.append((_log(e.low), _log(e.high)))
+            else:
+                self._space.append((e.low, e.high))
+        self._tensors: dict = {}  # per-galaxy numbers as tensors, per (key, device, dtype)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_tensors"] = {}
+        return state
 
     # -- constraints --------------------------------------------------------------------
     def _apply_constraints(self, model: Model, entries: list[ParameterEntry]) -> list[ParameterEntry]:
@@ -144,25 +210,43 @@ class ParameterLayout:
             e = entries[i]
             if e.role != "free":
                 return
-            new_low, new_high = max(e.low, low), min(e.high, high)
-            if not new_low < new_high:
-                raise ModelError(f"{what}: leaves no room for {e.name} of component {e.component + 1} "
-                                 f"(bounds [{e.low:g}, {e.high:g}])")
+            new_low, new_high = np.maximum(e.low, low), np.minimum(e.high, high)
+            b = _first_bad(~(new_low < new_high))
+            if b is not None:
+                if np.ndim(new_low) == 0:
+                    raise ModelError(f"{what(None)}: leaves no room for {e.name} of component {e.component + 1} "
+                                     f"(bounds [{e.low:g}, {e.high:g}])")
+                raise ModelError(f"{what(b)}: leaves no room for {e.name} of component {e.component + 1} in galaxy "
+                                 f"{b} (bounds [{_at(e.low, b):g}, {_at(e.high, b):g}])")
             scale = "linear" if e.scale in ("free", "angle") else e.scale
-            entries[i] = replace(e, low=new_low, high=new_high, scale=scale, from_constraint=True)
+            entries[i] = replace(e, low=_per_galaxy(new_low), high=_per_galaxy(new_high), scale=scale,
+                                 from_constraint=True)
+
+        def positive(value, c, what, text):
+            b = _first_bad(~(np.asarray(value) > 0))
+            if b is not None:
+                where = f" (galaxy {b})" if np.ndim(value) else ""
+                raise ModelError(f"{what(b if np.ndim(value) else None)}: {text}, got {_at(value, b):g}{where}")
 
         for c in model.constraints:
-            what = f"constraint '{c.describe()}'"
+
+            def what(b, c=c):
+                """The constraint's text (galaxy b's numbers when they differ per galaxy)."""
+                if b is not None and getattr(c, "batch_size", None) is not None:
+                    return f"constraint '{c.describe(b)}' of galaxy {b}"
+                return f"constraint '{c.describe()}'"
+
             if isinstance(c, Range):
-                narrow(self.names.index((c.component - 1, c.name)), c.low, c.high, what)
+                narrow(self.names.index((c.component - 1, c.name)), np.asarray(c.low), np.asarray(c.high), what)
             elif isinstance(c, RelativeRange):
-                v0 = _scalar_initial(model, c.component - 1, c.name, what)
-                narrow(self.names.index((c.component - 1, c.name)), v0 + c.below, v0 + c.above, what)
+                v0 = _initial(model, c.component - 1, c.name)
+                narrow(self.names.index((c.component - 1, c.name)), v0 + np.asarray(c.below),
+                       v0 + np.asarray(c.above), what)
             elif isinstance(c, FactorRange):
-                v0 = _scalar_initial(model, c.component - 1, c.name, what)
-                if not v0 > 0:
-                    raise ModelError(f"{what}: needs a positive initial value, got {v0:g}")
-                narrow(self.names.index((c.component - 1, c.name)), v0 / c.factor, v0 * c.factor, what)
+                v0 = _initial(model, c.component - 1, c.name)
+                positive(v0, c, what, "needs a positive initial value")
+                factor = np.asarray(c.factor)
+                narrow(self.names.index((c.component - 1, c.name)), v0 / factor, v0 * factor, what)
             elif isinstance(c, Tie):
                 members = [self.names.index((n - 1, name)) for n, name in zip(c.components, c.name)]
                 free = [i for i in members if entries[i].role == "free"]
@@ -178,17 +262,18 @@ class ParameterLayout:
                 if entries[j].role == "free":
                     scale = "log" if c.op == "/" else "linear"
                     entries[j] = replace(entries[j], role="coupled", free=False, ref=i, op=c.op, scale=scale,
-                                         low=float(c.low), high=float(c.high), from_constraint=True)
+                                         low=_per_galaxy(c.low), high=_per_galaxy(c.high), from_constraint=True)
                 elif entries[j].role == "fixed" and entries[i].role == "free":
-                    v_second = _scalar_initial(model, c.second - 1, c.name[1], what)
+                    v_second = _initial(model, c.second - 1, c.name[1])
+                    low, high = np.asarray(c.low), np.asarray(c.high)
                     if c.op == "-":
-                        narrow(i, v_second - c.high, v_second - c.low, what)
-                    elif v_second > 0:
-                        narrow(i, v_second * c.low, v_second * c.high, what)
+                        narrow(i, v_second - high, v_second - low, what)
                     else:
-                        raise ModelError(f"{what}: a ratio needs a positive value of the fixed component {c.second}")
+                        positive(v_second, c, what, f"a ratio needs a positive value of the fixed component "
+                                                    f"{c.second}")
+                        narrow(i, v_second * low, v_second * high, what)
                 elif entries[j].role in ("tied", "coupled"):
-                    raise ModelError(f"{what}: {c.name[1]} of component {c.second} is already set by another "
+                    raise ModelError(f"{what(None)}: {c.name[1]} of component {c.second} is already set by another "
                                      "constraint; reorder the components or combine the constraints")
         return entries
 
@@ -238,19 +323,71 @@ class ParameterLayout:
             out[:, i] = np.broadcast_to(value, (batch,))
         return out
 
+    # -- per-galaxy numbers ---------------------------------------------------------
+    def _number(self, key, value: PerGalaxy, rows, like: torch.Tensor):
+        """``value`` for the rows of ``like`` (b, ...): a float as it is, or a (b,) tensor
+        of ``like``'s dtype and device holding galaxy ``rows[r]``'s number in row r
+        (``rows`` None: row r is galaxy r). Cached per device and dtype: one gather per
+        call, no host synchronisation."""
+        if np.ndim(value) == 0:
+            return value
+        cache = (key, like.device, like.dtype)
+        full = self._tensors.get(cache)
+        if full is None:
+            full = torch.tensor(np.array(value), dtype=like.dtype, device=like.device)
+            self._tensors[cache] = full
+        if rows is None:
+            if like.shape[0] != full.shape[0]:
+                raise ValueError(f"{like.shape[0]} rows for a layout with per-galaxy bounds of {full.shape[0]} "
+                                 "galaxies: pass rows (the galaxy of each row)")
+            return full
+        return full[torch.as_tensor(rows, device=like.device)]
+
+    def _space_bounds(self, k: int, rows, like: torch.Tensor):
+        """(lo, hi) of free coordinate k in its transform's space (ln for log-scaled
+        ones): floats, or (b,) tensors (see :meth:`_number`)."""
+        lo, hi = self._space[k]
+        return self._number(("lo", k), lo, rows, like), self._number(("hi", k), hi, rows, like)
+
+    def coordinate_bounds(self, rows=None, n_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """((b, F), (b, F)) float64 lower and upper bounds of each optimiser coordinate in
+        user units (of the difference or ratio for a coupled range), for the galaxies
+        ``rows`` (b,) (an int array or tensor; None: galaxies 0..b-1 with b = ``n_rows``,
+        or the layout's batch size)."""
+        if rows is not None:
+            rows = np.asarray(rows.cpu() if torch.is_tensor(rows) else rows, dtype=np.int64)
+            n = rows.shape[0]
+        else:
+            n = n_rows if n_rows is not None else (self.batch_size or 1)
+        low, high = np.empty((n, self.n_free)), np.empty((n, self.n_free))
+        for k, i in enumerate(self.free_index):
+            e = self.entries[i]
+            for out, value in ((low, e.low), (high, e.high)):
+                if np.ndim(value) == 0:
+                    out[:, k] = value
+                elif rows is not None:
+                    out[:, k] = value[rows]
+                elif len(value) == n:
+                    out[:, k] = value
+                else:
+                    raise ValueError(f"{n} rows for a layout with per-galaxy bounds of {len(value)} galaxies")
+        return low, high
+
     def check_inside_bounds(self, values: np.ndarray) -> None:
-        """Error naming the parameter when an initial value lies outside its bounds.
+        """Error naming the parameter (and the galaxy) when an initial value lies outside its bounds.
 
         A start outside a range set by a constraint is not an error (GALFIT accepts it):
         the fit starts just inside the range, with a warning naming the parameter.
         """
         coords = self.free_coordinates(torch.as_tensor(values, dtype=torch.float64)).numpy()
+        low, high = self.coordinate_bounds(n_rows=values.shape[0])
         for k, i in enumerate(self.free_index):
             e = self.entries[i]
+            lo, hi = low[:, k], high[:, k]
             # values within rounding of a bound (a previous fit that ended on it) are on it
-            slack = 1e-9 * max(1.0, abs(e.low) if math.isfinite(e.low) else 1.0,
-                               abs(e.high) if math.isfinite(e.high) else 1.0)
-            bad = (coords[:, k] < e.low - slack) | (coords[:, k] > e.high + slack)
+            slack = 1e-9 * np.maximum(1.0, np.maximum(np.where(np.isfinite(lo), np.abs(lo), 1.0),
+                                                      np.where(np.isfinite(hi), np.abs(hi), 1.0)))
+            bad = (coords[:, k] < lo - slack) | (coords[:, k] > hi + slack)
             if not bad.any():
                 continue
             b = int(np.flatnonzero(bad)[0])
@@ -260,7 +397,7 @@ class ParameterLayout:
                         f"give {self._pair_text(e)} = {coords[b, k]:g}")
             else:
                 text = f"component {e.component + 1} ({comp.profile}): initial {e.name} = {values[b, i]:g}"
-            text += f" (galaxy {b}; {int(bad.sum())} in all) lies outside [{e.low:g}, {e.high:g}]"
+            text += f" (galaxy {b}; {int(bad.sum())} in all) lies outside [{lo[b]:g}, {hi[b]:g}]"
             if e.from_constraint:
                 warnings.warn(f"{text}, the range of a constraint; starting inside it", stacklevel=3)
             else:
@@ -268,8 +405,8 @@ class ParameterLayout:
 
     def move_inside_constraints(self, values: np.ndarray, margin: float = 0.05) -> np.ndarray:
         """Starting values with every constraint-set coordinate at least ``margin`` of its
-        range away from the range's ends (a start on or beyond a limit would sit where the
-        bound transform is flat and could not move).
+        range (each galaxy's own) away from the range's ends (a start on or beyond a limit
+        would sit where the bound transform is flat and could not move).
 
         Returns a copy of ``values`` (B, P); tied and coupled parameters are recomputed.
         """
@@ -279,14 +416,13 @@ class ParameterLayout:
             e = self.entries[i]
             if not e.from_constraint:
                 continue
+            lo, hi = self._space_bounds(k, None, v)
+            span = hi - lo
             if e.scale == "log":
-                lo, hi = math.log(e.low), math.log(e.high)
-                span = hi - lo
-                c = torch.log(coords[:, k].clamp(min=1e-300)).clamp(lo + margin * span, hi - margin * span)
-                coords[:, k] = torch.exp(c)
+                c = torch.log(coords[:, k].clamp(min=1e-300))
+                coords[:, k] = torch.exp(torch.clamp(c, lo + margin * span, hi - margin * span))
             else:
-                span = e.high - e.low
-                coords[:, k] = coords[:, k].clamp(e.low + margin * span, e.high - margin * span)
+                coords[:, k] = torch.clamp(coords[:, k], lo + margin * span, hi - margin * span)
         return self.from_free_coordinates(coords, v).numpy()
 
     def _pair_text(self, e: ParameterEntry) -> str:
@@ -295,6 +431,8 @@ class ParameterLayout:
         return f"{second} - {first}" if e.op == "-" else f"{first} / {second}"
 
     # -- transforms -------------------------------------------------------------------
+    # ``rows`` (b,): the galaxy (of the layout's batch) of each row; None: row r is
+    # galaxy r. Only layouts with per-galaxy bounds or tie constants use it.
     def free_coordinates(self, values: torch.Tensor) -> torch.Tensor:
         """(B, P) user values -> (B, F) optimiser coordinates in user units (the free
         values, and p - p_ref or p_ref / p for coupled ranges)."""
@@ -308,9 +446,10 @@ class ParameterLayout:
                 cols.append(values[:, i])
         return torch.stack(cols, dim=-1) if cols else values[:, :0]
 
-    def from_free_coordinates(self, coords: torch.Tensor, fixed_values: torch.Tensor) -> torch.Tensor:
-        """(B, F) optimiser coordinates in user units and (B, P) values holding the fixed
-        ones -> (B, P) user values (tied and coupled parameters resolved)."""
+    def from_free_coordinates(self, coords: torch.Tensor, fixed_values: torch.Tensor, rows=None) -> torch.Tensor:
+        """(b, F) optimiser coordinates in user units and (b, P) values holding the fixed
+        ones -> (b, P) user values (tied and coupled parameters resolved, each row with its
+        galaxy's tie constants)."""
         cols = [fixed_values[:, i] for i in range(self.n_params)]
         coupled = {}
         for k, i in enumerate(self.free_index):
@@ -322,13 +461,14 @@ class ParameterLayout:
             e = self.entries[i]
             ref = cols[e.ref]
             if e.role == "tied":
-                cols[i] = ref + e.const if e.op == "offset" else ref * e.const
+                const = self._number(("const", i), e.const, rows, ref)
+                cols[i] = ref + const if e.op == "offset" else ref * const
             else:
                 cols[i] = ref + coupled[i] if e.op == "-" else ref / coupled[i]
         return torch.stack(cols, dim=-1)
 
-    def to_internal(self, values: torch.Tensor) -> torch.Tensor:
-        """(B, P) user values -> (B, F) unbounded theta (values are nudged inside bounds)."""
+    def to_internal(self, values: torch.Tensor, rows=None) -> torch.Tensor:
+        """(b, P) user values -> (b, F) unbounded theta (values are nudged inside bounds)."""
         coords = self.free_coordinates(values)
         cols = []
         for k, i in enumerate(self.free_index):
@@ -337,32 +477,31 @@ class ParameterLayout:
             if e.scale in ("free", "angle"):
                 cols.append(p)
                 continue
-            if e.scale == "log":
-                lo, hi, v = math.log(e.low), math.log(e.high), torch.log(p)
-            else:
-                lo, hi, v = e.low, e.high, p
+            lo, hi = self._space_bounds(k, rows, p)
+            v = torch.log(p) if e.scale == "log" else p
             frac = ((v - lo) / (hi - lo)).clamp(1e-9, 1 - 1e-9)
             cols.append(torch.logit(frac))
         return torch.stack(cols, dim=-1) if cols else values[:, :0]
 
-    def to_user(self, theta: torch.Tensor, fixed_values: torch.Tensor) -> torch.Tensor:
-        """(B, F) theta and (B, P) values holding the fixed ones -> (B, P) user values."""
+    def to_user(self, theta: torch.Tensor, fixed_values: torch.Tensor, rows=None) -> torch.Tensor:
+        """(b, F) theta and (b, P) values holding the fixed ones -> (b, P) user values."""
         coords = []
         for k, i in enumerate(self.free_index):
             e = self.entries[i]
             t = theta[:, k]
             if e.scale in ("free", "angle"):
                 coords.append(t)
-            elif e.scale == "log":
-                lo, hi = math.log(e.low), math.log(e.high)
+                continue
+            lo, hi = self._space_bounds(k, rows, t)
+            if e.scale == "log":
                 coords.append(torch.exp(lo + (hi - lo) * torch.sigmoid(t)))
             else:
-                coords.append(e.low + (e.high - e.low) * torch.sigmoid(t))
+                coords.append(lo + (hi - lo) * torch.sigmoid(t))
         stacked = torch.stack(coords, dim=-1) if coords else theta
-        return self.from_free_coordinates(stacked, fixed_values)
+        return self.from_free_coordinates(stacked, fixed_values, rows)
 
-    def coordinate_slopes(self, free: torch.Tensor, internal: bool) -> torch.Tensor:
-        """(B, F): d(coordinate in user units) / d(optimiser coordinate) of each free
+    def coordinate_slopes(self, free: torch.Tensor, internal: bool, rows=None) -> torch.Tensor:
+        """(b, F): d(coordinate in user units) / d(optimiser coordinate) of each free
         parameter: 1 for coordinates in user units, the slope of the bound transform for
         theta. Without tied or coupled parameters this is the diagonal of
         :meth:`value_jacobian` (which is then diagonal), computed without autodiff."""
@@ -375,17 +514,36 @@ class ParameterLayout:
             if e.scale in ("free", "angle"):
                 cols.append(torch.ones_like(t))
                 continue
+            lo, hi = self._space_bounds(k, rows, t)
             s = torch.sigmoid(t)
             ds = s * (1.0 - s)
             if e.scale == "log":
-                lo, hi = math.log(e.low), math.log(e.high)
                 cols.append(torch.exp(lo + (hi - lo) * s) * ((hi - lo) * ds))
             else:
-                cols.append((e.high - e.low) * ds)
+                cols.append((hi - lo) * ds)
         return torch.stack(cols, dim=-1) if cols else free[:, :0]
 
-    def value_jacobian(self, free: torch.Tensor, fixed_values: torch.Tensor, internal: bool) -> torch.Tensor:
-        """(B, P, F): d(user values) / d(optimiser coordinates) at ``free`` (B, F), which are
+    def log_slope(self, theta: torch.Tensor, rows=None) -> torch.Tensor:
+        """(b,) log |d coordinates / d theta|: the log-determinant of the bound transforms
+        (diagonal), summed over the coordinates, computed stably far out on the logistic
+        (a flat prior in user units becomes this density in theta)."""
+        total = theta.new_zeros(theta.shape[0])
+        for k, i in enumerate(self.free_index):
+            e = self.entries[i]
+            if e.scale not in ("linear", "log"):
+                continue
+            t = theta[:, k]
+            lo, hi = self._space_bounds(k, rows, t)
+            span = hi - lo
+            log_span = torch.log(span) if torch.is_tensor(span) else math.log(span)
+            total = total + log_span + torch.nn.functional.logsigmoid(t) + torch.nn.functional.logsigmoid(-t)
+            if e.scale == "log":
+                total = total + (lo + span * torch.sigmoid(t))
+        return total
+
+    def value_jacobian(self, free: torch.Tensor, fixed_values: torch.Tensor, internal: bool,
+                       rows=None) -> torch.Tensor:
+        """(b, P, F): d(user values) / d(optimiser coordinates) at ``free`` (b, F), which are
         theta (``internal``) or the coordinates in user units.
 
         By reverse-mode autograd, one backward pass per varying parameter (each gives that
@@ -393,15 +551,16 @@ class ParameterLayout:
         mode, may run in several threads at once."""
         with torch.enable_grad():
             f = free.detach().requires_grad_(True)
-            values = self.to_user(f, fixed_values) if internal else self.from_free_coordinates(f, fixed_values)
-            rows = []
+            values = (self.to_user(f, fixed_values, rows) if internal
+                      else self.from_free_coordinates(f, fixed_values, rows))
+            rows_out = []
             varying = set(self.varying_index)
             for p in range(values.shape[1]):
                 row = None
                 if p in varying and values.requires_grad:
                     row = torch.autograd.grad(values[:, p].sum(), f, retain_graph=True, allow_unused=True)[0]
-                rows.append(torch.zeros_like(f) if row is None else row)
-        return torch.stack(rows, dim=1)
+                rows_out.append(torch.zeros_like(f) if row is None else row)
+        return torch.stack(rows_out, dim=1)
 
     def step_limits(self) -> np.ndarray:
         """(F,) the largest change of each optimiser coordinate per LM step in its *natural*
@@ -436,12 +595,13 @@ class ParameterLayout:
                 limits[k] = LOG_INDEX_STEP_LIMIT
         return limits
 
-    def theta_step_limits(self, theta: torch.Tensor, natural_limits: np.ndarray) -> torch.Tensor:
+    def theta_step_limits(self, theta: torch.Tensor, natural_limits: np.ndarray, rows=None) -> torch.Tensor:
         """(b, F) the limits (F,) of :meth:`step_limits` (natural units) as limits on theta
         (b, F) at the current point: natural limit / |d natural / d theta|, the slope of
         the bound transform (1 for unbounded coordinates; (ln hi - ln lo) s (1 - s) for
-        log-scaled ones, (hi - lo) s (1 - s) for linear ones, s = sigmoid(theta)), and at
-        most :data:`BOUNDED_THETA_STEP_LIMIT` for every bounded coordinate (near a bound,
+        log-scaled ones, (hi - lo) s (1 - s) for linear ones, s = sigmoid(theta), with the
+        bounds of each row's galaxy ``rows``), and at most
+        :data:`BOUNDED_THETA_STEP_LIMIT` for every bounded coordinate (near a bound,
         or across a range narrower than the natural limit, the first term grows without
         bound). Elementwise (no host synchronisation)."""
         if theta.shape[1] == 0:
@@ -455,7 +615,8 @@ class ParameterLayout:
                 cols.append(torch.full_like(t, limit))
                 continue
             s = torch.sigmoid(t)
-            span = math.log(e.high) - math.log(e.low) if e.scale == "log" else e.high - e.low
+            lo, hi = self._space_bounds(k, rows, t)
+            span = hi - lo
             slope = (span * s * (1.0 - s)).clamp(min=torch.finfo(theta.dtype).tiny)
             cols.append((limit / slope).clamp(max=BOUNDED_THETA_STEP_LIMIT))
         return torch.stack(cols, dim=-1)

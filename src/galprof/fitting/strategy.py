@@ -51,8 +51,11 @@ STAGE_BOUND_LOGIT = 3.0
 _START_N = (None, 1.0, 4.0, 2.0, 0.6, 6.0)
 _START_SIZE = (1.0, 0.6, 1.7, 1.0, 1.3, 0.8)
 #: besides every size (ParameterSpec.is_size): parameters whose ending on a bound
-#: triggers further starts
-_RETRY_SHAPES = ("n", "q", "c0")
+#: triggers further starts: the axis ratio, boxiness and every shape index (Sersic n;
+#: Ferrer, Nuker, Core-Sersic and King alpha, beta, gamma; Moffat beta). A Ferrer bar's
+#: alpha runs along its valley with r_out to its bound from most bar + disk starts
+#: (bench/RESULTS.md, issue 21)
+_RETRY_SHAPES = ("n", "q", "c0", "alpha", "beta", "gamma")
 #: the starts near a multi-component fit (:func:`_perturbed_starts`): (factor on every free
 #: size, factor on the Sersic index, change of the magnitude [mag]) of each component
 #: with a free Sersic index
@@ -68,17 +71,27 @@ def _retry_parameter(layout: ParameterLayout, i: int) -> bool:
 _START_FRACTION = (0.5, 0.5, 0.25, 0.75, 0.1, 0.9)
 
 
-def _clip_inside_bounds(layout: ParameterLayout, values: np.ndarray) -> np.ndarray:
-    """``values`` (r, P) with every free parameter moved just inside its bounds (in place)."""
-    for i, e in enumerate(layout.entries):
-        if e.free and np.isfinite(e.low) and np.isfinite(e.high):
-            span = e.high - e.low
-            values[:, i] = np.clip(values[:, i], e.low + 1e-6 * span, e.high - 1e-6 * span)
+def _clip_inside_bounds(layout: ParameterLayout, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values`` (r, P) of the galaxies ``rows`` (r,) with every free parameter moved just
+    inside its bounds (each galaxy's own; in place)."""
+    low, high = layout.coordinate_bounds(rows)
+    for k, i in enumerate(layout.free_index):
+        if not layout.entries[i].free:
+            continue
+        lo, hi = low[:, k], high[:, k]
+        finite = np.isfinite(lo) & np.isfinite(hi)
+        if not finite.any():
+            continue
+        with np.errstate(invalid="ignore"):
+            span = hi - lo
+            clipped = np.clip(values[:, i], lo + 1e-6 * span, hi - 1e-6 * span)
+        values[:, i] = np.where(finite, clipped, values[:, i])
     return values
 
 
-def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int) -> np.ndarray:
-    """(B * n_starts, P) starting points: the given start first, then variants of n and size."""
+def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int, rows: np.ndarray) -> np.ndarray:
+    """(B * n_starts, P) starting points of the galaxies ``rows`` (B,) from their starts
+    ``values`` (B, P): the given start first, then variants of n and size."""
     starts = [values]
     for k in range(1, n_starts):
         v = values.copy()
@@ -92,20 +105,37 @@ def _start_variants(layout: ParameterLayout, values: np.ndarray, n_starts: int) 
                 n_value = _START_N[k % len(_START_N)]
                 if n_value is not None:
                     v[:, layout.index(ci, "n")] = n_value
-        _clip_inside_bounds(layout, v)
+        _clip_inside_bounds(layout, v, rows)
         # coordinates bounded by a constraint start at a different point of their range
         coords = layout.free_coordinates(torch.as_tensor(v))
         fraction = _START_FRACTION[k % len(_START_FRACTION)]
+        low, high = layout.coordinate_bounds(rows)
         for j, i in enumerate(layout.free_index):
             e = layout.entries[i]
             if e.from_constraint:
+                if np.ndim(e.low) == 0 and np.ndim(e.high) == 0:  # one range for the batch
+                    lo, hi = e.low, e.high
+                    if e.scale == "log":
+                        coords[:, j] = math.exp(math.log(lo) + fraction * (math.log(hi) - math.log(lo)))
+                    else:
+                        coords[:, j] = lo + fraction * (hi - lo)
+                    continue
+                lo, hi = low[:, j], high[:, j]  # each galaxy's own range
                 if e.scale == "log":
-                    coords[:, j] = math.exp(math.log(e.low) + fraction * (math.log(e.high) - math.log(e.low)))
+                    coords[:, j] = torch.as_tensor(np.exp(np.log(lo) + fraction * (np.log(hi) - np.log(lo))))
                 else:
-                    coords[:, j] = e.low + fraction * (e.high - e.low)
-        v = layout.from_free_coordinates(coords, torch.as_tensor(v)).numpy()
+                    coords[:, j] = torch.as_tensor(lo + fraction * (hi - lo))
+        v = layout.from_free_coordinates(coords, torch.as_tensor(v), _layout_rows(layout, rows)).numpy()
         starts.append(v)
     return np.concatenate(starts, axis=0)
+
+
+def _layout_rows(layout: ParameterLayout, rows) -> torch.Tensor | None:
+    """``rows`` as the CPU index tensor the layout's transforms take (None when its
+    bounds and tie constants are the same for every galaxy)."""
+    if layout.batch_size is None:
+        return None
+    return torch.as_tensor(np.asarray(rows.cpu() if torch.is_tensor(rows) else rows, dtype=np.int64))
 
 
 def without_free_index(model: Model) -> Model | None:
@@ -128,11 +158,12 @@ def luminous_components(layout: ParameterLayout) -> list[int]:
             if comp.profile_class.kind != "sky" and ci in varying]
 
 
-def _perturbed_starts(layout: ParameterLayout, values: np.ndarray) -> np.ndarray:
-    """(len(PERTURBATIONS) * r, P) starts near the fits ``values`` (r, P): every component
+def _perturbed_starts(layout: ParameterLayout, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(len(PERTURBATIONS) * r, P) starts near the fits ``values`` (r, P) of the galaxies
+    ``rows`` (r,): every component
     with a free Sersic index made larger, steeper and brighter, and smaller, shallower and
     fainter (:data:`PERTURBATIONS`), the other parameters as fitted."""
-    rows = []
+    starts = []
     for size_factor, n_factor, dmag in PERTURBATIONS:
         v = values.copy()
         for ci, comp in enumerate(layout.model.components):
@@ -146,8 +177,8 @@ def _perturbed_starts(layout: ParameterLayout, values: np.ndarray) -> np.ndarray
             amplitude = profile.amplitude
             if amplitude is not None and amplitude not in comp.fixed and profile.spec(amplitude).unit.startswith("mag"):
                 v[:, layout.index(ci, amplitude)] += dmag
-        rows.append(_clip_inside_bounds(layout, v))
-    return np.concatenate(rows, axis=0)
+        starts.append(_clip_inside_bounds(layout, v, rows))
+    return np.concatenate(starts, axis=0)
 
 
 def has_perturbed_starts(layout: ParameterLayout) -> bool:
@@ -161,9 +192,9 @@ def has_perturbed_starts(layout: ParameterLayout) -> bool:
 
 
 def _reseeded_starts(layout: ParameterLayout, initial: np.ndarray, fitted: np.ndarray, lost: np.ndarray,
-                     signal: np.ndarray) -> np.ndarray:
-    """(r, P) starts for galaxies whose fit lost a component: the given start ``initial``
-    (r, P), with every lost component (``lost`` (r, C) over the model's components)
+                     signal: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(r, P) starts for the galaxies ``rows`` (r,) whose fit lost a component: the given
+    start ``initial`` (r, P), with every lost component (``lost`` (r, C) over the model's components)
     centred on the fitted centre (``fitted`` (r, P)) of the galaxy's strongest component
     that was not lost (``signal`` (r, C), the matched-filter signal of each component)."""
     v = initial.copy()
@@ -182,7 +213,7 @@ def _reseeded_starts(layout: ParameterLayout, initial: np.ndarray, fitted: np.nd
                     anchor_value[pick] = fitted[pick, layout.index(cj, axis)]
             move = lost[:, ci] & np.isfinite(anchor_value)
             v[move, column] = anchor_value[move]
-    return _clip_inside_bounds(layout, v)
+    return _clip_inside_bounds(layout, v, rows)
 
 
 def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch.Tensor, *, frame, psf, config,
@@ -202,8 +233,7 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
     device_ = data.data.device
     natural_limits = layout.step_limits()  # on the host: no synchronisation per iteration
 
-    def step_limits(theta: torch.Tensor) -> torch.Tensor:
-        return layout.theta_step_limits(theta, natural_limits)
+    per_galaxy = layout.batch_size is not None  # bounds or tie constants differ per galaxy
 
     def solve(start_values: np.ndarray, local: torch.Tensor):
         """Optimise from (r, P) starting values for the galaxies ``local`` (r,) of this part."""
@@ -212,7 +242,11 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
         functions = ModelFunctions(layout, fixed, frame, psf, config, internal=True, galaxies=galaxy)
         problem = BatchProblem(functions.render, data.data[galaxy], data.weight[galaxy], functions.jacobian,
                                statistic)
-        theta0 = layout.to_internal(fixed)
+        theta0 = layout.to_internal(fixed, galaxy if per_galaxy else None)
+
+        def step_limits(theta: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            return layout.theta_step_limits(theta, natural_limits, galaxy[index] if per_galaxy else None)
+
         if method == "lm":
             out = levenberg_marquardt(problem, theta0, lm_settings, dtype, report, step_limits)
         elif method == "adam":
@@ -222,7 +256,8 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
         return fixed, out
 
     local_all = torch.arange(bsz, device=device_).repeat(n_starts)
-    fixed_all, outcome = solve(_start_variants(layout, initial, n_starts), local_all)
+    galaxies_np = galaxies.cpu().numpy()
+    fixed_all, outcome = solve(_start_variants(layout, initial, n_starts, galaxies_np), local_all)
     best_chi2 = torch.full((bsz,), float("inf"), dtype=torch.float64, device=device_)
     best_theta = torch.zeros(bsz, layout.n_free, dtype=torch.float64, device=device_)
     best_fixed = torch.as_tensor(initial, dtype=torch.float64, device=device_).clone()
@@ -265,19 +300,20 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
         if redo.numel() == 0:
             break
         redo_np = redo.cpu().numpy()
-        fitted = layout.to_user(best_theta[redo], best_fixed[redo]).cpu().numpy()
-        starts = _start_variants(layout, initial[redo_np], n_starts + 2 * attempt)[
+        rows = galaxies[redo]
+        fitted = layout.to_user(best_theta[redo], best_fixed[redo], rows if per_galaxy else None).cpu().numpy()
+        starts = _start_variants(layout, initial[redo_np], n_starts + 2 * attempt, galaxies_np[redo_np])[
             redo.numel() * (n_starts + 2 * (attempt - 1)):]
         if attempt == 1 and len(luminous_components(layout)) >= 2:
             reseeded = _reseeded_starts(layout, initial[redo_np], fitted, lost[redo].cpu().numpy(),
-                                        signal[redo].cpu().numpy())
+                                        signal[redo].cpu().numpy(), galaxies_np[redo_np])
             starts = np.concatenate([reseeded, starts], axis=0)
         local_redo = redo.repeat(starts.shape[0] // redo.numel())
         fixed_r, out_r = solve(starts, local_redo)
         merge(local_redo, fixed_r, out_r)
     if perturbed_starts and layout.n_free:
-        fitted = layout.to_user(best_theta, best_fixed).cpu().numpy()
-        starts = _perturbed_starts(layout, fitted)
+        fitted = layout.to_user(best_theta, best_fixed, galaxies if per_galaxy else None).cpu().numpy()
+        starts = _perturbed_starts(layout, fitted, galaxies_np)
         local_p = torch.arange(bsz, device=device_).repeat(starts.shape[0] // bsz)
         fixed_p, out_p = solve(starts, local_p)
         merge(local_p, fixed_p, out_p)
@@ -313,7 +349,7 @@ def _lost_components(layout: ParameterLayout, theta: torch.Tensor, fixed: torch.
     if not lit:
         return lost, signal_all
     functions = ModelFunctions(layout, fixed, frame, psf, config, internal=True, galaxies=galaxies)
-    values = layout.to_user(theta, fixed)
+    values = layout.to_user(theta, fixed, galaxies if layout.batch_size is not None else None)
     signals = []
     with torch.no_grad():
         for part in torch.split(torch.arange(bsz, device=device_), pass_size):  # bounded temporaries
@@ -372,7 +408,8 @@ def _fit_part(layout: ParameterLayout, stage_layout: ParameterLayout | None, sta
         # the whole of stage 2 beside the bound before a retry could start afresh
         stuck = stage_layout.at_bound(theta1)
         theta1 = torch.where(stuck, theta1.clamp(-STAGE_BOUND_LOGIT, STAGE_BOUND_LOGIT), theta1)
-        start = stage_layout.to_user(theta1, fixed1).cpu().numpy()
+        start = stage_layout.to_user(theta1, fixed1,
+                                     galaxies if stage_layout.batch_size is not None else None).cpu().numpy()
     theta, best_fixed, chi2, iterations, converged = _optimise_part(layout, start, galaxies, report=report,
                                                                     **optimise)
     return best_fixed, LMOutcome(theta, chi2, iterations + extra_iterations, converged)

@@ -150,7 +150,7 @@ def limit_step(step: torch.Tensor, limits: torch.Tensor | None) -> torch.Tensor:
 
 def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: LMSettings = LMSettings(),
                         render_dtype: torch.dtype = torch.float32, progress=None,
-                        step_limits: torch.Tensor | Callable[[torch.Tensor], torch.Tensor] | None = None,
+                        step_limits: torch.Tensor | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                         ) -> LMOutcome:
     """Minimise chi^2 for every galaxy of the batch independently.
 
@@ -162,8 +162,9 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
             equations are always solved in float64.
         progress: optional callable(iteration, n_running) for progress reporting.
         step_limits: optional largest change of each coordinate in one step (inf: none):
-            an (F,) tensor, or a callable ``step_limits(theta) -> (b, F)`` evaluated at the
-            current point of the running galaxies once per iteration (elementwise: no host
+            an (F,) tensor, or a callable ``step_limits(theta, index) -> (b, F)`` evaluated
+            at the current point ``theta`` (b, F) of the running galaxies ``index`` (b,)
+            (rows of ``theta0``) once per iteration (elementwise: no host
             synchronisation; e.g. :meth:`galprof.fitting.layout.ParameterLayout.theta_step_limits`).
             A longer step is shortened along its direction (:func:`limit_step`): a trust
             region on those coordinates.
@@ -235,7 +236,7 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         else:
             jtj, jtr = jtj_store[index], jtr_store[index]
         lam = damping[index]
-        limits = step_limits(th) if callable(step_limits) else step_limits
+        limits = step_limits(th, index) if callable(step_limits) else step_limits
         # last step: where even the undamped Gauss-Newton step would lower chi^2 by less
         # than the tolerances (in the quadratic model), the galaxy takes its first trial
         # step if it lowers chi^2 and stops either way; near the optimum, rounding

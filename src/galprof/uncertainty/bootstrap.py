@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..constraints import FactorRange, Range, RelativeRange, Tie
+from ..constraints import FactorRange, Range, RelativeRange
 from ..fitting import fit
 from ..model import Model, ModelError
 from .summary import SampleSummary
@@ -91,19 +91,19 @@ def resample_counts(usable: torch.Tensor, n_replicates: int, generator: torch.Ge
 
 
 def _absolute_constraints(model: Model) -> tuple:
-    """Relative ranges (relative to the *initial* value) as absolute ranges, so that a
-    refit started from the best fit keeps the original range."""
+    """Relative ranges (relative to each galaxy's *initial* value) as absolute ranges (one
+    per galaxy where the starts differ), so that a refit started from the best fit keeps
+    the original range."""
     out = []
     for c in model.constraints:
         if isinstance(c, (RelativeRange, FactorRange)):
-            v0 = np.unique(np.asarray(model.components[c.component - 1].values[c.name], dtype=np.float64))
-            if v0.size != 1:
-                raise ModelError(f"constraint '{c.describe()}': needs one initial value for the batch")
-            start = float(v0[0])
+            start = np.asarray(model.components[c.component - 1].values[c.name], dtype=np.float64)
             if isinstance(c, FactorRange):
-                out.append(Range(c.component, c.name, start / c.factor, start * c.factor))
+                low, high = start / np.asarray(c.factor), start * np.asarray(c.factor)
             else:
-                out.append(Range(c.component, c.name, start + c.below, start + c.above))
+                low, high = start + np.asarray(c.below), start + np.asarray(c.above)
+            low, high = np.broadcast_arrays(low, high)
+            out.append(Range(c.component, c.name, low, high))
         else:
             out.append(c)
     return tuple(out)
@@ -210,10 +210,9 @@ def bootstrap(model: Model, result, image, *, sigma=None, mask=None, psf=None, n
     counts = resample_counts(torch.as_tensor(usable), n, generator).numpy()  # (N, B, H, W)
 
     constraints = _absolute_constraints(model)
-    # a tie's constant comes from the start values, which must then be one for the batch:
-    # galaxies of a tied model are bootstrapped one at a time (their replicates batched)
-    groups = ([[b] for b in range(bsz)] if bsz > 1 and any(isinstance(c, Tie) for c in constraints)
-              else [list(range(bsz))])
+    # a tie's constant comes from each row's start (the best fit, which keeps the
+    # galaxy's own initial offset or ratio); per-galaxy constraint numbers follow the rows
+    groups = [list(range(bsz))]
     replicates = np.full((n, bsz, len(result.names)), np.nan)
     converged = np.zeros((n, bsz), dtype=bool)
     safe_img = np.where(usable, img, 0.0)
@@ -230,7 +229,8 @@ def bootstrap(model: Model, result, image, *, sigma=None, mask=None, psf=None, n
             for ci, comp in enumerate(model.components):
                 vals = {name: values[:, result.column(ci + 1, name)] for name in comp.values}
                 comps.append(replace(comp, values=vals))
-            start = Model(tuple(comps), constraints)
+            rows = np.tile(g, k)  # row r * len(g) + j is galaxy g[j]
+            start = Model(tuple(comps), tuple(c.select(rows) for c in constraints))
             options = dict(fit_options)
             for key in _PER_GALAXY:
                 if key in options and options[key] is not None:

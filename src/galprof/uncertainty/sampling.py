@@ -26,7 +26,6 @@ parameter across the C chains with :mod:`pyro.ops.stats`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,23 +118,6 @@ def _prior_table(priors, layout) -> dict:
     return out
 
 
-def _log_jacobian(layout, theta: torch.Tensor) -> torch.Tensor:
-    """(rows,) log |d coordinates / d theta| of the fit's bound transforms (flat prior in
-    user units)."""
-    total = theta.new_zeros(theta.shape[0])
-    for k, i in enumerate(layout.free_index):
-        e = layout.entries[i]
-        t = theta[:, k]
-        if e.scale == "linear":
-            total = total + math.log(e.high - e.low) + torch.nn.functional.logsigmoid(t) \
-                + torch.nn.functional.logsigmoid(-t)
-        elif e.scale == "log":
-            lo, hi = math.log(e.low), math.log(e.high)
-            total = total + (lo + (hi - lo) * torch.sigmoid(t)) + math.log(hi - lo) \
-                + torch.nn.functional.logsigmoid(t) + torch.nn.functional.logsigmoid(-t)
-    return total
-
-
 def sample(model, result, image, *, sigma=None, mask=None, psf=None, priors=None, n_samples: int = 500,
            n_warmup: int = 300, n_chains: int = 4, seed: int | None = None, max_tree_depth: int = 8,
            init_scale: float = 1.5, levels=(0.68, 0.95), statistic=None, config=None, dtype=torch.float64,
@@ -186,6 +168,7 @@ def sample(model, result, image, *, sigma=None, mask=None, psf=None, priors=None
                            statistic, fisher=statistic is not None)
     index = torch.arange(rows, device=dev)
     theta_hat = layout.to_internal(best).repeat(n_chains, 1)  # (rows, F)
+    per_row = galaxies if layout.batch_size is not None else None  # each row's galaxy's bounds
 
     # whitening: Cholesky factor of the covariance of theta at the best fit, regularised so
     # that a flat direction (a parameter on its bound) gets a finite scale
@@ -209,9 +192,9 @@ def sample(model, result, image, *, sigma=None, mask=None, psf=None, priors=None
         z = params["z"]
         theta = coordinates(z)
         energy = 0.5 * problem.chi2(theta.to(dtype), index).to(torch.float64)
-        energy = energy - _log_jacobian(layout, theta)
+        energy = energy - layout.log_slope(theta, per_row)  # flat prior in user units
         if prior_table:
-            user = layout.to_user(theta, fixed)
+            user = layout.to_user(theta, fixed, per_row)
             coords = layout.free_coordinates(user)
             for k, dist in prior_table.items():
                 energy = energy - dist.log_prob(coords[:, k]).to(torch.float64)
@@ -230,7 +213,7 @@ def sample(model, result, image, *, sigma=None, mask=None, psf=None, priors=None
     n_s = z.shape[0]
     with torch.no_grad():
         theta = coordinates(z.to(dev))
-        user = torch.stack([layout.to_user(t, fixed) for t in theta])  # (S, rows, P)
+        user = torch.stack([layout.to_user(t, fixed, per_row) for t in theta])  # (S, rows, P)
     user_np = user.cpu().numpy().reshape(n_s * rows, -1)
     user_np = layout.canonicalise(user_np).reshape(n_s, n_chains, bsz, -1)
     chains = unwrap_angles(np.moveaxis(user_np, 1, 0), np.asarray(result.values), result.names)  # (C, S, B, P)
