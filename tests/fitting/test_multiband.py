@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from galprof import Bands, Component, Model, RenderConfig, fit, fit_bands
+from galprof import Bands, Component, Model, Range, RenderConfig, fit, fit_bands
 from galprof.fitting import ModelFunctions, prepare_fit
 from galprof.fitting.multiband import BandMap
 from galprof.model import ModelError
@@ -192,3 +192,22 @@ def test_bad_inputs_are_named():
         fit_bands(model, np.zeros((1, 3, 20, 20)), bands=GRI, terms={(1, "r_e"): 4})
     with pytest.raises(ModelError, match="component 2 does not exist"):
         fit_bands(model, np.zeros((1, 3, 20, 20)), bands=GRI, terms={(2, "r_e"): 1})
+
+
+def test_per_galaxy_constraint_numbers_hold_in_every_band():
+    """A Range with one pair of numbers per galaxy applies to that galaxy in every band:
+    galaxy 0's range excludes its true R_e (the fit ends on the range's edge, flagged),
+    galaxy 1's contains it."""
+    truth, mags = truths(2, seed=31)
+    r_e = np.repeat(truth["r_e"][:, None], 3, axis=1)
+    images, sigmas = simulate(truth, mags, r_e, seed=32)
+    low = (truth["r_e"][0] * 1.3, truth["r_e"][1] * 0.5)
+    high = (truth["r_e"][0] * 1.6, truth["r_e"][1] * 2.0)
+    start = offset_start(truth, mags)
+    start["r_e"] = np.array([truth["r_e"][0] * 1.45, truth["r_e"][1] * 1.3])
+    model = Model([Component("sersic", start)], (Range(1, "r_e", low, high),))
+    result = fit(model, images, bands=GRI, sigma=sigmas, psf=[epsf(f) for f in FWHM], zeropoint=ZP)
+    fitted = result.value(1, "r_e")
+    assert np.all(fitted[0] >= low[0] - 1e-9) and np.all(fitted[0] <= high[0] + 1e-9)
+    assert fitted[0, 0] == pytest.approx(low[0], rel=1e-3) and result.status[0] == "hit a bound: 1_r_e"
+    assert abs(fitted[1, 0] - truth["r_e"][1]) < 4 * result.error(1, "r_e")[1, 0]

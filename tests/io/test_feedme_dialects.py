@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
@@ -95,10 +96,24 @@ def test_line_without_flags_is_fixed(tmp_path):
         read(tmp_path, CONTROL + SERSIC + "F1) 0.2 90 1\n")
 
 
-def test_fractional_convolution_box_is_truncated(tmp_path):
-    with pytest.warns(FeedmeWarning, match=r"'I\) 109.3333 109.3333': GALFIT reads whole pixels; .* 109 109"):
-        feedme, _ = read(tmp_path, CONTROL + "I) 109.3333 109.3333 # Size of the convolution box (x y)\n" + SERSIC)
-    assert feedme.convolution_box == (109, 109)
+@pytest.mark.parametrize(("line", "box"), [("I) 109.3333 109.3333", (109, 0)), ("I) 30.0 30.0", (30, 0)),
+                                           ("I) 30 30.5", (30, 30)), ("I) 40 0", (40, 0))])
+def test_convolution_box_is_read_as_galfit_reads_it(tmp_path, line, box):
+    # GALFIT reads two integers (C's %d %d), which stop at a decimal point: GALFITM's own
+    # multisim model images, made from 'I) 30.0 30.0', record CONVBOX = '30, 0' and are
+    # unconvolved (a box with no pixels)
+    with pytest.warns(FeedmeWarning, match=rf"convolution box is {box[0]} x {box[1]}|a box with no pixels"):
+        feedme, _ = read(tmp_path, CONTROL + line + " # Size of the convolution box (x y)\n" + SERSIC)
+    assert feedme.convolution_box == box
+
+
+def test_whole_number_convolution_box_is_read_silently(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FeedmeWarning)
+        feedme, _ = read(tmp_path, CONTROL + "I) 100 90\n" + SERSIC)
+    assert feedme.convolution_box == (100, 90)
+    with pytest.raises(FeedmeError, match="must not be negative"):
+        read(tmp_path, CONTROL + "I) -5 10\n" + SERSIC)
 
 
 def test_galfitm_restart_lines_with_basis_and_split_position(tmp_path):

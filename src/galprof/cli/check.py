@@ -22,6 +22,11 @@ import warnings
 from ..errors import GalprofError
 from ..io.constraints import constraint_slots, parse_constraints
 from ..io.feedme import parse_feedme, supported_profiles
+from ..io.galfitm import (
+    is_multiband_feedme,
+    parse_galfitm_feedme,
+    read_galfitm_constraints,
+)
 from ..io.imfit_config import function_parameters, parse_imfit_config
 
 KINDS = ("feedme", "constraints", "imfit-config", "imfit-bestfit", "unknown")
@@ -51,7 +56,36 @@ def file_kind(text: str) -> str:
     return "unknown"
 
 
+def _multiband_record(text: str, path: str, record: dict) -> None:
+    """A multi-band GALFITM feedme (:mod:`galprof.io.galfitm`): per-band lists, each
+    parameter's band values and terms (0 fixed, 1 shared, N polynomial terms, K per band)."""
+    feedme = parse_galfitm_feedme(text, path)
+    base = pathlib.Path(".")
+    record["bands"] = {"labels": list(feedme.bands.labels), "wavelengths": list(feedme.bands.wavelengths)}
+    record["control"] = {"A": list(feedme.input_images), "B": feedme.output_image,
+                         "C": [s or "none" for s in feedme.sigma_images], "D": [p or "none" for p in feedme.psf_images],
+                         "E": feedme.psf_oversampling, "F": [m or "none" for m in feedme.masks],
+                         "G": feedme.constraint_file or "none", "H": list(feedme.fit_region),
+                         "I": list(feedme.convolution_box) if feedme.convolution_box else None,
+                         "J": list(feedme.zeropoints), "K": list(feedme.plate_scale), "P": feedme.mode}
+    for key, names in (("A", feedme.input_images), ("C", feedme.sigma_images), ("D", feedme.psf_images),
+                       ("F", feedme.masks), ("G", (feedme.constraint_file,))):
+        for name in dict.fromkeys(n for n in names if n and n.lower() != "none"):
+            if not (base / name.split("[")[0]).is_file():
+                line = feedme.line_numbers.get(key, "?")
+                record["warnings"].append(f"{path}:{line}: file {name!r} (line {key}) does not exist")
+    record["components"] = [{"number": c.number, "profile": c.profile,
+                             "values": {n: [float(x) for x in v] for n, v in c.values.items()},
+                             "free": dict(c.free), "terms": dict(c.terms)} for c in feedme.components]
+    if feedme.constraint_file and (base / feedme.constraint_file).is_file():
+        constraints = read_galfitm_constraints(str(base / feedme.constraint_file), feedme.components, feedme.bands)
+        record["constraints"] = [c.describe() for c in constraints]
+
+
 def _feedme_record(text: str, path: str, record: dict) -> None:
+    if is_multiband_feedme(text):
+        _multiband_record(text, path, record)
+        return
     feedme = parse_feedme(text, path)
     base = pathlib.Path(".")
     record["control"] = {"A": feedme.input_image, "B": feedme.output_image, "C": feedme.sigma_image or "none",
@@ -145,15 +179,33 @@ def check_file(path: str) -> dict:
 def _show(record: dict) -> None:
     print(f"{record['file']}: {record['kind']}, {record['status']}" +
           (f": {record['message']}" if record["message"] else ""))
+    if "bands" in record:
+        print("  bands: " + ", ".join(f"{label} ({wave:g})" for label, wave in zip(record["bands"]["labels"],
+                                                                                  record["bands"]["wavelengths"])))
     if "control" in record:
         print("  control: " + "  ".join(f"{k}) {v}" for k, v in record["control"].items() if v is not None))
     for comp in record["components"]:
-        values = ", ".join(f"{n}={v:.6g}{'' if comp['free'][n] else ' (fixed)'}" for n, v in comp["values"].items())
+        values = ", ".join(f"{n}={_value_text(v)}{_freedom(comp, n)}" for n, v in comp["values"].items())
         print(f"  {comp['number']} {comp['profile']}: {values}")
     for constraint in record.get("constraints", []):
         print(f"  constraint: {constraint}")
     for warning in record["warnings"]:
         print(f"  warning: {warning}")
+
+
+def _value_text(value) -> str:
+    """A value, or a multi-band parameter's band values as ``[v1,v2,...]``."""
+    if isinstance(value, list):
+        return "[" + ",".join(f"{v:.6g}" for v in value) + "]"
+    return f"{value:.6g}"
+
+
+def _freedom(comp: dict, name: str) -> str:
+    if not comp["free"][name]:
+        return " (fixed)"
+    if "terms" in comp:
+        return f" ({comp['terms'][name]} terms)"
+    return ""
 
 
 def run(args) -> int:

@@ -49,7 +49,9 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
     each galaxy together).
 
     Args:
-        model: components with initial values (scalars, or arrays of shape (B,)).
+        model: components with initial values (scalars, or arrays of shape (B,)) and
+            constraints (:mod:`galprof.constraints`; their numbers scalars or one per
+            galaxy; relative and factor ranges and ties refer to each galaxy's own start).
         image: (H, W) or (B, H, W) data [ADU].
         sigma: same shape, 1-sigma noise [ADU]; None for unit weights (the CLI builds
             GALFIT's sigma image from the header when the feedme says ``none``).
@@ -70,7 +72,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
             :class:`galprof.fitting.likelihood.PixelStatistic` (Poisson maximum-likelihood ratio,
             Cash, chi^2 with model-based sigmas); ``sigma`` then only selects pixels.
         convolution_box: GALFIT's line I, (size x, size y) [pix]: convolve only inside a
-            box of this size centred on the region's centre (see :class:`Frame`).
+            box of this size centred on the region's centre (see :class:`Frame`); a box
+            with a zero side convolves nothing (the PSF is not used).
         pixel_scale: GALFIT's line K, (dx, dy) [arcsec/pix]: surface-brightness
             amplitudes (mu_0 of ferrer, king, edgedisk; mu_b of nuker) are
             zp - 2.5 log10(I / (EXPTIME dx dy)) with I in ADU/pix.
@@ -78,7 +81,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         n_starts: starts per galaxy (the given one, then variants of n and size); the
             start with the lowest chi^2 wins.
         retries: rounds of further starts (two more each round, rows of one batch) for
-            galaxies whose fit lost a component: shape parameters (n, sizes, q) on a
+            galaxies whose fit lost a component: shape parameters (sizes, q, c0, shape indices
+            n, alpha, beta, gamma) on a
             bound, a component switched off or a centre off the fit region (as the
             statuses flag them). With two or more luminous components the first round
             also restarts from the given start with each lost component re-centred on
@@ -132,7 +136,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         return fit_bands(model, image, bands=bands, terms=terms, sigma=sigma, mask=mask, psf=psf,
                          psf_oversampling=psf_oversampling, origin=origin, zeropoint=zeropoint, exptime=exptime,
                          convolution_box=convolution_box, pixel_scale=pixel_scale, config=config,
-                         lm_settings=lm_settings, dtype=dtype, device=device, names=names)
+                         lm_settings=lm_settings, staged=staged, stage_iterations_limit=stage_iterations,
+                         dtype=dtype, device=device, names=names)
     if terms is not None:
         raise ModelError("terms (how parameters vary with wavelength) need bands")
     setup = prepare_fit(model, image, sigma=sigma, mask=mask, psf=psf, psf_oversampling=psf_oversampling,

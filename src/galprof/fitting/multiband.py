@@ -27,7 +27,7 @@ Conventions are GALFIT's in every band: 1-based pixels, PA counter-clockwise fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from ..optimise.lm import LMSettings, levenberg_marquardt
 from ..optimise.problem import BatchProblem
 from ..render.config import RenderConfig
 from .setup import prepare_fit
+from .strategy import STAGE_FTOL
 from .bands import Bands, resolve_terms
 from .covariance import covariance_estimate
 from .flags import centres_off_region, component_signal, vanished_components
@@ -215,17 +216,23 @@ class BandMap:
     def _on(self, like: torch.Tensor):
         return self._select.to(like), self._poly.to(like)
 
-    def rows(self, coefficients: torch.Tensor, fixed_rows: torch.Tensor) -> torch.Tensor:
+    def natural_values(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """(b, K, F) the polynomial columns' values in every band (natural units; other
+        columns 0)."""
+        _, poly = self._on(coefficients)
+        return torch.einsum("kfc,bc->bkf", poly, coefficients)
+
+    def rows(self, coefficients: torch.Tensor, fixed_rows: torch.Tensor, rows=None) -> torch.Tensor:
         """(b, K, F) row coordinates of ``coefficients`` (b, C); ``fixed_rows`` (b K, P)
-        user values holding the fixed parameters (for the polynomials' transforms)."""
-        select, poly = self._on(coefficients)
+        user values holding the fixed parameters (for the polynomials' transforms);
+        ``rows`` (b K,) their rows in the layout's batch (None: all rows in order)."""
+        select, _ = self._on(coefficients)
         theta = torch.einsum("kfc,bc->bkf", select, coefficients)
         if self.poly_columns:
-            natural = torch.einsum("kfc,bc->bkf", poly, coefficients)
-            theta = theta + self._natural_to_theta(natural, fixed_rows)
+            theta = theta + self._natural_to_theta(self.natural_values(coefficients), fixed_rows, rows)
         return theta
 
-    def _natural_to_theta(self, natural: torch.Tensor, fixed_rows: torch.Tensor) -> torch.Tensor:
+    def _natural_to_theta(self, natural: torch.Tensor, fixed_rows: torch.Tensor, rows=None) -> torch.Tensor:
         """Internal coordinates of the polynomial columns from their natural values (other
         columns 0)."""
         bsz = natural.shape[0]
@@ -236,18 +243,19 @@ class BandMap:
             if self.layout.entries[free[f]].scale == "log":
                 column = column.clamp(min=1e-12)
             values[:, free[f]] = column
-        theta = self.layout.to_internal(values).reshape(bsz, self.n_bands, -1)
+        theta = self.layout.to_internal(values, rows).reshape(bsz, self.n_bands, -1)
         keep = torch.zeros(theta.shape[-1], dtype=theta.dtype, device=theta.device)
         keep[self.poly_columns] = 1.0
         return theta * keep
 
-    def jacobian(self, coefficients: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        """(b, K, F, C) d row coordinates / d coefficients at ``theta`` (b, K, F) = rows(...)."""
+    def jacobian(self, coefficients: torch.Tensor, theta: torch.Tensor, rows=None) -> torch.Tensor:
+        """(b, K, F, C) d row coordinates / d coefficients at ``theta`` (b, K, F) = rows(...)
+        (``rows`` as for :meth:`rows`)."""
         select, poly = self._on(coefficients)
         bsz = coefficients.shape[0]
         jac = select.expand(bsz, -1, -1, -1)
         if self.poly_columns:
-            slopes = self.layout.coordinate_slopes(theta.reshape(bsz * self.n_bands, -1), True)
+            slopes = self.layout.coordinate_slopes(theta.reshape(bsz * self.n_bands, -1), True, rows)
             slopes = slopes.reshape(bsz, self.n_bands, -1)
             jac = jac + poly[None] / slopes[..., None]
         return jac
@@ -272,7 +280,8 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
               psf_oversampling: int = 1, origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
               convolution_box: tuple[int, int] | None = None, pixel_scale: tuple[float, float] = (1.0, 1.0),
               config: RenderConfig = RenderConfig(), lm_settings: LMSettings = LMSettings(),
-              dtype: torch.dtype = torch.float32, device=None, names=None) -> MultiBandFitResult:
+              staged: bool = True, stage_iterations_limit: int = 8, dtype: torch.dtype = torch.float32, device=None,
+              names=None) -> MultiBandFitResult:
     """Fit ``model`` to the images of B galaxies in K bands, all bands of a galaxy together.
 
     Args:
@@ -291,6 +300,9 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
         sigma, mask: as ``images`` (1-sigma noise [ADU]; non-zero = bad pixel).
         psf: one 2-D ePSF for every band, a list of K (one per band), or B lists of K.
         zeropoint, exptime: a number, (K,) per band or (B, K).
+        staged: first fit with every Sersic index held at its start for at most
+            ``stage_iterations_limit`` iterations, then release it (as :func:`galprof.fit`
+            does for one luminous component; here for every model with a free index).
         origin, convolution_box, pixel_scale, psf_oversampling, config, lm_settings,
             dtype, device, names: as for :func:`galprof.fit` (per galaxy).
 
@@ -330,7 +342,11 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
             values[name] = per_band.reshape(-1)
         row_components.append(Component(comp.profile, values, fixed=frozenset(fixed), bounds=comp.bounds,
                                         skip_in_residual=comp.skip_in_residual))
-    row_model = Model(tuple(row_components), model.constraints)
+    # constraints apply in every band: per-galaxy numbers repeat over each galaxy's rows
+    galaxy_of_row = np.repeat(np.arange(bsz), n_bands)
+    row_constraints = tuple(c.select(galaxy_of_row) if c.batch_size is not None else c
+                            for c in model.constraints)
+    row_model = Model(tuple(row_components), row_constraints)
     zp = _per_band_inputs(zeropoint, bsz, n_bands, "zeropoint").reshape(-1)
     et = _per_band_inputs(exptime, bsz, n_bands, "exptime").reshape(-1)
     row_names = None
@@ -365,7 +381,7 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
 
     def rows_of(coef: torch.Tensor, index: torch.Tensor):
         row_index = (index[:, None] * n_bands + band_offsets[None, :]).reshape(-1)
-        theta = band_map.rows(coef.to(work), fixed_rows[row_index])
+        theta = band_map.rows(coef.to(work), fixed_rows[row_index], row_index)
         return theta, row_index
 
     def render(coef: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -376,17 +392,84 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
     def jacobian(coef: torch.Tensor, index: torch.Tensor):
         theta, row_index = rows_of(coef, index)
         model_rows, jac_rows = functions.jacobian(theta.reshape(-1, theta.shape[-1]).to(coef.dtype), row_index)
-        slope = band_map.jacobian(coef.to(work), theta).to(jac_rows.dtype)  # (b, K, F, C)
+        slope = band_map.jacobian(coef.to(work), theta, row_index).to(jac_rows.dtype)  # (b, K, F, C)
         b = coef.shape[0]
         jac = torch.einsum("bkpf,bkfc->bkpc", jac_rows.reshape(b, n_bands, height * width, -1), slope)
         return (model_rows.reshape(b, n_bands * height, width),
                 jac.reshape(b, n_bands * height, width, band_map.n_coefficients))
 
+    natural_limits = layout.step_limits()  # (F,) on the host: no synchronisation per iteration
+    log_scaled = torch.tensor([layout.entries[i].scale == "log" for i in free], device=dev)
+
+    def step_limits(coef: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """The trust region of :meth:`ParameterLayout.step_limits` on the coefficients: a
+        shared or per-band coordinate's limit on theta (the tightest over the bands for a
+        shared one); a polynomial's coefficients each a 1/N share of the natural limit
+        (times the smallest band value for a log-scaled parameter)."""
+        theta, row_index = rows_of(coef, index)
+        b = coef.shape[0]
+        per_row = layout.theta_step_limits(theta.reshape(b * n_bands, -1), natural_limits, row_index)
+        per_row = per_row.reshape(b, n_bands, -1)
+        natural = band_map.natural_values(coef.to(work)).abs().amin(1)  # (b, F)
+        out = []
+        for f, terms in enumerate(band_map.terms):
+            if terms == 1:
+                out.append(per_row[:, :, f].amin(1, keepdim=True))
+            elif terms == n_bands:
+                out.append(per_row[:, :, f])
+            else:
+                limit = float(natural_limits[f]) / terms
+                scale = torch.where(log_scaled[f], natural[:, f], torch.ones_like(natural[:, f]))
+                out.append((limit * scale)[:, None].expand(b, terms))
+        return torch.cat(out, dim=1).to(coef.dtype)
+
     stacked_data = setup.data.data.reshape(bsz, n_bands * height, width)
     stacked_weight = setup.data.weight.reshape(bsz, n_bands * height, width)
     problem = BatchProblem(render, stacked_data, stacked_weight, jacobian)
-    outcome = levenberg_marquardt(problem, coef0.to(work), lm_settings, dtype)
-    coef = outcome.theta
+
+    def solve(start: torch.Tensor, active: torch.Tensor, settings: LMSettings):
+        """LM on the ``active`` coefficients (a (C,) bool mask), the others held at ``start``."""
+        held = start.clone()
+        columns = active.nonzero().flatten()
+
+        def expand(sub: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            full = held[index].to(sub.dtype).clone()
+            full[:, columns] = sub
+            return full
+
+        def jacobian_of(sub, index):
+            model_images, jac = jacobian(expand(sub, index), index)
+            return model_images, jac[..., columns]
+
+        part = BatchProblem(lambda sub, index: render(expand(sub, index), index), stacked_data, stacked_weight,
+                            jacobian_of)
+        out = levenberg_marquardt(part, held[:, columns], settings, dtype, None,
+                                  lambda sub, index: step_limits(expand(sub, index), index)[:, columns])
+        result = held.clone()
+        result[:, columns] = out.theta
+        return result, out
+
+    everything = torch.ones(band_map.n_coefficients, dtype=torch.bool, device=dev)
+    # stage 1 (as for single-band models with one luminous component): every Sersic index
+    # held at its start for a few iterations, so that sizes, fluxes and shapes settle
+    # before n is released; from far starts the index otherwise runs along its
+    # degeneracy with the size (GALFITM's multisim collapsed to R_e 0.05 px without it)
+    index_columns = torch.zeros_like(everything)
+    for f, i in enumerate(free):
+        entry = layout.entries[i]
+        profile = layout.model.components[entry.component].profile_class
+        if entry.name == "n" and profile.kind != "sky":
+            index_columns[band_map.offsets[f]:band_map.offsets[f + 1]] = True
+    coef = coef0.to(work)
+    stage_iterations = torch.zeros(bsz, dtype=torch.long, device=dev)
+    stage_limit = min(stage_iterations_limit, lm_settings.max_iterations)
+    if staged and stage_limit > 0 and bool(index_columns.any()) and bool((~index_columns).any()):
+        first_settings = replace(lm_settings, max_iterations=stage_limit, ftol=STAGE_FTOL,
+                                 broyden_updates=0)
+        coef, first = solve(coef, ~index_columns, first_settings)
+        stage_iterations = first.iterations
+    coef, outcome = solve(coef, everything, lm_settings)
+    outcome = replace(outcome, iterations=outcome.iterations + stage_iterations)
     index = torch.arange(bsz, device=dev)
 
     # values, images and chi^2 in every band

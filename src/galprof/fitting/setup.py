@@ -84,6 +84,9 @@ def prepare_fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_ove
                   None if convolution_box is None else (int(convolution_box[0]), int(convolution_box[1])), sizes_t,
                   (float(pixel_scale[0]), float(pixel_scale[1])))
     prepared_psf = None
+    if convolution_box is not None and min(convolution_box) == 0:
+        # a box with no pixels convolves nothing (GALFIT's reading of 'I) 30.0 30.0' is 30 x 0)
+        psf = None
     if psf is not None:
         max_shape = (2 * height + 1, 2 * width + 1)
         if isinstance(psf, (list, tuple)) or np.ndim(psf) == 3:

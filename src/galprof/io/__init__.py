@@ -7,6 +7,8 @@
 * :mod:`galprof.io.constraints`: GALFIT constraint files (line G).
 * :mod:`galprof.io.imfit_config`: imfit configuration and best-fit files, and their
   mapping onto galprof models.
+* :mod:`galprof.io.galfitm`: GALFITM's multi-band feedmes and constraint files, and its
+  restart file, ``fit.log`` entry and multi-band image block.
 
 GALFIT's labels (numbered lines, header keywords) are mapped to galprof's internal
 parameter names (``x, y, mag, r_e, n, q, pa, r_s, fwhm, beta, sky, dsdx, dsdy``) only
@@ -40,6 +42,15 @@ from .galfit_output import (
     write_imgblock,
     write_model_image,
 )
+from .galfitm import (
+    MultiBandComponent,
+    MultiBandFeedme,
+    format_galfitm_restart,
+    multiband_model,
+    parse_galfitm_feedme,
+    read_galfitm_feedme,
+    write_galfitm_imgblock,
+)
 
 __all__ = [
     "ComponentReport",
@@ -47,20 +58,27 @@ __all__ = [
     "FeedmeComponent",
     "FeedmeError",
     "InputError",
+    "MultiBandComponent",
+    "MultiBandFeedme",
     "SigmaImageWarning",
     "append_fit_log",
     "exposure_time",
     "format_feedme",
+    "format_galfitm_restart",
     "format_parameter",
     "galfit_header_cards",
     "image_unit_kind",
+    "multiband_model",
     "next_restart_path",
     "parse_feedme",
+    "parse_galfitm_feedme",
     "read_feedme",
+    "read_galfitm_feedme",
     "read_image",
     "read_mask",
     "sigma_from_header",
     "sky_statistics",
+    "write_galfitm_imgblock",
     "write_imgblock",
     "write_model_image",
 ]

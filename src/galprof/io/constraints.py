@@ -129,6 +129,8 @@ def _parameter_of(profile, token: str) -> str | None:
     alias = _NAME_ALIASES.get(token.lower())
     if alias == "size":
         return next((n for n in names if n in _SIZE_NAMES), None)
+    if alias == "mag" and "mag" not in names and len(lines.get("3", ())) == 1:
+        return lines["3"][0]  # GALFIT's 'mag' is line 3: a surface brightness (corser, nuker, ...)
     return alias if alias in names else None
 
 
@@ -178,8 +180,8 @@ def parse_constraints(text: str, path: str, profiles: list[str]):
                 fail(f"there is no component {c} (the feedme has {len(profiles)})")
             name = _parameter_of(profiles[c - 1], param_text)
             if name is None and re.fullmatch(r"[a-z]+\d*_\d+", param_text.lower()):
-                fail(f"{param_text!r} is a GALFITM wavelength-polynomial coefficient (multi-band); galprof fits "
-                     "one band per feedme for now")
+                fail(f"{param_text!r} is a GALFITM Chebyshev coefficient (or per-band value) of a multi-band fit; "
+                     "galprof constrains a parameter's value, in every band")
             if name is None:
                 if param_text.lower() in _UNSUPPORTED_NAMES:
                     fail(f"parameter {param_text!r} (GALFIT's hidden or Nuker parameters) is not supported by galprof")

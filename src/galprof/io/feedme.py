@@ -120,7 +120,7 @@ def _truncation_lines(comp: FeedmeComponent, vals: dict[str, float], number: int
         by_line.setdefault(TRUNCATION_LINES[name[len(truncation.prefix) + 1:]], []).append(name)
     for line in sorted(by_line, key=int):
         names = by_line[line]
-        nums = " ".join(_fmt_number(vals[n]) for n in names)
+        nums = " ".join(format_number(vals[n]) for n in names)
         flags = " ".join(_fmt_flag(comp.free[n]) for n in names)
         out.append(f"{'T' + line + ')':<4s}{nums + '  ' + flags:<23s}#  {comments[line]}")
     return out
@@ -360,7 +360,7 @@ class _Parser:
         items = [item for item in ",".join(tokens).split(",") if item]
         if len(items) > 1:
             raise self.error(number, f"a multi-band GALFITM feedme ('{key})' lists {len(items)} bands: "
-                                     f"{','.join(items)}); galprof fits one band per feedme for now")
+                                     f"{','.join(items)}); read it with galprof.io.galfitm.read_galfitm_feedme")
 
     def control_line(self, number: int, key: str, tokens: list[str]) -> None:
         if key in _IGNORED_CONTROL_KEYS:
@@ -377,7 +377,7 @@ class _Parser:
             return
         if key == "A" and tokens and len([item for item in tokens[0].split(",") if item]) > 1:
             raise self.error(number, f"a multi-band GALFITM feedme ('A)' lists {tokens[0].count(',') + 1} images); "
-                                     "galprof fits one band per feedme for now")
+                                     "read it with galprof.io.galfitm.read_galfitm_feedme")
         if key not in _CONTROL_KEYS:
             raise self.error(number, f"galprof does not support the control line '{key})' yet")
         if key in self.control:
@@ -684,10 +684,22 @@ class _Parser:
             raise self.error(number, f"line '{key})': {token!r} is not a finite number")
         return value
 
-    def box_size(self, number: int, token: str) -> int:
-        """A convolution-box size of ``I)``; GALFIT reads whole pixels, so a fraction
-        (``I) 109.3333``) is truncated (the caller warns)."""
-        return int(self.number(number, "I", token))
+    def box_sizes(self, number: int, tokens: list[str]) -> tuple[int, int]:
+        """The convolution box of ``I) nx ny`` as GALFIT reads it: two integers read as C's
+        ``%d %d`` does, so reading stops at a decimal point. ``I) 109.3333 109.3333`` and
+        ``I) 30.0 30.0`` are read as 109 x 0 and 30 x 0: a box with no pixels, which
+        convolves nothing (GALFITM records such a run as ``CONVBOX = '30, 0'`` and its
+        model images are unconvolved). The caller warns."""
+        sizes = []
+        for token in tokens:
+            match = re.match(r"[+-]?\d+", token)
+            if match is None:
+                raise self.error(number, f"line 'I)': {token!r} is not a number")
+            sizes.append(int(match.group(0)))
+            if match.group(0) != token:  # the integer ends inside the token: %d stops there
+                break
+        sizes += [0] * (2 - len(sizes))
+        return sizes[0], sizes[1]
 
     def integer(self, number: int, key: str, token: str) -> int:
         value = self.number(number, key, token)
@@ -748,13 +760,21 @@ class _Parser:
             tokens, line = self.control["I"]
             if len(tokens) != 2:
                 raise self.error(line, f"'I)' needs 2 integers (nx ny), got {len(tokens)} tokens")
-            convolution_box = tuple(self.box_size(line, t) for t in tokens)
-            if any(self.number(line, "I", t) != size for t, size in zip(tokens, convolution_box)):
-                warnings.warn(f"{self.path}:{line}: 'I) {' '.join(tokens)}': GALFIT reads whole pixels; "
-                              f"convolution box read as {convolution_box[0]} {convolution_box[1]}", FeedmeWarning,
-                              stacklevel=2)
-            if min(convolution_box) < 1:
-                raise self.error(line, f"'I)': convolution box sizes must be positive, got {convolution_box}")
+            for token in tokens:
+                self.number(line, "I", token)  # a number, or a clear error
+            convolution_box = self.box_sizes(line, tokens)
+            if min(convolution_box) < 0:
+                raise self.error(line, f"'I)': convolution box sizes must not be negative, got {convolution_box}")
+            if any(not re.fullmatch(r"[+-]?\d+", t) for t in tokens):
+                effect = ("a box with no pixels: nothing is convolved with the PSF, as in GALFIT"
+                          if min(convolution_box) == 0 else "")
+                warnings.warn(f"{self.path}:{line}: 'I) {' '.join(tokens)}': GALFIT reads two integers and stops "
+                              f"at a decimal point, so the convolution box is {convolution_box[0]} x "
+                              f"{convolution_box[1]}{'; ' + effect if effect else ''}; write whole numbers "
+                              "(e.g. 'I) 30 30') to convolve", FeedmeWarning, stacklevel=2)
+            elif min(convolution_box) == 0:
+                warnings.warn(f"{self.path}:{line}: 'I) {' '.join(tokens)}': a box with no pixels: nothing is "
+                              "convolved with the PSF, as in GALFIT", FeedmeWarning, stacklevel=2)
 
         tokens, line = self.control["J"]
         if len(tokens) != 1:
@@ -872,11 +892,11 @@ class _Parser:
 # ----------------------------------------------------------------------------------------
 
 
-def _fmt_number(value: float, decimals: int = 4) -> str:
+def format_number(value: float, decimals: int = 4) -> str:
     """Shortest fixed-point text with at least ``decimals`` decimals that reads back exactly.
 
     Falls back to Python's shortest round-trip representation, so that
-    ``float(_fmt_number(v)) == v`` always holds.
+    ``float(format_number(v)) == v`` always holds.
     """
     value = float(value)
     if value == 0.0:
@@ -972,8 +992,8 @@ def format_feedme(
     control("H", f"{xmin} {xmax} {ymin} {ymax}", "Image region to fit (xmin xmax ymin ymax)")
     if feedme.convolution_box is not None:
         control("I", f"{feedme.convolution_box[0]} {feedme.convolution_box[1]}", "Size of the convolution box (x y)")
-    control("J", _fmt_number(feedme.zeropoint, 3), "Magnitude photometric zeropoint")
-    control("K", f"{_fmt_number(feedme.plate_scale[0])} {_fmt_number(feedme.plate_scale[1])}",
+    control("J", format_number(feedme.zeropoint, 3), "Magnitude photometric zeropoint")
+    control("K", f"{format_number(feedme.plate_scale[0])} {format_number(feedme.plate_scale[1])}",
             "Plate scale (dx dy)  [arcsec per pixel]")
     control("O", feedme.display_type, "Display type (regular, curses, both)")
     control("P", str(feedme.mode), "Choose: 0=optimize, 1=model, 2=imgblock, 3=subcomps")
@@ -1012,7 +1032,7 @@ def format_feedme(
             if key == "R1":
                 kind = "power" if "rot_alpha" in vals else "log" if "rot_r_ws" in vals else "tanh"
                 out.append(f"R0) {kind:<23s}#  PA rotation function (power, log, tanh, none)")
-            nums = " ".join(_fmt_number(vals[n]) for n in names)
+            nums = " ".join(format_number(vals[n]) for n in names)
             flags = " ".join(_fmt_flag(comp.free[n]) for n in names)
             comment = _line_comment(comp.profile, key, comp.values.keys())
             out.append(f"{key:>2s}) {nums + '  ' + flags:<23s}#  {comment}")

@@ -138,9 +138,9 @@ _TRAILING_KEYS = ("FLAGS", "LOGFILE")
 _TRAILING_COMMENTS = {"FLAGS": "Fit flags (warnings)", "LOGFILE": "Output log file"}
 
 
-def _galprof_version() -> str:
+def galprof_version_text() -> str:
+    """The installed galprof version (the package metadata), for output headers."""
     try:
-
         return version("galprof")
     except Exception:  # pragma: no cover - metadata missing in odd installs
         return "unknown"
@@ -316,7 +316,7 @@ def _header_from_cards(cards) -> fits.Header:
 
 
 def _stamp(header: fits.Header) -> None:
-    version = _galprof_version()
+    version = galprof_version_text()
     header["GALPROF"] = (version, "galprof version that wrote this file")
     header.add_comment("GALFIT-compatible output written by galprof")
     header.add_history(f"galprof {version}")
@@ -386,7 +386,7 @@ class HeaderCardWarning(UserWarning):
     """An input header card was mended or dropped while an output header was written."""
 
 
-def _input_header(input_header: fits.Header | None, feedme: Feedme | None) -> fits.Header:
+def input_image_header(input_header: fits.Header | None, feedme: Feedme | None) -> fits.Header:
     """Copy of the input image header without structural keys, WCS shifted to the cutout."""
     header = fits.Header()
     if input_header is None:
@@ -501,7 +501,7 @@ def write_imgblock(
 
     primary = fits.PrimaryHDU()
     _stamp(primary.header)
-    hdu_input = fits.ImageHDU(arrays[0].astype(np.float32), header=_input_header(input_header, feedme),
+    hdu_input = fits.ImageHDU(arrays[0].astype(np.float32), header=input_image_header(input_header, feedme),
                               name=f"INPUT_{band}")
     model_header = _header_from_cards(cards)
     _stamp(model_header)

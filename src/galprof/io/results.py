@@ -146,6 +146,41 @@ def fitted_row(result, b: int, label: str, *, extra=None, method: str = "covaria
     return row
 
 
+def band_column(component: int, name: str, band: str) -> str:
+    """``<component>_<KEY>_<band>``: a parameter's value in one band of a multi-band fit."""
+    return f"{parameter_column(component, name)}_{band}"
+
+
+def multiband_row(result, b: int, label: str, *, auto: bool = False) -> dict:
+    """The row of galaxy ``b`` of a :class:`galprof.fitting.MultiBandFitResult`.
+
+    A parameter with one value in every band (fixed or shared: 0 or 1 terms) has the
+    single-band columns ``<k>_<KEY>``, ``_ERR`` and ``_ERR_SCALED``; a parameter that
+    varies with wavelength (a polynomial, or free per band) has them per band,
+    ``<k>_<KEY>_<band>``, ``<k>_<KEY>_<band>_ERR``, ``<k>_<KEY>_<band>_ERR_SCALED`` (band
+    labels as given, e.g. ``1_MAG_g``). CHISQ and NDOF are over every band."""
+    values = np.asarray(result.values[b])  # (K, P)
+    if not np.isfinite(result.chi2[b]) or not np.all(np.isfinite(values)):
+        status = FAILED + NON_FINITE
+    else:
+        status = str(result.status[b])
+    row = {"id": label}
+    scale = math.sqrt(result.chi2_nu[b]) if np.isfinite(result.chi2_nu[b]) else math.nan
+    labels = result.bands.labels
+    for j, (c, name) in enumerate(result.names):
+        keys = ([(parameter_column(c, name), 0)] if result.terms[j] <= 1
+                else [(band_column(c, name, band), k) for k, band in enumerate(labels)])
+        for key, k in keys:
+            error = float(result.errors[b, k, j])
+            row[key] = float(values[k, j]) if not is_failed(status) else math.nan
+            row[key + "_ERR"] = error if not is_failed(status) else math.nan
+            row[key + "_ERR_SCALED"] = error * scale if not is_failed(status) else math.nan
+    row.update(CHISQ=float(result.chi2[b]), CHI2NU=float(result.chi2_nu[b]), NDOF=int(result.ndof[b]),
+               ITERATIONS=int(result.iterations[b]), AUTO_INIT=bool(auto), COV_FLAG=bool(result.covariance_flag[b]),
+               STATUS=status)
+    return row
+
+
 def unfitted_row(model, values, label: str, reason: str, method: str = "covariance") -> dict:
     """The row of a galaxy that was rendered but not fitted (GALFIT's ``P) 1..3``): its
     initial ``values`` (per component {name: value}), NaN errors, ``STATUS = not fitted: reason``."""

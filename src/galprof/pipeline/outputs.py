@@ -36,6 +36,13 @@ from ..io.galfit_output import (
     write_imgblock,
     write_model_image,
 )
+from ..io.galfitm import (
+    MultiBandFeedme,
+    append_galfitm_log,
+    format_galfitm_restart,
+    galfitm_log_entry,
+    write_galfitm_imgblock,
+)
 from ..io.imfit_config import (
     format_imfit_config,
     function_parameters,
@@ -174,6 +181,43 @@ class FeedmeOutputs:
             with open("fit.log", "a", encoding="utf-8") as log:  # GALFIT's entry, then galprof's STATUS
                 log.write(f"# status: {status}\n")
             self._say(f"wrote {restart} and appended fit.log")
+
+
+@dataclass
+class GalfitmOutputs:
+    """GALFITM's files for one multi-band feedme (:mod:`galprof.io.galfitm`): the image
+    block of line B (input, model and residual of every band, per-band header cards and
+    GALFITM's tables), the restart file ``galfit.NN`` in GALFITM's layout (Chebyshev
+    coefficients), and the ``fit.log`` entry followed by a ``# status: ...`` line.
+    ``verbose`` prints what is written and the entry's per-band table."""
+
+    feedme: MultiBandFeedme
+    verbose: bool = False
+
+    def _say(self, text: str = "") -> None:
+        if self.verbose:
+            print(text)
+
+    def write(self, prepared, result=None, b: int = 0, extra=None, render_config=None) -> None:
+        """Write the files of galaxy ``b`` of ``result`` (a
+        :class:`galprof.fitting.MultiBandFitResult`)."""
+        feedme = self.feedme
+        status = str(result.status[b])
+        headers = prepared.header if isinstance(prepared.header, list) else None
+        write_galfitm_imgblock(feedme.output_image, feedme, result, b, data=prepared.image, input_headers=headers,
+                               flags="" if status == "converged" else status)
+        restart = _claim_restart_path()
+        restart.write_text(format_galfitm_restart(feedme, result, b))
+        names = dict(restart_file=str(restart), output_image=feedme.output_image,
+                     date=datetime.datetime.now().isoformat(timespec="seconds"))
+        self._say(galfitm_log_entry(feedme, result, b, **names))
+        self._say(f"  chi2 = {result.chi2[b]:g}  ndof = {int(result.ndof[b])}  chi2/nu = {result.chi2_nu[b]:.5g}  "
+                  f"iterations = {int(result.iterations[b])}  status = {status}")
+        append_galfitm_log("fit.log", feedme, result, b, **names)
+        with open("fit.log", "a", encoding="utf-8") as log:  # GALFITM's entry, then galprof's STATUS
+            log.write(f"# status: {status}\n")
+        self._say(f"wrote image block {feedme.output_image}")
+        self._say(f"wrote {restart} and appended fit.log")
 
 
 @dataclass

@@ -9,9 +9,12 @@ see :mod:`galprof.pipeline.sources`. The list of sources is cut into *chunks* of
   images, masks, automatic initial values) while the current chunk is fitted, so at
   most two chunks of images are in memory, whatever the catalog's length;
 * within a chunk, galaxies with the same kind of model (profiles, parameters, fixed
-  flags, bounds, constraints), cutout shape, PSF presence and frame are fitted together
-  as one batch (``galprof.fit``: one LM per galaxy, vectorised over the batch; PSFs may
-  differ in size); others are separate batches (bucketing: no padding cost);
+  flags, bounds, and constraints of the same structure: types, components, names and
+  kinds, whatever their numbers), cutout shape, PSF presence and frame are fitted
+  together as one batch (``galprof.fit``: one LM per galaxy, vectorised over the batch;
+  PSFs may differ in size; each galaxy keeps its own constraint numbers, relative ranges
+  and tie offsets); others are separate batches (bucketing: no padding cost). With
+  padding (feedmes), cutouts of different sizes and fit regions share a batch too;
 * after the fit each feedme gets its GALFIT files and each imfit run its best-fit file
   (:mod:`galprof.pipeline.outputs`); a file that cannot be written is reported, and the
   fit's row is kept;
@@ -49,6 +52,7 @@ from astropy.table import Table, vstack
 from tqdm import tqdm
 
 from .. import __version__
+from ..constraints import constraint_structure, shift_constraints, shifts_with_origin, stack_constraints
 from ..errors import GalprofError, InputError, UsageError
 from ..fitting import fit
 from ..io.results import (
@@ -57,6 +61,7 @@ from ..io.results import (
     failed_row,
     fitted_row,
     is_failed,
+    multiband_row,
     parameter_columns,
     rows_table,
     unfitted_row,
@@ -124,17 +129,26 @@ class BatchOptions:
 # ----------------------------------------------------------------------------- fitting
 
 def _group_key(p: Prepared, pad: bool):
-    """Galaxies with equal keys are fitted together in one batch. With ``pad`` (feedmes),
-    cutouts of different sizes and fit regions share a batch (padded, each in its own
-    region's pixels), except galaxies with constraints or a convolution box smaller than
-    their region, which are fitted alone as their positions cannot be moved."""
+    """Galaxies with equal keys are fitted together in one batch: the same model kind and
+    constraints of the same structure (:func:`galprof.constraints.constraint_structure`;
+    their numbers may differ). With ``pad`` (feedmes), cutouts of different sizes and fit
+    regions share a batch (padded, each in its own region's pixels, absolute position
+    ranges shifted with it), except galaxies with a convolution box smaller than their
+    region or a constraint that changes meaning when the origin moves (a ratio or factor
+    on a position: :func:`galprof.constraints.shifts_with_origin`), which keep their
+    image shape and origin."""
     comps = tuple((c.profile, tuple(sorted(c.values)), tuple(sorted(c.fixed)), tuple(sorted(c.bounds.items())),
                    c.skip_in_residual) for c in p.model.components)
-    common = (comps, tuple(repr(c) for c in p.model.constraints), p.psf is None, p.psf_oversampling,
+    if p.bands is not None:  # multi-band: the same bands, terms, constraint structure and pixel grid
+        return ("bands", comps, p.bands, p.terms, constraint_structure(p.model.constraints), p.psf is None,
+                p.psf_oversampling, tuple(p.plate_scale), repr(p.fit_options), p.image.shape, tuple(p.origin),
+                p.convolution_box)
+    common = (comps, constraint_structure(p.model.constraints), p.psf is None, p.psf_oversampling,
               tuple(p.plate_scale), repr(p.fit_options))
     h, w = p.image.shape
     box = p.convolution_box
-    if pad and not p.model.constraints and (box is None or (box[0] >= w and box[1] >= h)):
+    movable = all(shifts_with_origin(c) for c in p.model.constraints)
+    if pad and movable and (box is None or (box[0] >= w and box[1] >= h)):
         return common + ("padded",)
     return common + (p.image.shape, tuple(p.origin), box)
 
@@ -166,6 +180,8 @@ def _write_outputs(p: Prepared, row: dict, options: BatchOptions, *args) -> None
 
 def _fit_group(group: list[Prepared], options: BatchOptions, on_fitted=None) -> list[dict]:
     first = group[0]
+    if first.bands is not None:
+        return _fit_band_group(group, options)
     padded = len({g.image.shape for g in group}) > 1 or len({tuple(g.origin) for g in group}) > 1
     # padded: each galaxy in its own region's pixels, (1, 1) at the region's first pixel
     shifts = [((g.origin[0] - 1.0, g.origin[1] - 1.0) if padded else (0.0, 0.0)) for g in group]
@@ -175,7 +191,10 @@ def _fit_group(group: list[Prepared], options: BatchOptions, on_fitted=None) -> 
         values = {name: np.array([v[ci][name] for v in starts], dtype=float) for name in comp.values}
         comps.append(Component(comp.profile, values, fixed=comp.fixed, bounds=comp.bounds,
                                skip_in_residual=comp.skip_in_residual))
-    model = Model(tuple(comps), first.model.constraints)
+    # each galaxy's own constraint numbers, absolute position ranges in its padded pixels
+    own = [shift_constraints(g.model.constraints, dx, dy) if padded else g.model.constraints
+           for g, (dx, dy) in zip(group, shifts)]
+    model = Model(tuple(comps), stack_constraints(own))
     height = max(g.image.shape[0] for g in group)
     width = max(g.image.shape[1] for g in group)
     images = np.zeros((len(group), height, width))
@@ -221,6 +240,51 @@ def _fit_group(group: list[Prepared], options: BatchOptions, on_fitted=None) -> 
             _write_outputs(g, row, options, own, b, extra)
             if on_fitted is not None:
                 on_fitted(g, own, b, extra)
+        rows.append(row)
+    return rows
+
+
+def _fit_band_group(group: list[Prepared], options: BatchOptions) -> list[dict]:
+    """Fit multi-band galaxies of one group (same bands, terms, pixel grid) together with
+    :func:`galprof.fit` (``bands=``); rows by :func:`galprof.io.results.multiband_row`."""
+    first = group[0]
+    if options.error_method != "covariance":
+        raise UsageError(f"multi-band fits report covariance errors only (--errors {options.error_method} is not "
+                         "supported for them yet)")
+    n_bands = len(first.bands)
+    comps = []
+    for ci, comp in enumerate(first.model.components):
+        values = {name: np.stack([np.broadcast_to(np.asarray(g.values[ci][name], dtype=float), (n_bands,))
+                                  for g in group]) for name in comp.values}
+        comps.append(Component(comp.profile, values, fixed=comp.fixed, bounds=comp.bounds,
+                               skip_in_residual=comp.skip_in_residual))
+    model = Model(tuple(comps), stack_constraints([g.model.constraints for g in group]))
+    mask = None
+    if any(g.mask is not None for g in group):
+        mask = np.stack([np.zeros(g.image.shape, dtype=bool) if g.mask is None else g.mask for g in group])
+    keywords = {**dict(options.fit_options), **dict(first.fit_options)}
+    keywords.pop("perturbed_starts", None)  # single-band bulge + disk restarts: not part of multi-band fits
+    if options.verbose and len(group) > 1:
+        print(f"galprof {__version__}: fitting {len(group)} multi-band feedmes together: "
+              + ", ".join(g.source.id for g in group))
+    with warnings.catch_warnings():
+        if not options.verbose:
+            warnings.simplefilter("ignore", UserWarning)
+        result = fit(model, np.stack([g.image for g in group]), bands=first.bands, terms=dict(first.terms),
+                     sigma=np.stack([g.sigma for g in group]), mask=mask,
+                     psf=[list(g.psf) for g in group] if first.psf is not None else None,
+                     psf_oversampling=first.psf_oversampling, origin=tuple(first.origin),
+                     zeropoint=np.stack([np.broadcast_to(g.zeropoint, (n_bands,)) for g in group]),
+                     exptime=np.stack([np.broadcast_to(g.exptime, (n_bands,)) for g in group]),
+                     pixel_scale=tuple(first.plate_scale), convolution_box=first.convolution_box,
+                     config=options.config, dtype=options.dtype, device=options.device,
+                     names=[g.source.id for g in group], **keywords)
+    rows = []
+    for b, g in enumerate(group):
+        row = multiband_row(result, b, g.source.id, auto=g.auto)
+        row["_row"] = g.source.row
+        if not is_failed(row["STATUS"]):
+            _write_outputs(g, row, options, result, b, None)
         rows.append(row)
     return rows
 

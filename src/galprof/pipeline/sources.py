@@ -44,6 +44,7 @@ from astropy.table import Table
 from ..errors import CatalogError, GalprofError, InputError
 from ..fitting.likelihood import PixelStatistic
 from ..io.feedme import read_feedme
+from ..io.galfitm import is_multiband_feedme, multiband_model, read_galfitm_feedme
 from ..io.fits_io import split_extension
 from ..io.imfit_config import (
     imfit_sigma,
@@ -55,7 +56,7 @@ from ..io.inputs import GalaxyInputs, feedme_inputs, load_galaxy, model_from_fee
 from ..io.results import parameter_column
 from ..model import Model, shift_positions
 from .autoinit import auto_initial
-from .outputs import FeedmeOutputs
+from .outputs import FeedmeOutputs, GalfitmOutputs
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,11 @@ class Prepared:
         outputs: per-galaxy files to write after the fit (feedmes, imfit runs), or None.
         fitted: False for GALFIT's ``P) 1..3``: rendered at the starting values, not fitted.
         header, sigma_note: the input image's header and where sigma came from (outputs).
+        bands, terms: a multi-band feedme's :class:`galprof.fitting.bands.Bands` and its
+            ((component, name), terms) pairs; ``image``, ``sigma`` and ``mask`` are then
+            (K, H, W), ``psf`` a list of K, ``exptime`` and ``zeropoint`` (K,) arrays,
+            ``header`` a list of K headers and ``values`` per component {name: (K,) band
+            values}. None for one band.
     """
 
     source: object
@@ -298,6 +304,8 @@ class Prepared:
     fitted: bool = True
     header: object = None
     sigma_note: str = ""
+    bands: object = None
+    terms: tuple = ()
 
 
 @dataclass
@@ -372,6 +380,9 @@ def _prepare_row(source: GalaxySource, template: Template, options) -> Prepared:
 
 def _prepare_feedme(source: FeedmeSource, options) -> Prepared:
     try:
+        text = pathlib.Path(source.path).read_text(encoding="utf-8", errors="replace")
+        if is_multiband_feedme(text):
+            return _prepare_multiband_feedme(source, options)
         feedme = read_feedme(source.path)
     except OSError as err:
         raise InputError(f"cannot read feedme {source.path}: {err.strerror}", path=source.path) from None
@@ -391,6 +402,59 @@ def _prepare_feedme(source: FeedmeSource, options) -> Prepared:
                     psf_oversampling=feedme.psf_oversampling, origin=inputs.origin,
                     convolution_box=feedme.convolution_box, outputs=FeedmeOutputs(feedme, verbose=options.verbose),
                     fitted=fitted, header=inputs.header, sigma_note=inputs.sigma_note)
+
+
+def _prepare_multiband_feedme(source: FeedmeSource, options) -> Prepared:
+    """A multi-band GALFITM feedme (:mod:`galprof.io.galfitm`): every band's data cut to the
+    fit region (line H), with its own sigma (from the data for ``none``), mask, PSF,
+    zeropoint and EXPTIME; every band on the same pixel grid."""
+    feedme = read_galfitm_feedme(source.path)
+    line = feedme.line_numbers.get
+    if feedme.mode != 0:
+        raise InputError(f"{feedme.path}:{line('P', '?')}: P) {feedme.mode} (render without fitting) is not "
+                         "supported for multi-band feedmes yet; use P) 0", path=str(feedme.path))
+    if feedme.min_sigma_factor:
+        raise InputError(f"{feedme.path}:{line('C', '?')}: GALFITM's minimum-sigma factor "
+                         f"({feedme.min_sigma_factor:g}) is not supported; give 0 or leave it out",
+                         path=str(feedme.path))
+    if feedme.psf_diffusion_kernel:
+        raise InputError(f"{feedme.path}:{line('D', '?')}: a PSF diffusion kernel is not supported; give the PSFs "
+                         "alone on line D", path=str(feedme.path))
+    if options.auto_init == "always":
+        raise InputError(f"{feedme.path}: automatic initial values (--auto-init always) are not supported for "
+                         "multi-band feedmes yet", path=str(feedme.path))
+    model, terms = multiband_model(feedme)
+    bands = []
+    for k, label in enumerate(feedme.bands.labels):
+        image, hdu = feedme.input_file(k)
+        where = {"image": f"{feedme.path}:{line('A', '?')} (line A, band {label})",
+                 "sigma": f"{feedme.path}:{line('C', '?')} (line C, band {label})",
+                 "psf": f"{feedme.path}:{line('D', '?')} (line D, band {label})",
+                 "mask": f"{feedme.path}:{line('F', '?')} (line F, band {label})",
+                 "region": f"{feedme.path}:{line('H', '?')}"}
+        bands.append(load_galaxy(image, hdu=hdu, sigma=feedme.sigma_images[k], psf=feedme.psf_images[k],
+                                 mask=feedme.masks[k], region=tuple(feedme.fit_region), where=where))
+    shapes = {b.image.shape for b in bands}
+    if len(shapes) > 1:
+        raise InputError(f"{feedme.path}:{line('A', '?')}: the bands' images cut to the fit region differ in "
+                         f"shape ({sorted(shapes)}); every band must be on the same pixel grid",
+                         path=str(feedme.path))
+    has_psf = [b.psf is not None for b in bands]
+    if any(has_psf) and not all(has_psf):
+        raise InputError(f"{feedme.path}:{line('D', '?')}: give a PSF for every band or for none",
+                         path=str(feedme.path))
+    masks = [b.mask for b in bands]
+    mask = None if all(m is None for m in masks) else np.stack(
+        [np.zeros(b.image.shape, dtype=bool) if m is None else m for b, m in zip(bands, masks)])
+    values = [{name: np.asarray(v, dtype=float).reshape(-1) for name, v in c.values.items()} for c in model.components]
+    notes = sorted({b.sigma_note for b in bands})
+    return Prepared(source, np.stack([b.image for b in bands]), np.stack([b.sigma for b in bands]), mask,
+                    [b.psf for b in bands] if all(has_psf) else None, np.array([b.exptime for b in bands]), values,
+                    False, model=model, zeropoint=np.asarray(feedme.zeropoints, dtype=float),
+                    plate_scale=tuple(feedme.plate_scale), psf_oversampling=feedme.psf_oversampling,
+                    origin=bands[0].origin, convolution_box=feedme.convolution_box,
+                    outputs=GalfitmOutputs(feedme, verbose=options.verbose), header=[b.header for b in bands],
+                    sigma_note="; ".join(notes), bands=feedme.bands, terms=tuple(sorted(terms.items())))
 
 
 def _prepare_imfit(source: ImfitSource, options) -> Prepared:
