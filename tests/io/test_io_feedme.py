@@ -259,7 +259,7 @@ BAD_CASES = [
     (MINIMAL_CONTROL.replace("image.fits", "a.fits b.fits") + SERSIC, 1, "'A)' takes one file name"),
     (MINIMAL_CONTROL + "C) sigma.fits 0.1\n" + SERSIC, 5, "minimum-sigma factor"),
     (MINIMAL_CONTROL + "D) none kernel.txt\n" + SERSIC, 5, "needs a PSF image"),
-    (MINIMAL_CONTROL + "I) 0 10\n" + SERSIC, 5, "must be positive"),
+    (MINIMAL_CONTROL + "I) -4 10\n" + SERSIC, 5, "must not be negative"),
     (MINIMAL_CONTROL.replace("H) 1 50 1 60", "H) 0 50 1 60") + SERSIC, 3, "1-based"),
     (MINIMAL_CONTROL + "0) sersic\n1) 25 30 1 1\n3) inf 1\n", 7, "not a finite number"),
 ]
