@@ -13,23 +13,24 @@ Measures, in four parts (``--parts``, default all):
     same structure in every band; 48x48 px by default;
   - ``bulgedisk``: a Sérsic bulge (n 2-4.5, R_e 1.5-3.5 px, q 0.6-0.95) + an exponential disk
     (R_s 4-8 px, q 0.3-0.9, PA within 25 deg of the bulge's) on one centre; total r mag
-    14-15.5, B/T in r 0.2-0.6; the bulge is redder (u-g 1.8, g-r 0.8, r-i 0.4, i-z 0.3, +-0.1) than the disk
-    (1.1, 0.45, 0.25, 0.15, +-0.1); structure shared by the bands per component; 64x64 px.
+    14-15.5, B/T in r 0.2-0.6; the bulge is redder (u-g 1.8, g-r 0.8, r-i 0.4, i-z 0.3,
+    +-0.1) than the disk (1.1, 0.45, 0.25, 0.15, +-0.1); structure shared by the bands per
+    component; 64x64 px.
 
   Fits (galprof defaults, CPU, float32): the joint 5-band fit from offset starts (Sérsic or
   bulge: R_e x1.3, n 2.5; disk R_s x1.3; magnitudes +0.3; each centre 0.8 px off in its own
   random direction; PA +10 deg; q +0.1 capped at 0.95; sky at the median of the stamp's
   border) and from the truth; each band alone (``galprof.fit`` with the same model, from
-  the same offset start and from the truth: ``--single-starts``). Reports: recovered / flagged / silently wrong (recovered: chi^2 within max(1,
-  1e-5 chi^2) of the truth-start fit's, or lower; flagged: not recovered and STATUS not
-  ``converged``; silently wrong: the rest), pulls (fit - truth) / error of every parameter
-  over the recovered galaxies (mean, std, fraction beyond 3: N(0, 1) expected), and the
-  median ratio joint error / single-band error of R_e and n (and R_s) against the best
-  single band of each galaxy (the smallest error among its single-band fits with STATUS
-  ``converged``), against r and against each band, with the measured scatter of R_e and n around
-  the truth (joint vs r alone) as a check that the smaller errors are real. ``--renderer
-  galprof`` draws the same truth with galprof instead (a control free of GalSim-vs-galprof
-  rendering differences).
+  the same offset start and from the truth: ``--single-starts``). Reports: recovered /
+  flagged / silently wrong (recovered: chi^2 within max(1, 1e-5 chi^2) of the truth-start
+  fit's, or lower; flagged: not recovered and STATUS not ``converged``; silently wrong: the
+  rest), pulls (fit - truth) / error of every parameter over the recovered galaxies (mean,
+  std, robust std, fraction beyond 3: N(0, 1) expected), and the median ratio joint error /
+  single-band error of R_e and n (and R_s) against the best single band of each galaxy (the
+  smallest error among its single-band fits with STATUS ``converged``), against r and
+  against each band, with the measured scatter of R_e and n around the truth (joint vs r
+  alone) as a check that the smaller errors are real. ``--renderer galprof`` draws the same
+  truth with galprof instead (a control free of GalSim-vs-galprof rendering differences).
 
 * ``multisim``: GALFITM's simulated regression set (``../shared/data/realworld/multiband/
   multisim``): one Sérsic in five bands (a-e, 2000-6000 A) made by GALFITM from
@@ -37,7 +38,10 @@ Measures, in four parts (``--parts``, default all):
   ``fit.multi.feedme`` (magnitudes and sky per band, R_e and n 4 Chebyshev terms, x y q PA
   one value; its sigma image ``C) none`` made by galprof's GALFIT recipe
   ``galprof.io.fits_io.sigma_from_header``; the images have no GAIN, so GAIN = 7); fitted
-  as the feedme says (``G) none``) and with the set's ``constraints`` file. Reports the
+  as the feedme says (``G) none``; line ``I) 30.0 30.0`` read as GALFIT reads it, a 30 x 0
+  box: no convolution, which is how the images were made), with psf.fits applied (a 30 x
+  30 box: the wrong model for these images), without a PSF with the set's ``constraints``
+  file, and with the images' measured noise as sigma; each also from the truth. Reports the
   recovered values in every band vs the truth in units of galprof's errors, and the truth's
   own 4-term Chebyshev approximation (what a 4-term polynomial can reach). The noise law of
   the images, measured against GALFITM's noise-free images in ``create/``, is printed.
@@ -50,24 +54,29 @@ Measures, in four parts (``--parts``, default all):
   coefficients converted with ``Bands.band_values``) per band and parameter in galprof's
   errors (GALFITM printed errors of 0.00 for these runs), and both solutions' chi^2 on the
   same pixels evaluated by galprof (GALFITM's solution rendered by galprof band by band:
-  ``galprof.fit`` with every parameter fixed).
+  ``galprof.fit`` with every parameter fixed). Each with galprof's default rendering and with
+  GALFIT's (``RenderConfig(legacy_pixel_integration=True)``: the pixel integral, then the
+  PSF; ``--ngc-render``).
 
 * ``speed``: 5-band single-Sérsic fits of 64 galaxies (64x64) on the CPU, float32: one
   ``fit_bands`` call (``joint``), and the same galaxies band by band (5 ``galprof.fit``
   calls: ``single``, with galprof.fit's default CPU worker processes, and ``single1``, with
-  ``cpu_workers=1``, one process as fit_bands runs). Each
-  run is a fresh process that first fits 2 of the galaxies (the first call's one-off costs,
-  reported apart) and then times all of them: wall and CPU time, galaxies/s, LM
-  iterations, rows rendered with and without derivatives (a row: one galaxy in one band)
-  and peak RSS; the two modes alternate for ``--speed-rounds`` rounds (medians reported).
-  The images are made beforehand and excluded.
+  ``cpu_workers=1``, one process as fit_bands runs). Each run is a fresh process that first
+  fits 2 of the galaxies (the first call's one-off costs, reported apart) and then times all
+  of them: wall and CPU time, galaxies/s, LM iterations, rows rendered with and without
+  derivatives (a row: one galaxy in one band) and peak RSS; the modes alternate for
+  ``--speed-rounds`` rounds (medians reported). The images are made beforehand and
+  excluded. Timings on a shared CPU swing 10x with other processes: compare modes within
+  one run only.
 
 Every timing is printed with the load average (``os.getloadavg``). Not a test: no
 assertions. Run:
 
     python bench/bench_multiband.py [--parts sim multisim ngc4261 speed] [--galaxies 64]
-        [--scenes sersic bulgedisk] [--single-starts offset truth] [--seed 1]
-        [--ngc-cases s se] [--speed-galaxies 64] [--data ../shared/data/realworld/multiband]
+        [--scenes sersic bulgedisk] [--renderer galsim|galprof] [--single-starts offset truth]
+        [--seed 1] [--ngc-cases s se] [--ngc-render default legacy] [--speed-galaxies 64]
+        [--speed-rounds 3] [--speed-modes joint single single1]
+        [--data ../shared/data/realworld/multiband]
         [--json out.json]
 """
 
@@ -155,7 +164,7 @@ def sim_truths(scene: str, n: int, size: int, rng) -> dict:
     else:
         total_r = rng.uniform(14.0, 15.5, n)
         bt = rng.uniform(0.2, 0.6, n)
-        jitter = lambda: rng.uniform(-0.1, 0.1, (n, 4))  # noqa: E731
+        jitter = lambda: rng.uniform(-0.1, 0.1, (n, 4))
         bulge_col = np.array([1.8, 0.8, 0.4, 0.3])[None] + jitter()
         disk_col = np.array([1.1, 0.45, 0.25, 0.15])[None] + jitter()
         t.update(b_mag=_colour_mags(total_r - 2.5 * np.log10(bt), bulge_col),
@@ -277,8 +286,8 @@ def classify(chi2_off, chi2_truth, status):
 
 
 def pull_table(result, cols: dict, good: np.ndarray) -> list[str]:
-    lines = ["| parameter | bands | N (of recovered) | mean pull | std pull | robust std (1.48 MAD) | \\|pull\\| > 3 "
-             "| median error |", "|---|---|---|---|---|---|---|---|"]
+    lines = [("| parameter | bands | N (of recovered) | mean pull | std pull | robust std (1.48 MAD) | \\|pull\\| > 3 "
+              "| median error |"), "|---|---|---|---|---|---|---|---|"]
     for (comp, name), truth in cols.items():
         fitted, error = result.value(comp, name), result.error(comp, name)  # (B, K)
         if truth.ndim == 1:  # shared: one value in every band
@@ -295,14 +304,15 @@ def pull_table(result, cols: dict, good: np.ndarray) -> list[str]:
             if pulls.size == 0:
                 continue
             robust = 1.4826 * np.median(np.abs(pulls - np.median(pulls)))
-            lines.append(f"| {comp} {name} | {bands} | {pulls.size} ({diff.size}) | {pulls.mean():+.2f} | {pulls.std():.2f} | "
-                         f"{robust:.2f} | "
+            lines.append(f"| {comp} {name} | {bands} | {pulls.size} ({diff.size}) | {pulls.mean():+.2f} | "
+                         f"{pulls.std():.2f} | {robust:.2f} | "
                          f"{np.mean(np.abs(pulls) > 3):.2f} | {np.median(err[ok]):.3g} |")
     return lines
 
 
 def run_sim(scene: str, args, summary: dict) -> None:
     import torch
+
     from galprof import Bands, Model, fit, fit_bands
     size = args.size if args.size else (48 if scene == "sersic" else 64)
     n = args.galaxies
@@ -354,9 +364,10 @@ def run_sim(scene: str, args, summary: dict) -> None:
                       dtype=torch.float32)
             timings[f"single {LABELS[k]} from {kind}"] = (time.perf_counter() - tic, l0, load())
             single[kind].append(res)
-    ratio_lines = ["| parameter | single-band fits from | joint / best single band of each galaxy (median, 16-84 %) "
-                   "| joint / r band (median, 16-84 %) | joint / u, g, r, i, z (medians) | rms (fit - truth) / truth: "
-                   "joint | r alone | N |", "|---|---|---|---|---|---|---|---|"]
+    ratio_lines = [("| parameter | single-band fits from | joint / best single band of each galaxy (median, 16-84 %) "
+                    "| joint / r band (median, 16-84 %) | joint / u, g, r, i, z (medians) | rms (fit - truth) / truth: "
+                    "joint, r alone | median \\|fit - truth\\| / truth: joint, r alone | N |"),
+                   "|---|---|---|---|---|---|---|---|"]
     ratios = {}
     single_status, best_band = {}, {}
     for kind, fits in single.items():
@@ -382,13 +393,16 @@ def run_sim(scene: str, args, summary: dict) -> None:
             truth = cols[(comp, name)]
             rms_joint = np.sqrt(np.mean(((joint.value(comp, name)[r_good, 0] - truth[r_good]) / truth[r_good]) ** 2))
             rms_r = np.sqrt(np.mean(((single_val[r_good, R_BAND] - truth[r_good]) / truth[r_good]) ** 2))
-            q = lambda a: f"{np.median(a):.2f} ({np.percentile(a, 16):.2f}-{np.percentile(a, 84):.2f})"  # noqa: E731
+            mad_joint = np.median(np.abs(joint.value(comp, name)[r_good, 0] - truth[r_good]) / truth[r_good])
+            mad_r = np.median(np.abs(single_val[r_good, R_BAND] - truth[r_good]) / truth[r_good])
+            q = lambda a: f"{np.median(a):.2f} ({np.percentile(a, 16):.2f}-{np.percentile(a, 84):.2f})"
             ratio_lines.append(f"| {comp} {name} | {kind} | {q(vs_best)} | {q(vs_r)} | "
-                               f"{', '.join(f'{v:.2f}' for v in per_band)} | {rms_joint:.3f} | {rms_r:.3f} | "
-                               f"{r_good.sum()} |")
+                               f"{', '.join(f'{v:.2f}' for v in per_band)} | {rms_joint:.3f}, {rms_r:.3f} | "
+                               f"{mad_joint:.3f}, {mad_r:.3f} | {r_good.sum()} |")
             ratios[f"{kind} {comp}_{name}"] = dict(vs_best=float(np.median(vs_best)), vs_r=float(np.median(vs_r)),
                                                    per_band=[float(v) for v in per_band], rms_joint=float(rms_joint),
-                                                   rms_r=float(rms_r))
+                                                   rms_r=float(rms_r), median_joint=float(mad_joint),
+                                                   median_r=float(mad_r))
     out(f"\nsingle-band fits `converged` per band: {single_status}")
     out(f"band of the smallest single-band error per galaxy: {best_band}")
     out("\nerrors of the joint fit vs each band alone (recovered galaxies; single-band fits with STATUS converged):")
@@ -411,6 +425,7 @@ MULTISIM_TRUTH = dict(x=23.5, y=27.5, mag=(16.5, 17.0, 17.2, 17.1, 16.8), r_e=(0
 def run_multisim(args, summary: dict) -> None:
     import torch
     from astropy.io import fits
+
     from galprof import Bands, Component, Model, Range, fit_bands
     from galprof.io.fits_io import sigma_from_header
     root = pathlib.Path(args.data) / "multisim"
@@ -469,31 +484,33 @@ def run_multisim(args, summary: dict) -> None:
     truth_poly = {name: bands.band_values(bands.coefficients(MULTISIM_TRUTH[name], 4)) for name in ("r_e", "n")}
     results = {}
     measured = np.array([np.full(images.shape[1:], resid[k].std()) for k in range(5)])
-    variants = (("as fit.multi.feedme: D) psf.fits, G) none, sigma C) none", psf, False, sigmas),
-                ("no PSF (as the images were made), G) none, sigma C) none", None, False, sigmas),
-                ("no PSF, with the `constraints` file, sigma C) none", None, True, sigmas),
-                ("no PSF, G) none, sigma = the measured noise rms", None, False, measured))
-    for label, use_psf, constrained, sig in variants:
+    # line I) 30.0 30.0: GALFIT reads "%d %d" from "30.0 30.0", i.e. a 30 x 0 box: no convolution
+    # (CONVBOX = '30, 0' in the headers of create/*.fits); the images are indeed unconvolved
+    variants = ((("as fit.multi.feedme read as GALFIT does: D) psf.fits, I) = 30 x 0 (no convolution), G) none, "
+                  "sigma C) none"), psf, (30, 0), False, sigmas),
+                ("psf.fits applied (a 30 x 30 convolution box), G) none, sigma C) none", psf, (30, 30), False, sigmas),
+                ("no PSF, with the `constraints` file, sigma C) none", None, (30, 30), True, sigmas),
+                ("no PSF, G) none, sigma = the measured noise rms", None, (30, 30), False, measured))
+    for label, use_psf, box, constrained, sig in variants:
         tic, l0 = time.perf_counter(), load()
         try:
             res = fit_bands(model(constrained), images[None], bands=bands, terms=terms, sigma=sig[None], psf=use_psf,
-                            zeropoint=25.0, convolution_box=(30, 30), pixel_scale=(0.396, 0.396),
-                            dtype=torch.float32)
+                            zeropoint=25.0, convolution_box=box, pixel_scale=(0.396, 0.396), dtype=torch.float32)
         except Exception as exc:  # noqa: BLE001 (a benchmark reports what fails)
             out(f"\n{label}: FAILED {type(exc).__name__}: {exc}")
             results[label] = f"failed: {exc}"
             continue
         wall = time.perf_counter() - tic
         truth_res = fit_bands(model(constrained, truth=True), images[None], bands=bands, terms=terms,
-                              sigma=sig[None], psf=use_psf, zeropoint=25.0, convolution_box=(30, 30),
+                              sigma=sig[None], psf=use_psf, zeropoint=25.0, convolution_box=box,
                               pixel_scale=(0.396, 0.396), dtype=torch.float32)
         out(f"\n{label}: status {res.status[0]}, {res.iterations[0]} iterations, chi2 {res.chi2[0]:.2f} "
             f"(chi2_nu {res.chi2_nu[0]:.4f}), {wall:.1f} s ({l0} -> {load()}); the same fit from the truth: "
             f"status {truth_res.status[0]}, chi2 {truth_res.chi2[0]:.2f}, R_e "
             f"{np.array2string(truth_res.value(1, 'r_e')[0], precision=3)}, n "
             f"{np.array2string(truth_res.value(1, 'n')[0], precision=3)}")
-        lines = ["| parameter | band | truth | 4-term truth | galprof | error | (galprof - truth) / error | "
-                 "(galprof - 4-term truth) / error |", "|---|---|---|---|---|---|---|---|"]
+        lines = [("| parameter | band | truth | 4-term truth | galprof | error | (galprof - truth) / error | "
+                  "(galprof - 4-term truth) / error |"), "|---|---|---|---|---|---|---|---|"]
         for name in ("mag", "r_e", "n", "x", "y", "q", "pa"):
             comp = 1
             value, error = res.value(comp, name)[0], res.error(comp, name)[0]
@@ -558,6 +575,7 @@ def ngc_inputs(root: pathlib.Path, unbiased: bool = True):
     """Images, sigma images (GALFIT's recipe from the whole image; ``unbiased``: the sky RMS
     corrected for its clipped tails, galprof's default), masks and PSFs, cut to the region."""
     from astropy.io import fits
+
     from galprof.io.fits_io import sigma_from_header
     x0, x1, y0, y1 = NGC_REGION
     mask_full = fits.getdata(root / "NGC_4261-mask.fits") != 0  # GALFIT: non-zero = bad
@@ -600,12 +618,14 @@ def ngc_model(case: str, values: dict | None = None):
     return Model(built, tuple(constraints))
 
 
-def evaluate_chi2(model_values: dict, case: str, images, sigmas, masks, psfs) -> np.ndarray:
+def evaluate_chi2(model_values: dict, case: str, images, sigmas, masks, psfs, config=None) -> np.ndarray:
     """(5,) galprof's chi^2 per band of fixed parameters (band values per component),
     band by band with ``galprof.fit`` and every parameter fixed (fit_bands cannot run with
     no free parameter)."""
     import torch
-    from galprof import Component, Model, fit
+
+    from galprof import Component, Model, RenderConfig, fit
+    config = RenderConfig() if config is None else config
     chi2 = []
     for k in range(5):
         comps = [Component("sky", dict(sky=NGC_SKY[k], dsdx=0.0, dsdy=0.0), fixed=frozenset({"sky", "dsdx", "dsdy"}))]
@@ -613,14 +633,16 @@ def evaluate_chi2(model_values: dict, case: str, images, sigmas, masks, psfs) ->
             vals = {name: float(v[k]) for name, v in model_values[number].items()}
             comps.append(Component("sersic", vals, fixed=frozenset(vals)))
         res = fit(Model(comps), images[k], sigma=sigmas[k], mask=masks[k], psf=psfs[k], origin=NGC_REGION[::2],
-                  zeropoint=NGC_ZP[k], convolution_box=(145, 145), pixel_scale=(0.396, 0.396), dtype=torch.float32)
+                  zeropoint=NGC_ZP[k], convolution_box=(145, 145), pixel_scale=(0.396, 0.396), dtype=torch.float32,
+                  config=config)
         chi2.append(float(res.chi2[0]))
     return np.array(chi2)
 
 
 def run_ngc4261(args, summary: dict) -> None:
     import torch
-    from galprof import Bands, fit_bands
+
+    from galprof import Bands, RenderConfig, fit_bands
     root = pathlib.Path(args.data) / "ngc4261"
     bands = Bands(*NGC_BANDS)
     out("\n### NGC 4261 (SDSS ugriz; GALFITM 1.2.0 restart values)")
@@ -632,7 +654,8 @@ def run_ngc4261(args, summary: dict) -> None:
         out(f"\n**sigma: {sigma_label}**")
         out("  " + "\n  ".join(notes))
         out(f"good pixels: {int((~masks).sum())} of {masks.size} (5 x 301 x 301)")
-        for case in args.ngc_cases:
+        for case, render in [(c, r) for c in args.ngc_cases for r in args.ngc_render]:
+            config = RenderConfig(legacy_pixel_integration=render == "legacy")
             comps, info = read_galfitm_restart(root / f"ngc4261-{case}.feedme.1.2.0-osx")
             galfitm = {}
             for number, (kind, params) in enumerate(comps, start=1):
@@ -643,7 +666,7 @@ def run_ngc4261(args, summary: dict) -> None:
                     assert np.allclose(sky_vals, NGC_SKY, atol=2e-3), sky_vals  # the fixed sky of the feedme
             common = dict(bands=bands, sigma=sigmas[None], mask=masks[None], psf=psfs, origin=NGC_REGION[::2],
                           zeropoint=np.array(NGC_ZP), convolution_box=(145, 145), pixel_scale=(0.396, 0.396),
-                          dtype=torch.float32)
+                          dtype=torch.float32, config=config)
             tic, l0 = time.perf_counter(), load()
             res = fit_bands(ngc_model(case), images[None], **common)
             wall, l1 = time.perf_counter() - tic, load()
@@ -652,13 +675,15 @@ def run_ngc4261(args, summary: dict) -> None:
                               for name, v in params.items() if not (case == "se" and number == 3 and name == "n")}
                      for number, params in galfitm.items()}
             from_galfitm = fit_bands(ngc_model(case, start), images[None], **common)
-            out(f"\n#### ngc4261-{case}: galprof status {res.status[0]}, {res.iterations[0]} iterations, "
+            out(f"\n#### ngc4261-{case}, {render} rendering: galprof status {res.status[0]}, "
+                f"{res.iterations[0]} iterations, "
                 f"{wall:.0f} s ({l0} -> {l1}); chi2 {res.chi2[0]:.1f}, ndof {res.ndof[0]}, chi2_nu "
                 f"{res.chi2_nu[0]:.4f}; started from GALFITM's solution: {from_galfitm.status[0]}, "
                 f"{from_galfitm.iterations[0]} iterations, chi2 {from_galfitm.chi2[0]:.1f}; GALFITM 1.2.0 chi2 "
                 f"{info.get('chi2')}, ndof {info.get('ndof')}, chi2_nu {info.get('chi2_nu')}")
-            lines = ["| component | parameter | band | GALFITM 1.2.0 | galprof | galprof error | "
-                     "(galprof - GALFITM) / error | galprof from GALFITM's start |", "|---|---|---|---|---|---|---|---|"]
+            lines = [("| component | parameter | band | GALFITM 1.2.0 | galprof | galprof error | "
+                      "(galprof - GALFITM) / error | galprof from GALFITM's start |"),
+                     "|---|---|---|---|---|---|---|---|"]
             ours = {}
             for number, params in galfitm.items():
                 ours[number] = {}
@@ -676,8 +701,8 @@ def run_ngc4261(args, summary: dict) -> None:
                                      f"{gvals[k]:.4f} | {value[k]:.4f} | {error[k]:.4f} | {sig} | {other[k]:.4f} |")
             out("\n".join(lines))
             tic = time.perf_counter()
-            chi2_galfitm = evaluate_chi2(galfitm, case, images, sigmas, masks, psfs)
-            chi2_ours = evaluate_chi2(ours, case, images, sigmas, masks, psfs)
+            chi2_galfitm = evaluate_chi2(galfitm, case, images, sigmas, masks, psfs, config)
+            chi2_ours = evaluate_chi2(ours, case, images, sigmas, masks, psfs, config)
             out(f"chi^2 by galprof on the same pixels and sigma, band by band ({time.perf_counter() - tic:.0f} s):")
             chi_lines = ["| solution | " + " | ".join(NGC_BANDS[0]) + " | total |", "|---|" + "---|" * 6]
             chi_lines.append("| galprof's fit (fit_bands chi2_band) | "
@@ -690,7 +715,7 @@ def run_ngc4261(args, summary: dict) -> None:
             out("\n".join(chi_lines))
             out(f"galprof chi2 - GALFITM-solution chi2 (galprof's renderer): "
                 f"{chi2_ours.sum() - chi2_galfitm.sum():+.1f}")
-            summary["ngc4261"][f"{case} {'unbiased' if unbiased else 'plain'}"] = dict(
+            summary["ngc4261"][f"{case} {render} {'unbiased' if unbiased else 'plain'}"] = dict(
                 status=str(res.status[0]), iterations=int(res.iterations[0]), seconds=wall, load=[l0, l1],
                 chi2=float(res.chi2[0]), ndof=int(res.ndof[0]), galfitm=info,
                 chi2_from_galfitm_start=float(from_galfitm.chi2[0]),
@@ -703,6 +728,18 @@ def run_ngc4261(args, summary: dict) -> None:
 # =======================================================================================
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory [MiB]: VmHWM (it starts afresh at exec, whereas
+    ru_maxrss keeps the forking parent's peak), or ru_maxrss where /proc is absent."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def speed_child(npz: str, mode: str) -> None:
     """In a fresh process: a warm-up fit of the first 2 galaxies (the first call's one-off
     costs, reported apart), then the timed fit of all saved galaxies (``joint``: one
@@ -712,6 +749,7 @@ def speed_child(npz: str, mode: str) -> None:
     is one row; counted in this process: rows rendered in galprof.fit's worker processes
     are not seen)."""
     import torch
+
     from galprof import Bands, Component, Model, fit, fit_bands
     from galprof.fitting.functions import ModelFunctions
     counts = {"render_rows": 0, "jacobian_rows": 0}
@@ -757,7 +795,7 @@ def speed_child(npz: str, mode: str) -> None:
     run(slice(0, 2))
     warm = time.perf_counter() - tic
     counts.update(render_rows=0, jacobian_rows=0)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = peak_rss_mib()
     l0 = load()
     tic, cpu0 = time.perf_counter(), cpu_time()
     iterations, converged = run(slice(None))
@@ -765,8 +803,7 @@ def speed_child(npz: str, mode: str) -> None:
     print(json.dumps(dict(mode=mode, seconds=wall, cpu_seconds=cpu, warmup_seconds=warm, galaxies=len(images),
                           converged=converged, median_iterations=float(np.median(iterations)),
                           mean_iterations=float(np.mean(iterations)), load_before=l0, load_after=load(),
-                          rss_before_mib=rss0 / 1024, peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                          / 1024, threads=torch.get_num_threads(), **counts)))
+                          rss_before_mib=rss0, peak_rss_mib=peak_rss_mib(), threads=torch.get_num_threads(), **counts)))
 
 
 def run_speed(args, summary: dict) -> None:
@@ -786,7 +823,7 @@ def run_speed(args, summary: dict) -> None:
         for round_ in range(args.speed_rounds):
             for mode in args.speed_modes:
                 proc = subprocess.run([sys.executable, __file__, "--speed-child", npz, mode], capture_output=True,
-                                      text=True)
+                                      text=True, check=False)
                 if proc.returncode:
                     out(f"{mode}: FAILED\n{proc.stdout}\n{proc.stderr}")
                     continue
@@ -826,6 +863,9 @@ def main() -> None:
     parser.add_argument("--single-starts", nargs="*", default=["offset", "truth"], choices=["offset", "truth"],
                         help="starts of the single-band fits of the sim part")
     parser.add_argument("--ngc-cases", nargs="+", default=["s", "se"], choices=["s", "se"])
+    parser.add_argument("--ngc-render", nargs="+", default=["default", "legacy"], choices=["default", "legacy"],
+                        help="galprof's rendering (default: the ePSF convolution alone) and/or GALFIT's "
+                             "(legacy_pixel_integration: pixel integral, then the PSF)")
     parser.add_argument("--speed-galaxies", type=int, default=64)
     parser.add_argument("--speed-rounds", type=int, default=3, help="alternating runs of each speed mode")
     parser.add_argument("--speed-modes", nargs="+", default=["joint", "single", "single1"],
@@ -834,11 +874,15 @@ def main() -> None:
     parser.add_argument("--data", default=str(DEFAULT_DATA), help=f"the multiband data (default {DEFAULT_DATA})")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args()
-    import torch
     import hashlib
-    from host_speed import host_speed  # bench/host_speed.py (this script's folder is on sys.path)
+
+    import torch
+    from host_speed import (
+        host_speed,  # bench/host_speed.py (this script's folder is on sys.path)
+    )
     engine = REPO / "src" / "galprof" / "fitting" / "multiband.py"
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          check=False)
     out(f"bench_multiband: {time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, {torch.get_num_threads()} "
         f"threads, {os.cpu_count()} CPUs, {load()}; {host_speed()}; commit {head.stdout.strip()} + working tree, "
         f"fitting/multiband.py md5 {hashlib.md5(engine.read_bytes()).hexdigest()[:10]} "
