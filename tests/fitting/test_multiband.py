@@ -149,20 +149,21 @@ def test_polynomial_size_recovers_a_size_that_grows_with_wavelength():
     assert np.all(np.abs(slope_pulls) < 4.0), slope_pulls
 
 
-def test_jacobian_matches_finite_differences():
+def assert_jacobian_matches_finite_differences(constraints=()):
     """The LM's Jacobian of the stacked bands (row Jacobians times d theta / d coefficients,
     with a polynomial through the bound transform) against central differences."""
     values = dict(x=np.full(3, 20.3), y=np.full(3, 19.6), mag=np.array([18.0, 17.5, 17.3]),
                   r_e=np.array([3.0, 3.4, 3.8]), n=np.full(3, 2.0), q=np.full(3, 0.7), pa=np.full(3, 20.0))
-    model = Model([Component("sersic", values)])
+    model = Model([Component("sersic", values)], constraints)
     setup = prepare_fit(model, np.zeros((3, 24, 24)), psf=epsf(2.5, 9), zeropoint=ZP, dtype=torch.float64)
     layout = setup.layout
     names = [layout.entries[i].name for i in layout.free_index]
     terms = [3 if n == "mag" else 2 if n == "r_e" else 1 for n in names]
     band_map = BandMap(layout, terms, GRI)
     fixed = torch.as_tensor(setup.initial, dtype=torch.float64)
+    natural = layout.free_coordinates(torch.as_tensor(model_values(values), dtype=torch.float64))
     theta0 = layout.to_internal(fixed).reshape(1, 3, -1)
-    coef = band_map.initial(theta0, layout.free_coordinates(fixed).reshape(1, 3, -1), GRI)
+    coef = band_map.initial(theta0, natural.reshape(1, 3, -1), GRI)
     functions = ModelFunctions(layout, fixed, setup.frame, setup.psf, RenderConfig(), internal=True)
     rows = torch.arange(3)
 
@@ -180,6 +181,24 @@ def test_jacobian_matches_finite_differences():
         numeric = (stacked(coef + step) - stacked(coef - step)).reshape(3, -1) / 2e-5
         scale = numeric.abs().max()
         assert torch.allclose(analytic[:, :, c], numeric, atol=2e-6 * scale), (c, names)
+    return band_map.natural_values(coef)[0, :, names.index("r_e")]
+
+
+def model_values(values: dict) -> np.ndarray:
+    """(3, 7) Sersic values in galprof's parameter order (x, y, mag, r_e, n, q, pa)."""
+    return np.stack([values[n] for n in ("x", "y", "mag", "r_e", "n", "q", "pa")], axis=1)
+
+
+def test_jacobian_matches_finite_differences():
+    assert_jacobian_matches_finite_differences()
+
+
+def test_jacobian_is_zero_where_a_bound_clips_a_polynomial():
+    """R_e's two-term polynomial runs past a Range in the i band: that band's R_e sits on
+    the bound whatever the coefficients do nearby, so its derivative is 0 (finite
+    differences say so), not the polynomial's."""
+    polynomial = assert_jacobian_matches_finite_differences((Range(1, "r_e", 1.0, 3.5),))
+    assert float(polynomial[2]) > 3.5  # the i band's polynomial value lies beyond the bound
 
 
 def test_bad_inputs_are_named():
@@ -211,3 +230,38 @@ def test_per_galaxy_constraint_numbers_hold_in_every_band():
     assert np.all(fitted[0] >= low[0] - 1e-9) and np.all(fitted[0] <= high[0] + 1e-9)
     assert fitted[0, 0] == pytest.approx(low[0], rel=1e-3) and result.status[0] == "hit a bound: 1_r_e"
     assert abs(fitted[1, 0] - truth["r_e"][1]) < 4 * result.error(1, "r_e")[1, 0]
+
+
+def test_errors_follow_the_reported_axes_when_the_fit_ends_with_q_above_one():
+    """A fit started with the axes swapped (q > 1, R_e along the minor axis, PA + 90) ends
+    on the same ellipse with q > 1; the values are reported with q <= 1 and their errors
+    must be those of the reported values (the same as a fit that ended with q < 1): sigma_q
+    of 1/q is sigma_q / q^2, R_e q's needs q's error too."""
+    truth, mags = truths(1, seed=41)
+    images, sigmas = simulate(truth, mags, np.repeat(truth["r_e"][:, None], 3, axis=1), seed=42)
+    psfs = [epsf(f) for f in FWHM]
+    usual = dict(x=truth["x"], y=truth["y"], mag=mags, r_e=truth["r_e"], n=truth["n"], q=truth["q"],
+                 pa=truth["pa"])
+    swapped = dict(usual, r_e=truth["r_e"] * truth["q"], q=1.0 / truth["q"], pa=truth["pa"] + 90.0)
+    results = [fit_bands(Model([Component("sersic", start)]), images, bands=GRI, sigma=sigmas, psf=psfs,
+                         zeropoint=ZP) for start in (usual, swapped)]
+    assert [list(r.status) for r in results] == [["converged"]] * 2
+    for name in ("r_e", "q", "pa", "n", "mag"):
+        np.testing.assert_allclose(results[1].value(1, name), results[0].value(1, name), rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(results[1].error(1, name), results[0].error(1, name), rtol=0.02)
+
+
+def test_a_model_with_nothing_free_is_evaluated_not_fitted():
+    """Every parameter fixed: no coefficients; chi^2 of the given model in every band (as
+    numpy computes it from the GalSim images), no iterations, errors 0."""
+    truth, mags = truths(1, seed=51)
+    images, sigmas = simulate(truth, mags, np.repeat(truth["r_e"][:, None], 3, axis=1), seed=52)
+    values = dict(x=truth["x"], y=truth["y"], mag=mags, r_e=truth["r_e"], n=truth["n"], q=truth["q"],
+                  pa=truth["pa"])
+    model = Model([Component("sersic", values, fixed=frozenset(values))])
+    result = fit_bands(model, images, bands=GRI, sigma=sigmas, psf=[epsf(f) for f in FWHM], zeropoint=ZP)
+    assert list(result.status) == ["converged"] and result.iterations[0] == 0
+    np.testing.assert_array_equal(result.errors, 0.0)
+    expected = (((images - result.model_images) / sigmas) ** 2).sum((-1, -2))
+    np.testing.assert_allclose(result.chi2_band, expected, rtol=1e-6)
+    assert np.all(np.abs(result.chi2_nu - 1.0) < 0.15)  # the GalSim truth fits the GalSim images

@@ -50,6 +50,9 @@ LOG_INDEX_STEP_LIMIT = math.log(1.5)
 #: is flat (a narrow constraint range's coordinate once jumped from theta 2.9 to 35 in
 #: one step and never came back)
 BOUNDED_THETA_STEP_LIMIT = 4.0
+# values on or beyond a bound enter theta this far inside it (as a fraction of the range):
+# theta = +-logit(1 - INTERNAL_EDGE), where the model no longer changes with the value
+INTERNAL_EDGE = 1e-9
 
 
 PerGalaxy = float | np.ndarray
@@ -479,7 +482,7 @@ class ParameterLayout:
                 continue
             lo, hi = self._space_bounds(k, rows, p)
             v = torch.log(p) if e.scale == "log" else p
-            frac = ((v - lo) / (hi - lo)).clamp(1e-9, 1 - 1e-9)
+            frac = ((v - lo) / (hi - lo)).clamp(INTERNAL_EDGE, 1 - INTERNAL_EDGE)
             cols.append(torch.logit(frac))
         return torch.stack(cols, dim=-1) if cols else values[:, :0]
 
@@ -621,6 +624,17 @@ class ParameterLayout:
             cols.append((limit / slope).clamp(max=BOUNDED_THETA_STEP_LIMIT))
         return torch.stack(cols, dim=-1)
 
+    def at_internal_edge(self, theta: torch.Tensor) -> torch.Tensor:
+        """(b, F) bool: theta where :meth:`to_internal` put a value on or beyond a bound
+        (|theta| = logit(1 - INTERNAL_EDGE)): there the row no longer follows the value it
+        was given, so its derivative with respect to that value is 0."""
+        edge = math.log((1.0 - INTERNAL_EDGE) / INTERNAL_EDGE) * (1.0 - 1e-9)
+        flags = torch.zeros_like(theta, dtype=torch.bool)
+        for k, i in enumerate(self.free_index):
+            if self.entries[i].scale in ("linear", "log"):
+                flags[:, k] = theta[:, k].abs() >= edge
+        return flags
+
     def at_bound(self, theta: torch.Tensor, threshold: float = 12.0) -> torch.Tensor:
         """(B, F) bool: the free parameter sits (numerically) on one of its bounds."""
         flags = torch.zeros_like(theta, dtype=torch.bool)
@@ -638,6 +652,35 @@ class ParameterLayout:
             names = profile.parameter_names()
             out.append((profile, {n: values[:, offset + j] for j, n in enumerate(names)}))
             offset += len(names)
+        return out
+
+    def canonical_slopes(self, values: np.ndarray, slopes: torch.Tensor) -> torch.Tensor:
+        """(N, P, C) derivatives of the :meth:`canonicalise` d form of ``values`` (N, P, the
+        values before it) from ``slopes`` (N, P, C), their derivatives with respect to any
+        C coordinates: where an axis swap applies, size' = size q, per-length' = v / q and
+        q' = 1 / q (chain rule); PA and phase shifts and sign flips of Fourier amplitudes
+        leave the errors unchanged (a sign flip only negates the row)."""
+        out = slopes.clone()
+        for ci, comp in enumerate(self.model.components):
+            profile = comp.profile_class
+            if (not issubclass(profile, EllipticalProfile) or "q" not in profile.parameter_names()
+                    or not getattr(profile, "axes_swappable", True)):
+                continue
+            iq = self.index(ci, "q")
+            swap = values[:, iq] > 1.0
+            if not swap.any():
+                continue
+            rows = torch.as_tensor(np.nonzero(swap)[0], device=slopes.device)
+            q = torch.as_tensor(values[swap, iq], dtype=slopes.dtype, device=slopes.device)[:, None]
+            slope_q = slopes[rows, iq]
+            for spec in profile.parameters:
+                j = self.index(ci, spec.name)
+                v = torch.as_tensor(values[swap, j], dtype=slopes.dtype, device=slopes.device)[:, None]
+                if spec.is_size or spec.name in _SIZE_NAMES:
+                    out[rows, j] = slopes[rows, j] * q + v * slope_q
+                elif spec.per_length:
+                    out[rows, j] = slopes[rows, j] / q - v * slope_q / q**2
+            out[rows, iq] = -slope_q / q**2
         return out
 
     def canonicalise(self, values: np.ndarray) -> np.ndarray:

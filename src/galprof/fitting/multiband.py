@@ -27,6 +27,7 @@ Conventions are GALFIT's in every band: 1-based pixels, PA counter-clockwise fro
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -243,7 +244,7 @@ class BandMap:
             if self.layout.entries[free[f]].scale == "log":
                 column = column.clamp(min=1e-12)
             values[:, free[f]] = column
-        theta = self.layout.to_internal(values, rows).reshape(bsz, self.n_bands, -1)
+        theta = self.layout.to_internal(values, rows).reshape(bsz, self.n_bands, len(self.terms))
         keep = torch.zeros(theta.shape[-1], dtype=theta.dtype, device=theta.device)
         keep[self.poly_columns] = 1.0
         return theta * keep
@@ -255,8 +256,12 @@ class BandMap:
         bsz = coefficients.shape[0]
         jac = select.expand(bsz, -1, -1, -1)
         if self.poly_columns:
-            slopes = self.layout.coordinate_slopes(theta.reshape(bsz * self.n_bands, -1), True, rows)
-            slopes = slopes.reshape(bsz, self.n_bands, -1)
+            slopes = self.layout.coordinate_slopes(theta.reshape(bsz * self.n_bands, len(self.terms)), True, rows)
+            slopes = slopes.reshape(bsz, self.n_bands, len(self.terms))
+            # a band value the bound transform clipped (see ParameterLayout.at_internal_edge)
+            # does not move with the coefficients: derivative 0, not T_m / slope
+            moving = ~self.layout.at_internal_edge(theta.reshape(bsz * self.n_bands, len(self.terms)))
+            slopes = torch.where(moving.reshape(slopes.shape), slopes, torch.full_like(slopes, math.inf))
             jac = jac + poly[None] / slopes[..., None]
         return jac
 
@@ -369,12 +374,13 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
                              "also be set through a two-component constraint; use 1 or 'band' terms for it")
         free_terms.append(count)
     band_map = BandMap(layout, free_terms, bands)
+    n_free = len(free)
 
     work = torch.float64
     dev = setup.data.data.device
     fixed_rows = torch.as_tensor(setup.initial, dtype=work, device=dev)
-    theta0 = layout.to_internal(fixed_rows).reshape(bsz, n_bands, -1)
-    natural0 = layout.free_coordinates(fixed_rows).reshape(bsz, n_bands, -1)
+    theta0 = layout.to_internal(fixed_rows).reshape(bsz, n_bands, n_free)
+    natural0 = layout.free_coordinates(fixed_rows).reshape(bsz, n_bands, n_free)
     coef0 = band_map.initial(theta0, natural0, bands)
     functions = ModelFunctions(layout, fixed_rows, setup.frame, setup.psf, config, internal=True)
     band_offsets = torch.arange(n_bands, device=dev)
@@ -386,15 +392,16 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
 
     def render(coef: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         theta, row_index = rows_of(coef, index)
-        image = functions.render(theta.reshape(-1, theta.shape[-1]).to(coef.dtype), row_index)
+        image = functions.render(theta.reshape(row_index.shape[0], n_free).to(coef.dtype), row_index)
         return image.reshape(coef.shape[0], n_bands * height, width)
 
     def jacobian(coef: torch.Tensor, index: torch.Tensor):
         theta, row_index = rows_of(coef, index)
-        model_rows, jac_rows = functions.jacobian(theta.reshape(-1, theta.shape[-1]).to(coef.dtype), row_index)
+        model_rows, jac_rows = functions.jacobian(theta.reshape(row_index.shape[0], n_free).to(coef.dtype),
+                                                  row_index)
         slope = band_map.jacobian(coef.to(work), theta, row_index).to(jac_rows.dtype)  # (b, K, F, C)
         b = coef.shape[0]
-        jac = torch.einsum("bkpf,bkfc->bkpc", jac_rows.reshape(b, n_bands, height * width, -1), slope)
+        jac = torch.einsum("bkpf,bkfc->bkpc", jac_rows.reshape(b, n_bands, height * width, n_free), slope)
         return (model_rows.reshape(b, n_bands * height, width),
                 jac.reshape(b, n_bands * height, width, band_map.n_coefficients))
 
@@ -408,8 +415,8 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
         (times the smallest band value for a log-scaled parameter)."""
         theta, row_index = rows_of(coef, index)
         b = coef.shape[0]
-        per_row = layout.theta_step_limits(theta.reshape(b * n_bands, -1), natural_limits, row_index)
-        per_row = per_row.reshape(b, n_bands, -1)
+        per_row = layout.theta_step_limits(theta.reshape(b * n_bands, n_free), natural_limits, row_index)
+        per_row = per_row.reshape(b, n_bands, n_free)
         natural = band_map.natural_values(coef.to(work)).abs().amin(1)  # (b, F)
         out = []
         for f, terms in enumerate(band_map.terms):
@@ -463,24 +470,28 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
     coef = coef0.to(work)
     stage_iterations = torch.zeros(bsz, dtype=torch.long, device=dev)
     stage_limit = min(stage_iterations_limit, lm_settings.max_iterations)
+    iterations = torch.zeros(bsz, dtype=torch.long, device=dev)
+    optimiser_converged = torch.ones(bsz, dtype=torch.bool, device=dev)  # nothing free: nothing to optimise
     if staged and stage_limit > 0 and bool(index_columns.any()) and bool((~index_columns).any()):
         first_settings = replace(lm_settings, max_iterations=stage_limit, ftol=STAGE_FTOL,
                                  broyden_updates=0)
         coef, first = solve(coef, ~index_columns, first_settings)
         stage_iterations = first.iterations
-    coef, outcome = solve(coef, everything, lm_settings)
-    outcome = replace(outcome, iterations=outcome.iterations + stage_iterations)
+    if band_map.n_coefficients:
+        coef, outcome = solve(coef, everything, lm_settings)
+        iterations, optimiser_converged = outcome.iterations + stage_iterations, outcome.converged
     index = torch.arange(bsz, device=dev)
 
     # values, images and chi^2 in every band
     theta, row_index = rows_of(coef, index)
-    theta_flat = theta.reshape(bsz * n_bands, -1)
+    theta_flat = theta.reshape(bsz * n_bands, n_free)
     with torch.no_grad():
         user_rows = layout.to_user(theta_flat, fixed_rows)
         parts = functions.render_parts(theta_flat.to(dtype), row_index)
         model_rows = parts.total()
         signal = component_signal(parts.unit_images, parts.amplitudes, setup.data.weight)
-    values = layout.canonicalise(user_rows.cpu().numpy()).reshape(bsz, n_bands, -1)
+    raw_values = user_rows.cpu().numpy()
+    values = layout.canonicalise(raw_values).reshape(bsz, n_bands, -1)
     model_np = model_rows.to(torch.float64).cpu().numpy().reshape(bsz, n_bands, height, width)
     weight = setup.data.weight.to(torch.float64).cpu().numpy().reshape(bsz, n_bands, height, width)
     clean = setup.data.data.to(torch.float64).cpu().numpy().reshape(bsz, n_bands, height, width)
@@ -494,8 +505,13 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
     estimate = covariance_estimate(jac)
     cov = estimate.covariance.to(work)
     slope_rows = band_map.jacobian(coef, theta)  # (B, K, F, C)
-    value_slope = layout.value_jacobian(theta_flat, fixed_rows, True).reshape(bsz, n_bands, layout.n_params, -1)
+    value_slope = layout.value_jacobian(theta_flat, fixed_rows, True).reshape(bsz, n_bands, layout.n_params,
+                                                                                n_free)
     g = torch.einsum("bkpf,bkfc->bkpc", value_slope.to(work), slope_rows)  # d values / d coefficients
+    # of the reported (canonical: q <= 1) values
+    n_coef = band_map.n_coefficients
+    g = layout.canonical_slopes(raw_values, g.reshape(bsz * n_bands, layout.n_params, n_coef))
+    g = g.reshape(bsz, n_bands, layout.n_params, n_coef)
     cov_clean = torch.where(torch.isnan(cov), torch.zeros_like(cov), cov)
     variances = torch.einsum("bkpc,bcd,bkpd->bkp", g, cov_clean, g)
     unknown = ((g != 0) & estimate.undefined.to(g.device)[:, None, None, :]).any(-1)
@@ -527,7 +543,7 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
                                   np.tile([x_low, x_low + width], (bsz * n_bands, 1)),
                                   np.tile([y_low, y_low + height], (bsz * n_bands, 1)))
     off_region = off_rows.reshape(bsz, n_bands, -1).any(1)
-    bound_rows = layout.at_bound(theta_flat).cpu().numpy().reshape(bsz, n_bands, -1).any(1)
+    bound_rows = layout.at_bound(theta_flat).cpu().numpy().reshape(bsz, n_bands, n_free).any(1)
     on_bound = np.zeros((bsz, n_params), dtype=bool)
     on_bound[:, free] = bound_rows
     null = estimate.degenerate.cpu().numpy()  # (B, C): coefficients spanning a null direction
@@ -535,7 +551,7 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
         start, stop = band_map.offsets[f], band_map.offsets[f + 1]
         degenerate[:, i] |= null[:, start:stop].any(-1)
     names_out = tuple((c + 1, n) for c, n in layout.names)
-    optimiser_converged = outcome.converged.cpu().numpy() & np.isfinite(chi2)
+    optimiser_converged = optimiser_converged.cpu().numpy() & np.isfinite(chi2)
     finite = np.isfinite(values).all(1)  # a non-finite value in any band fails the galaxy
     status = fit_statuses(names_out, np.where(finite, values[:, 0, :], np.nan), chi2, optimiser_converged,
                           degenerate, off_region, on_bound)
@@ -543,7 +559,7 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
     return MultiBandFitResult(
         bands=bands, names=names_out, terms=term_array, values=values, errors=errors,
         coefficients=coefficients, coefficient_errors=coefficient_errors, chi2=chi2, chi2_band=chi2_band,
-        ndof=ndof, chi2_nu=chi2_nu, iterations=outcome.iterations.cpu().numpy(), status=status,
+        ndof=ndof, chi2_nu=chi2_nu, iterations=iterations.cpu().numpy(), status=status,
         converged=status == CONVERGED, covariance=cov.cpu().numpy(),
         covariance_flag=estimate.flag.cpu().numpy(), model_images=model_np,
         residual_images=data - model_np, initial_values=setup.initial.reshape(bsz, n_bands, -1))
