@@ -247,10 +247,15 @@ def test_dask_local_cluster_with_a_killed_worker_gives_the_single_process_table(
 
 def test_survey_demo_runs_small(tmp_path, capsys):
     """`galprof demo` end to end on a tiny survey: the two broken rows are flagged, the
-    rest are fitted from automatic initial values, and the summary is printed."""
+    rest are fitted from automatic initial values (the g, r, i galaxies with every band
+    together), and the summary is printed."""
     assert main(["demo", "--galaxies", "8", "--seed", "3", "--directory", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "sersic: 10 rows, 2 failed" in out and "bulgedisk: 2 rows, 0 failed" in out
+    assert "multiband: 2 rows, 0 failed" in out
+    multiband = Table.read(tmp_path / "multiband_results.fits")
+    assert {"1_MAG_g", "1_MAG_r", "1_MAG_i", "1_RE"} <= set(multiband.colnames)
+    assert all(str(s) == "converged" for s in multiband["STATUS"])
     table = Table.read(tmp_path / "sersic_results.fits")
     status = {str(r["id"]): str(r["STATUS"]) for r in table}
     assert status["broken-missing"].startswith("failed") and status["broken-corrupt"].startswith("failed")

@@ -12,7 +12,8 @@ import pathlib
 from ..errors import UsageError
 from ..io.results import check_table_path
 from ..pipeline.runner import run_batch
-from ..pipeline.sources import feedme_sources, read_catalog, template_from_file
+from ..fitting.bands import Bands
+from ..pipeline.sources import feedme_sources, read_catalog, template_from_file, with_bands
 from .fit import report_failures
 from .options import add_engine_arguments, add_error_arguments, add_runner_arguments, batch_options, dask_client
 
@@ -28,11 +29,33 @@ def add_parser(sub) -> None:
     p.add_argument("--template", help="GALFIT feedme or imfit configuration giving the model (catalog mode)")
     p.add_argument("-o", "--output", required=True, help="results table: .fits, .parquet, .csv or .ecsv")
     p.add_argument("--id-column", default="id")
-    p.add_argument("--image-column", default="image")
+    p.add_argument("--image-column", default="image",
+                   help="column of the image path (multi-band: <column>_<band> per band)")
+    p.add_argument("--bands", metavar="LABEL:WAVELENGTH,...",
+                   help="fit every band of a single-band template together: band labels and wavelengths, e.g. "
+                        "g:4770,r:6231,i:7625 (the catalog then has image_<band> columns; magnitudes free per "
+                        "band, structure shared); a GALFITM multi-band template brings its own")
     add_runner_arguments(p)
     add_engine_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_error_arguments(p)
+
+
+def parse_bands(text: str) -> Bands:
+    """``--bands``: ``label:wavelength`` pairs separated by commas (e.g. ``g:4770,r:6231``;
+    wavelengths in any one unit, as GALFITM's A2)."""
+    labels, wavelengths = [], []
+    for item in text.split(","):
+        label, sep, wavelength = item.strip().partition(":")
+        try:
+            value = float(wavelength)
+        except ValueError:
+            value = None
+        if not sep or not label or value is None:
+            raise UsageError(f"--bands: {item.strip()!r} is not LABEL:WAVELENGTH (e.g. --bands g:4770,r:6231,i:7625)")
+        labels.append(label)
+        wavelengths.append(value)
+    return Bands(tuple(labels), tuple(wavelengths))
 
 
 def _is_feedme(name: str) -> bool:
@@ -44,8 +67,8 @@ def run(args) -> int:
     feedmes = all(_is_feedme(name) for name in args.catalog)
     options = batch_options(args, pad_shapes=feedmes)
     if feedmes:
-        if args.template:
-            raise UsageError("--template is for a catalog; feedmes carry their own models")
+        if args.template or args.bands:
+            raise UsageError("--template and --bands are for a catalog; feedmes carry their own models and bands")
         if args.id_column != "id" or args.image_column != "image":
             raise UsageError("--id-column and --image-column are for a catalog; a feedme's id is its path")
         sources, template, catalog = feedme_sources(args.catalog), None, None
@@ -54,6 +77,8 @@ def run(args) -> int:
             raise UsageError("galprof batch takes one catalog with --template, or a list of feedme files")
         catalog = args.catalog[0]
         template = template_from_file(args.template)
+        if args.bands:
+            template = with_bands(template, parse_bands(args.bands))
         sources = read_catalog(catalog, template, id_column=args.id_column, image_column=args.image_column)
     with dask_client(args) as client:
         summary = run_batch(sources, template, args.output, options, progress=not args.quiet, client=client,

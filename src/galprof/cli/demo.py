@@ -17,7 +17,8 @@ from ..plots import BatchResults, compare_figure, compare_tables, fit_figure, sa
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="simulate a small survey, fit it with galprof batch, print truth vs fit")
-    p.add_argument("--galaxies", type=int, default=200, help="single-Sersic cutouts (bulge+disk: 30 %% of this)")
+    p.add_argument("--galaxies", type=int, default=200,
+                   help="single-Sersic cutouts (bulge+disk: 30 %% of this; g, r, i multi-band galaxies: 20 %%)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--directory", default=None, help="where to write the survey (default: a new temporary one)")
     p.add_argument("--no-plots", action="store_true", help="no figures or reports after the fits")
@@ -29,7 +30,8 @@ def run(args) -> int:
     if args.quick:
         run_quick_demo(min(args.galaxies, 20), args.seed)
         return 0
-    summaries = run_survey_demo(args.galaxies, max(1, int(round(0.3 * args.galaxies))), args.seed, args.directory)
+    summaries = run_survey_demo(args.galaxies, max(1, int(round(0.3 * args.galaxies))), args.seed, args.directory,
+                                n_multiband=max(1, int(round(0.2 * args.galaxies))))
     if not args.no_plots:
         t1 = time.perf_counter()
         paths = write_demo_plots(summaries["directory"], summaries["truths"])

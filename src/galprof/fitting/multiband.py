@@ -117,6 +117,32 @@ def default_terms(component: Component, name: str, n_bands: int) -> int:
     return 1
 
 
+def parameter_terms(model: Model, terms, n_bands: int) -> dict:
+    """{(component 1-based, name): terms} of every parameter of ``model``: the declaration
+    in ``terms`` ({(component, name): int 0..K or "band"}), else :func:`default_terms`; 0
+    for a parameter in ``Component.fixed`` whatever its declaration.
+
+    Raises:
+        ModelError: a declaration for a component or parameter that does not exist, or a
+            number of terms outside 0..K.
+    """
+    terms = dict(terms or {})
+    for (number, name) in terms:
+        if not 1 <= number <= len(model.components):
+            raise ModelError(f"terms: component {number} does not exist (the model has {len(model.components)})")
+        if name not in model.components[number - 1].values:
+            raise ModelError(f"terms: component {number} ({model.components[number - 1].profile}) has no "
+                             f"parameter {name!r}")
+    out = {}
+    for ci, comp in enumerate(model.components):
+        for name in comp.values:
+            count = default_terms(comp, name, n_bands)
+            if (ci + 1, name) in terms and name not in comp.fixed:
+                count = resolve_terms(terms[(ci + 1, name)], n_bands, f"component {ci + 1} ({comp.profile}) {name}")
+            out[(ci + 1, name)] = count
+    return out
+
+
 def _band_array(value, bsz: int, n_bands: int, what: str) -> np.ndarray:
     """(B, K) from a number, (B,) (per galaxy) or (B, K) (per galaxy and band)."""
     arr = np.asarray(value, dtype=np.float64)
@@ -322,28 +348,18 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
     for what, arr in (("sigma", sigma_rows), ("mask", mask_rows)):
         if arr is not None and arr.shape != data.shape:
             raise ModelError(f"{what}: shape {arr.shape} differs from the images' {data.shape}")
-    terms = dict(terms or {})
-    for (number, name) in terms:
-        if not 1 <= number <= len(model.components):
-            raise ModelError(f"terms: component {number} does not exist (the model has {len(model.components)})")
-        if name not in model.components[number - 1].values:
-            raise ModelError(f"terms: component {number} ({model.components[number - 1].profile}) has no "
-                             f"parameter {name!r}")
-    declared = {}
+    declared = {(c - 1, name): count for (c, name), count in parameter_terms(model, terms, n_bands).items()}
     row_components = []
     for ci, comp in enumerate(model.components):
         values, fixed = {}, set(comp.fixed)
         for name, value in comp.values.items():
             what = f"component {ci + 1} ({comp.profile}) {name}"
-            count = default_terms(comp, name, n_bands)
-            if (ci + 1, name) in terms and name not in comp.fixed:
-                count = resolve_terms(terms[(ci + 1, name)], n_bands, what)
+            count = declared[(ci, name)]
             per_band = _band_array(value, bsz, n_bands, what)
             if count == 0:
                 fixed.add(name)
             elif count < n_bands:  # start on the polynomial (a constant: the mean) through the given values
                 per_band = bands.band_values(bands.coefficients(per_band, count))
-            declared[(ci, name)] = count
             values[name] = per_band.reshape(-1)
         row_components.append(Component(comp.profile, values, fixed=frozenset(fixed), bounds=comp.bounds,
                                         skip_in_residual=comp.skip_in_residual))

@@ -181,6 +181,22 @@ def multiband_row(result, b: int, label: str, *, auto: bool = False) -> dict:
     return row
 
 
+def multiband_columns(model, labels, terms: dict) -> list[str]:
+    """The parameter columns of a multi-band fit of ``model`` (as :func:`multiband_row`
+    writes them), in table order: per band ``<k>_<KEY>_<band>`` for a parameter of more
+    than one term, else ``<k>_<KEY>``; each with ``_ERR`` and ``_ERR_SCALED``.
+    ``labels``: the band labels; ``terms``: {(component 1-based, name): terms} of every
+    parameter (:func:`galprof.fitting.multiband.parameter_terms`)."""
+    names = []
+    for ci, comp in enumerate(model.components):
+        for name in comp.profile_class.parameter_names():
+            keys = ([parameter_column(ci + 1, name)] if terms.get((ci + 1, name), 0) <= 1
+                    else [band_column(ci + 1, name, band) for band in labels])
+            for key in keys:
+                names += [key, key + "_ERR", key + "_ERR_SCALED"]
+    return names
+
+
 def unfitted_row(model, values, label: str, reason: str, method: str = "covariance") -> dict:
     """The row of a galaxy that was rendered but not fitted (GALFIT's ``P) 1..3``): its
     initial ``values`` (per component {name: value}), NaN errors, ``STATUS = not fitted: reason``."""

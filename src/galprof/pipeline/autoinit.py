@@ -33,7 +33,7 @@ import sep
 
 from ..errors import AutoInitError
 
-__all__ = ["AutoInit", "AutoInitError", "auto_initial", "mask_from_segmentation"]
+__all__ = ["AutoInit", "AutoInitError", "BandAutoInit", "auto_initial", "auto_initial_bands", "mask_from_segmentation"]
 
 MASK_MODES = ("others", "target", "none")
 
@@ -412,3 +412,97 @@ def auto_initial(image, *, sigma=None, mask=None, zeropoint: float = 0.0, exptim
     fit_mask = mask_from_segmentation(seg, label, mode=mask_mode, dilate=dilate) | bad
     return AutoInit(values=values, mask=fit_mask, target_label=label,
                     n_sources=int(significant.sum()), segmentation=seg)
+
+
+@dataclass(frozen=True)
+class BandAutoInit:
+    """Initial values and a mask for one galaxy imaged in K bands.
+
+    Attributes:
+        stacked: the :class:`AutoInit` of the stacked detection image (centre, r_e, q,
+            PA and the mask, shared by every band; its ``mag`` and ``sky`` are the
+            stack's, not a band's).
+        mags: (K,) each band's magnitude (zeropoint_k - 2.5 log10(flux_k / exptime_k)).
+        skies: (K,) each band's background at the image centre [ADU].
+    """
+
+    stacked: AutoInit
+    mags: np.ndarray
+    skies: np.ndarray
+
+
+def auto_initial_bands(images, *, sigma=None, mask=None, zeropoints=0.0, exptimes=1.0, mask_mode: str = "others",
+                       **detection) -> BandAutoInit:
+    """Detect a galaxy on the stack of its K band images and measure it in every band.
+
+    The detection image is the sum over bands of each band's image divided by its
+    median sigma (every band counts in units of its own noise, so a band in larger ADU
+    does not dominate), with the matching sigma sqrt(sum_k (sigma_k / median sigma_k)^2);
+    :func:`auto_initial` runs on it (centre, R_e, q, PA and the mask of the other
+    sources, the same in every band). Each band's flux is its background-subtracted sum
+    over the target's segment times the stack's aperture correction (Kron flux of the
+    stack / segment sum of the stack): the colours are isophotal colours. A band where
+    the segment sum is not positive gets the flux of its noise over the segment (a
+    faint start, not an error). Pixels bad in any band are bad for the detection.
+
+    Args:
+        images: (K, H, W) [ADU], every band on the same pixel grid.
+        sigma: (K, H, W) 1-sigma noise [ADU], or None (sep's background rms per band).
+        mask: (K, H, W) or (H, W) bool, True = bad pixel, or None.
+        zeropoints, exptimes: a number or (K,) (magnitude convention above).
+        mask_mode, detection: as for :func:`auto_initial`.
+
+    Raises:
+        AutoInitError: as :func:`auto_initial` (on the stack), or not (K, H, W) images.
+    """
+    data = np.array(images, dtype=np.float64)
+    if data.ndim != 3:
+        raise AutoInitError(f"band images must be (K, H, W), got shape {data.shape}")
+    n_bands = data.shape[0]
+    bad = ~np.isfinite(data)
+    if mask is not None:
+        bad |= np.broadcast_to(np.asarray(mask, dtype=bool), data.shape)
+    if sigma is None:
+        noise = np.empty_like(data)
+        for k in range(n_bands):
+            good = ~bad[k]
+            if not good.any():
+                raise AutoInitError(f"band {k + 1} has no usable pixel")
+            filled = _as_sep_array(np.where(good, data[k], np.median(data[k][good])))
+            noise[k] = _background(sep, filled, np.ascontiguousarray(bad[k])).rms()
+    else:
+        noise = np.array(np.broadcast_to(np.asarray(sigma, dtype=np.float64), data.shape))
+    bad |= ~(np.isfinite(noise) & (noise > 0))
+    any_bad = bad.any(0)
+    if any_bad.all():
+        raise AutoInitError("every pixel is bad in at least one band (input masks, NaN/inf pixels or bad sigma)")
+    scales = np.array([np.median(noise[k][~any_bad]) for k in range(n_bands)])
+    clean = np.where(bad, 0.0, data)
+    stack = (clean / scales[:, None, None]).sum(0)
+    stack_sigma = np.sqrt(((np.where(bad, 1.0, noise) / scales[:, None, None]) ** 2).sum(0))
+    found = auto_initial(stack, sigma=stack_sigma, mask=any_bad, mask_mode=mask_mode, **detection)
+    target = found.segmentation == found.target_label
+    sources = _dilate(found.segmentation != 0, 3) | any_bad
+    zeropoints = np.broadcast_to(np.asarray(zeropoints, dtype=np.float64), (n_bands,))
+    exptimes = np.broadcast_to(np.asarray(exptimes, dtype=np.float64), (n_bands,))
+    skies, segment_sums, segment_noise = np.zeros(n_bands), np.zeros(n_bands), np.zeros(n_bands)
+    for k in range(n_bands):
+        usable = ~bad[k]
+        background = usable & ~sources
+        if background.sum() < 16:
+            background = usable
+        filled = _as_sep_array(np.where(usable, data[k], np.median(data[k][background])))
+        try:
+            back = _background(sep, filled, np.ascontiguousarray(~background)).back()
+        except Exception:  # noqa: BLE001 - sep could not: a flat background
+            back = np.full(data[k].shape, float(np.median(data[k][background])))
+        skies[k] = _centre_value(back)
+        inside = target & usable
+        segment_sums[k] = float((data[k] - back)[inside].sum())
+        segment_noise[k] = float(np.sqrt((noise[k][inside] ** 2).sum()))
+    stack_segment = float((segment_sums / scales).sum())
+    stack_flux = 10.0 ** (-0.4 * found.values["mag"])  # auto_initial's zeropoint 0, exptime 1
+    correction = stack_flux / stack_segment if stack_segment > 0 else 1.0
+    fluxes = correction * np.maximum(segment_sums, np.maximum(segment_noise, 1e-30))
+    mags = zeropoints - 2.5 * np.log10(fluxes / exptimes)
+    return BandAutoInit(stacked=found, mags=mags, skies=skies)

@@ -4,7 +4,9 @@ Simulates, in a temporary directory, a few hundred cutouts: single Sérsic galax
 (64x64) and bulge + disk galaxies (80x80), each with one of four Moffat ePSFs (FWHM 2.4
 to 3.2 px), sky noise plus the galaxy's Poisson noise (sigma images written beside
 them), a neighbour to mask in about a third of the cutouts, and two deliberately broken
-rows (a missing file and a corrupt one). Catalogs give no initial values, so ``galprof
+rows (a missing file and a corrupt one); and a multi-band survey of single Sérsic galaxies
+in g, r and i (one structure, their own colours, a PSF per band) fitted with every band
+together from a GALFITM template. Catalogs give no initial values, so ``galprof
 batch`` finds them with sep (automatic initial values and masks). Prints the truth-vs-fit
 summary (median and robust scatter of the fractional errors per parameter, success
 rate) and where the outputs are. The simulation uses galprof's renderer in float64.
@@ -83,6 +85,37 @@ P) 0
 """
 
 
+MULTIBAND_LABELS = ("g", "r", "i")
+MULTIBAND_WAVELENGTHS = (4770.0, 6231.0, 7625.0)
+
+#: GALFITM multi-band template: magnitudes free in every band, the structure shared (its
+#: images and PSFs come from the catalog's image_<band> and psf_<band> columns)
+MULTIBAND_TEMPLATE = """A) g.fits,r.fits,i.fits
+A1) g,r,i
+A2) 4770,6231,7625
+B) out.fits
+C) none
+D) none
+F) none
+H) 1 64 1 64
+J) 25.0,25.0,25.0
+K) 0.396 0.396
+P) 0
+ 0) sersic
+ 1) 32.5   1
+ 2) 32.5   1
+ 3) 18.0,17.5,17.2   3
+ 4) 5.0   1
+ 5) 2.0   1
+ 9) 0.8   1
+10) 0.0   1
+ 0) sky
+ 1) 0.0,0.0,0.0   3
+ 2) 0.0   0
+ 3) 0.0   0
+"""
+
+
 def moffat_epsf(fwhm: float, beta: float = 3.5, size: int = 25, oversample: int = 9) -> np.ndarray:
     alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
     sub = (np.arange(size * oversample) - (size * oversample - 1) / 2) / oversample
@@ -148,6 +181,41 @@ def simulate(directory: pathlib.Path, n_sersic: int, n_bulge_disk: int, seed: in
     return truths
 
 
+def simulate_multiband(directory: pathlib.Path, count: int, seed: int) -> list[dict]:
+    """Write a g, r, i survey of single Sersic galaxies (one structure in every band,
+    colours g - r 0.3..0.9 and r - i 0.1..0.5, each band with its own Moffat ePSF: broader
+    in bluer bands), its catalog (``image_<band>``, ``sigma_<band>``, ``psf_<band>``) and
+    its GALFITM template; return the truths. Needs the PSFs of :func:`simulate`."""
+    rng = np.random.default_rng(seed + 1000)
+    psfs = [fits.getdata(directory / f"psf{k}.fits").astype(np.float64) for k in range(4)]
+    size, rows, truths = 64, [], []
+    for i in range(count):
+        c = (size + 1) / 2
+        t = dict(x=c + rng.uniform(-1.5, 1.5), y=c + rng.uniform(-1.5, 1.5), mag_r=rng.uniform(15.5, 17.5),
+                 g_r=rng.uniform(0.3, 0.9), r_i=rng.uniform(0.1, 0.5), r_e=rng.uniform(2.0, 7.0),
+                 n=rng.uniform(0.6, 4.5), q=rng.uniform(0.35, 0.95), pa=rng.uniform(-89, 89))
+        mags = (t["mag_r"] + t["g_r"], t["mag_r"], t["mag_r"] - t["r_i"])
+        first_psf = int(rng.integers(2))
+        name = f"multiband{i:04d}"
+        row = {"id": name}
+        for k, label in enumerate(MULTIBAND_LABELS):
+            p = first_psf + 2 - k  # g the broadest
+            comps = [("sersic", dict(x=t["x"], y=t["y"], mag=mags[k], r_e=t["r_e"], n=t["n"], q=t["q"], pa=t["pa"]))]
+            model = _render(comps, size, psfs[p])
+            sigma = np.sqrt(SKY_SIGMA**2 + np.clip(model, 0, None) / GAIN)
+            image = model + rng.normal(0.0, 1.0, model.shape) * sigma
+            fits.writeto(directory / f"{name}_{label}.fits", image.astype(np.float32), overwrite=True)
+            fits.writeto(directory / f"{name}_{label}_sigma.fits", sigma.astype(np.float32), overwrite=True)
+            row.update({f"image_{label}": f"{name}_{label}.fits", f"sigma_{label}": f"{name}_{label}_sigma.fits",
+                        f"psf_{label}": f"psf{p}.fits"})
+            t[f"mag_{label}"] = mags[k]
+        rows.append(row)
+        truths.append(t)
+    Table(rows=rows).write(directory / "multiband.csv", format="ascii.csv", overwrite=True)
+    (directory / "multiband.feedme").write_text(MULTIBAND_TEMPLATE)
+    return truths
+
+
 def _robust(values: np.ndarray) -> tuple[float, float]:
     values = values[np.isfinite(values)]
     if values.size == 0:
@@ -157,7 +225,8 @@ def _robust(values: np.ndarray) -> tuple[float, float]:
 
 
 def summarise(table, truths: list[dict], kind: str) -> dict:
-    """Median and robust scatter of fit - truth per parameter, and the success rate."""
+    """Median and robust scatter of fit - truth per parameter, and the success rate
+    (``kind``: sersic, bulgedisk or multiband)."""
     by_id = {str(r["id"]): r for r in table}
     rows = [by_id[f"{kind}{i:04d}"] for i in range(len(truths))]
     ok = np.array([str(r["STATUS"]) in ("converged",) or str(r["STATUS"]).startswith("hit a bound") for r in rows])
@@ -165,7 +234,20 @@ def summarise(table, truths: list[dict], kind: str) -> dict:
     def col(name):
         return np.array([float(r[name]) if not np.ma.is_masked(r[name]) else np.nan for r in rows])
 
-    if kind == "sersic":
+    if kind == "multiband":
+        checks = {f"mag_{label} (diff)": col(f"1_MAG_{label}") - [t[f"mag_{label}"] for t in truths]
+                  for label in MULTIBAND_LABELS}
+        checks["g - r (diff)"] = col("1_MAG_g") - col("1_MAG_r") - [t["g_r"] for t in truths]
+        checks.update({"r_e (frac)": col("1_RE") / [t["r_e"] for t in truths] - 1,
+                       "n (frac)": col("1_N") / [t["n"] for t in truths] - 1,
+                       "q (diff)": col("1_AR") - [t["q"] for t in truths]})
+        success = ((np.abs(checks["r_e (frac)"]) < 0.1) & (np.abs(checks["n (frac)"]) < 0.1)
+                   & (np.abs(checks["mag_r (diff)"]) < 0.1))
+        pulls = [np.abs(col(key) - [t[name] for t in truths]) / col(f"{key}_ERR")
+                 for key, name in (("1_MAG_g", "mag_g"), ("1_MAG_r", "mag_r"), ("1_MAG_i", "mag_i"),
+                                   ("1_RE", "r_e"), ("1_N", "n"))]
+        within = np.all([p < 3 for p in pulls], axis=0)
+    elif kind == "sersic":
         checks = {"mag (diff)": col("1_MAG") - [t["mag"] for t in truths],
                   "r_e (frac)": col("1_RE") / [t["r_e"] for t in truths] - 1,
                   "n (frac)": col("1_N") / [t["n"] for t in truths] - 1,
@@ -196,7 +278,7 @@ def summarise(table, truths: list[dict], kind: str) -> dict:
 
 
 def run_survey_demo(n_sersic: int = 200, n_bulge_disk: int = 60, seed: int = 1, directory=None, quiet=False,
-                    batch_size: int = 64, dtype=torch.float32) -> dict:
+                    batch_size: int = 64, dtype=torch.float32, n_multiband: int = 40) -> dict:
     """Simulate, fit with the runner (as ``galprof batch``) and print the summary. Returns
     the summaries per kind, the simulated ``truths`` and the ``directory``
     (``galprof demo`` then draws figures and reports with :mod:`galprof.plots`)."""
@@ -205,10 +287,14 @@ def run_survey_demo(n_sersic: int = 200, n_bulge_disk: int = 60, seed: int = 1, 
     say = (lambda *a: None) if quiet else print
     t0 = time.perf_counter()
     truths = simulate(directory, n_sersic, n_bulge_disk, seed)
+    kinds = ["sersic", "bulgedisk"]
+    if n_multiband:
+        truths["multiband"] = simulate_multiband(directory, n_multiband, seed)
+        kinds.append("multiband")
     say(f"galprof demo: simulated {n_sersic} Sersic and {n_bulge_disk} bulge+disk cutouts (+2 broken rows) "
-        f"in {directory} ({time.perf_counter() - t0:.1f} s)")
+        f"and {n_multiband} Sersic galaxies in g, r and i in {directory} ({time.perf_counter() - t0:.1f} s)")
     summaries = {}
-    for kind in ("sersic", "bulgedisk"):
+    for kind in kinds:
         template = template_from_file(str(directory / f"{kind}.feedme"))
         sources = read_catalog(str(directory / f"{kind}.csv"), template)
         options = BatchOptions(batch_size=batch_size, dtype=dtype, auto_init="auto")
@@ -224,10 +310,11 @@ def run_survey_demo(n_sersic: int = 200, n_bulge_disk: int = 60, seed: int = 1, 
         say(f"  {'quantity':<18} {'median':>9} {'scatter':>9}")
         for name, (median, scatter) in result["checks"].items():
             say(f"  {name:<18} {median:>9.4f} {scatter:>9.4f}")
-        criteria = ("n, r_e within 10 %, mag 0.1" if kind == "sersic" else "B/T and total mag within 0.05, r_s 10 %")
+        criteria, tested = {"sersic": ("n, r_e within 10 %, mag 0.1", "mag, r_e, n"),
+                            "bulgedisk": ("B/T and total mag within 0.05, r_s 10 %", "both mags, r_s"),
+                            "multiband": ("n, r_e within 10 %, r mag 0.1", "g, r, i mags, r_e, n")}[kind]
         say(f"  success rate ({criteria}): {result['success']:.3f}; "
-            f"within 3 sigma of the truth ({'mag, r_e, n' if kind == 'sersic' else 'both mags, r_s'}): "
-            f"{result['within_3_sigma']:.3f}")
+            f"within 3 sigma of the truth ({tested}): {result['within_3_sigma']:.3f}")
     say(f"\noutputs in {directory} (catalogs *.csv, templates *.feedme, results *_results.fits)")
     summaries["truths"] = truths
     summaries["directory"] = directory
@@ -238,7 +325,10 @@ def truth_table(truths: list[dict], kind: str):
     """The simulated parameters as a results-like table (``id``, ``<k>_<KEY>`` columns)."""
     rows = []
     for i, t in enumerate(truths):
-        if kind == "sersic":
+        if kind == "multiband":
+            row = {"id": f"multiband{i:04d}", "1_XC": t["x"], "1_YC": t["y"], "1_RE": t["r_e"], "1_N": t["n"],
+                   "1_AR": t["q"], "1_PA": t["pa"], **{f"1_MAG_{b}": t[f"mag_{b}"] for b in MULTIBAND_LABELS}}
+        elif kind == "sersic":
             row = {"id": f"sersic{i:04d}", "1_XC": t["x"], "1_YC": t["y"], "1_MAG": t["mag"], "1_RE": t["r_e"],
                    "1_N": t["n"], "1_AR": t["q"], "1_PA": t["pa"]}
         else:

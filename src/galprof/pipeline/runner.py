@@ -61,6 +61,7 @@ from ..io.results import (
     failed_row,
     fitted_row,
     is_failed,
+    multiband_columns,
     multiband_row,
     parameter_columns,
     rows_table,
@@ -389,7 +390,9 @@ def _chunk_table(rows: list[dict], template: Template | None, method: str):
     """A chunk's rows as a table (``_row`` kept for the final order); the template's
     columns when there is one, so that every chunk of a catalog has the same."""
     if template is not None:
-        names = ["id", "_row"] + parameter_columns(template.model, method) + list(SUMMARY_COLUMNS)
+        columns = (parameter_columns(template.model, method) if template.bands is None
+                   else multiband_columns(template.model, template.bands.labels, dict(template.terms)))
+        names = ["id", "_row"] + columns + list(SUMMARY_COLUMNS)
     else:
         names = [n for n in rows_table(rows).colnames if n == "_row" or not n.startswith("_")]
     return rows_table(rows, names)

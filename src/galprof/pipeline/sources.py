@@ -25,8 +25,16 @@ galaxy:
   ``1_AR``, ``1_PA``, ``2_RS``, ...; they override the template's values for that row
   (blank or NaN: the template's value).
 
-Relative paths are relative to the catalog's directory. The template is a GALFIT feedme
-or an imfit configuration: its components, values (defaults), free/fixed flags and
+A multi-band catalog (a GALFITM multi-band template, or any template with ``bands``,
+see :func:`with_bands`) names each band's files in columns suffixed with the band's
+label: ``image_<band>`` (required for every band), optional ``sigma_<band>``,
+``psf_<band>`` and ``mask_<band>``; ``sigma``, ``psf``, ``mask`` and
+``segmentation``/``target_label`` without a suffix apply to every band. Initial values
+``<k>_<KEY>_<band>`` (e.g. ``1_MAG_g``) set one band's value, ``<k>_<KEY>`` every
+band's. Every band of a galaxy must be on the same pixel grid.
+
+Relative paths are relative to the catalog's directory. The template is a GALFIT feedme,
+a GALFITM multi-band feedme or an imfit configuration: its components, values (defaults), free/fixed flags and
 constraints apply to every galaxy; a feedme's J (zeropoint), K (plate scale), D (PSF,
 when the catalog has no psf column) and E (PSF oversampling) too. Positions in the
 template and in the catalog are 1-based pixels of each cutout.
@@ -36,13 +44,15 @@ from __future__ import annotations
 
 import math
 import pathlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from astropy.table import Table
 
 from ..errors import CatalogError, GalprofError, InputError
+from ..fitting.bands import Bands
 from ..fitting.likelihood import PixelStatistic
+from ..fitting.multiband import parameter_terms
 from ..io.feedme import read_feedme
 from ..io.galfitm import is_multiband_feedme, multiband_model, read_galfitm_feedme
 from ..io.fits_io import split_extension
@@ -53,22 +63,62 @@ from ..io.imfit_config import (
     read_imfit_config,
 )
 from ..io.inputs import GalaxyInputs, feedme_inputs, load_galaxy, model_from_feedme
-from ..io.results import parameter_column
+from ..io.results import band_column, parameter_column
 from ..model import Model, shift_positions
-from .autoinit import auto_initial
+from .autoinit import auto_initial, auto_initial_bands
 from .outputs import FeedmeOutputs, GalfitmOutputs
 
 
 @dataclass(frozen=True)
 class Template:
-    """The model every galaxy starts from, and the settings of its frame."""
+    """The model every galaxy starts from, and the settings of its frame.
+
+    For a multi-band template ``bands`` is the :class:`galprof.fitting.bands.Bands`,
+    ``terms`` ((component 1-based, name), terms) of every parameter, ``zeropoint`` a
+    tuple with one per band, ``psf`` a tuple with one path (or None) per band, and the
+    model's values numbers or (K,) band values; None and () for one band.
+    """
 
     model: Model
-    zeropoint: float = 0.0
+    zeropoint: float | tuple = 0.0
     plate_scale: tuple[float, float] = (1.0, 1.0)
-    psf: str | None = None
+    psf: str | tuple | None = None
     psf_oversampling: int = 1
     source: str = ""
+    bands: Bands | None = None
+    terms: tuple = ()
+
+
+def with_bands(template: Template, bands: Bands) -> Template:
+    """A single-band ``template`` made multi-band: the same model in every band (values
+    shared by every band as the template gives them), each parameter's terms the
+    default of :func:`galprof.fitting.multiband.default_terms` (magnitudes and the sky
+    free in every band, the structure the same in every band), the template's zeropoint
+    and PSF (if any) in every band.
+
+    Raises:
+        CatalogError: the template is already multi-band.
+    """
+    if template.bands is not None:
+        raise CatalogError(f"{template.source}: the template is already multi-band (bands "
+                           f"{', '.join(template.bands.labels)}); do not give bands again")
+    n_bands = len(bands)
+    terms = parameter_terms(template.model, {}, n_bands)
+    return Template(template.model, (float(template.zeropoint),) * n_bands, tuple(template.plate_scale),
+                    None if template.psf is None else (template.psf,) * n_bands, template.psf_oversampling,
+                    template.source, bands, tuple(sorted(terms.items())))
+
+
+@dataclass(frozen=True)
+class BandFiles:
+    """One band's files in a multi-band catalog row (paths resolved; None: absent)."""
+
+    label: str
+    image: str
+    hdu: int | None = None
+    sigma: str | None = None
+    psf: str | None = None
+    mask: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +134,15 @@ class GalaxySource:
     mask: str | None = None
     segmentation: str | None = None
     target_label: int | None = None
-    overrides: dict = field(default_factory=dict)  # (component index, name) -> value
+    overrides: dict = field(default_factory=dict)  # (component index, name[, band index]) -> value
+    bands: tuple = ()  # BandFiles of each band of a multi-band catalog, in the template's band order
+
+    def describe(self) -> list:
+        """What identifies the row in a run's fingerprint (its id and files)."""
+        out = [self.id, self.image, self.hdu]
+        if self.bands:
+            out.append([[b.label, b.image, b.hdu] for b in self.bands])
+        return out
 
 
 def template_from_file(path: str) -> Template:
@@ -100,12 +158,31 @@ def template_from_file(path: str) -> Template:
         config = parse_imfit_config(text, str(p))
         # imfit positions are absolute; a template's are per cutout, so the sky is at the centre
         return Template(model_from_imfit(config, (0.0, 0.0)), 0.0, (1.0, 1.0), None, 1, str(p))
+    if is_multiband_feedme(text):
+        return _multiband_template(p)
     feedme = read_feedme(str(p))
     psf = feedme.psf_image
     if psf is not None and not pathlib.Path(psf).is_absolute():
         psf = str(p.parent / psf)
     return Template(model_from_feedme(feedme), feedme.zeropoint, tuple(feedme.plate_scale), psf,
                     feedme.psf_oversampling, str(p))
+
+
+def _multiband_template(path: pathlib.Path) -> Template:
+    """A GALFITM multi-band feedme as a template: its bands (A1, A2), per-band values and
+    degrees of freedom, zeropoints (J) and PSFs (D, relative to the template's directory)."""
+    feedme = read_galfitm_feedme(str(path))
+    model, terms = multiband_model(feedme)
+    values = [{name: np.asarray(v, dtype=float).reshape(-1) for name, v in c.values.items()}
+              for c in model.components]
+    model = Model(tuple(replace(c, values=v) for c, v in zip(model.components, values)), model.constraints)
+    psfs = tuple(None if name is None or pathlib.Path(name).is_absolute() else str(path.parent / name)
+                 for name in feedme.psf_images)
+    if any(name is None for name in psfs) and not all(name is None for name in psfs):
+        raise CatalogError(f"{path}:{feedme.line_numbers.get('D', '?')}: give a PSF for every band or for none")
+    return Template(model, tuple(float(z) for z in feedme.zeropoints), tuple(feedme.plate_scale),
+                    None if psfs[0] is None else psfs, feedme.psf_oversampling, str(path), feedme.bands,
+                    tuple(sorted(terms.items())))
 
 
 def _read_table(path: pathlib.Path):
@@ -128,23 +205,31 @@ def _text(value) -> str | None:
 
 
 def read_catalog(path: str, template: Template, *, id_column: str = "id", image_column: str = "image"):
-    """The rows of a catalog as :class:`GalaxySource` values, in catalog order.
+    """The rows of a catalog as :class:`GalaxySource` values, in catalog order (a
+    multi-band template's catalog: each with its :class:`BandFiles`).
 
     Raises:
-        CatalogError: unknown format, a missing id or image column, duplicate ids, a
-            value column that matches no template parameter.
+        CatalogError: unknown format, a missing id or image column (``image_<band>`` for
+            every band of a multi-band template), duplicate ids, a value column that
+            matches no template parameter.
     """
     p = pathlib.Path(path)
     table = _read_table(p)
-    for name in (id_column, image_column):
+    labels = template.bands.labels if template.bands is not None else ()
+    image_columns = [f"{image_column}_{label}" for label in labels] or [image_column]
+    for name in [id_column] + image_columns:
         if name not in table.colnames:
-            raise CatalogError(f"{path}: no column {name!r} (columns: {', '.join(table.colnames)})")
-    # value columns: every <k>_<KEY> of the template's parameters
+            hint = (f"; a multi-band catalog names every band's image: {', '.join(image_columns)}" if labels else "")
+            raise CatalogError(f"{path}: no column {name!r} (columns: {', '.join(table.colnames)}){hint}")
+    # value columns: every <k>_<KEY> of the template's parameters (and <k>_<KEY>_<band>)
     by_column = {}
     for ci, comp in enumerate(template.model.components):
         for name in comp.profile_class.parameter_names():
             by_column[parameter_column(ci + 1, name)] = (ci, name)
+            for k, label in enumerate(labels):
+                by_column[band_column(ci + 1, name, label)] = (ci, name, k)
     known = {id_column, image_column, "sigma", "psf", "mask", "segmentation", "target_label"}
+    known |= {f"{key}_{label}" for key in (image_column, "sigma", "psf", "mask") for label in labels}
     for name in table.colnames:
         if name not in known and name not in by_column and name[:1].isdigit():
             raise CatalogError(f"{path}: column {name!r} names no parameter of the template "
@@ -158,6 +243,12 @@ def read_catalog(path: str, template: Template, *, id_column: str = "id", image_
         q = pathlib.Path(name)
         return (str(q if q.is_absolute() else base / q), ext)
 
+    def resolved_path(row, column):
+        if column not in table.colnames:
+            return None
+        found = resolve(_text(row[column]))
+        return None if found is None else found[0]
+
     sources, seen = [], {}
     for row_index, row in enumerate(table):
         gid = _text(row[id_column])
@@ -166,15 +257,20 @@ def read_catalog(path: str, template: Template, *, id_column: str = "id", image_
         if gid in seen:
             raise CatalogError(f"{path}: id {gid!r} appears in rows {seen[gid] + 1} and {row_index + 1}")
         seen[gid] = row_index
-        image = _text(row[image_column])
-        if image is None:
-            raise CatalogError(f"{path}: row {row_index + 1} ({gid}) has no {image_column}")
-        image_path, hdu = resolve(image)
-        extra = {}
-        for key in ("sigma", "psf", "mask", "segmentation"):
-            if key in table.colnames:
-                found = resolve(_text(row[key]))
-                extra[key] = None if found is None else found[0]
+        band_files = []
+        for column, label in zip(image_columns, labels or (None,)):
+            image = _text(row[column])
+            if image is None:
+                raise CatalogError(f"{path}: row {row_index + 1} ({gid}) has no {column}")
+            image_path, hdu = resolve(image)
+            if label is not None:
+                band_files.append(BandFiles(label, image_path, hdu, sigma=resolved_path(row, f"sigma_{label}"),
+                                            psf=resolved_path(row, f"psf_{label}"),
+                                            mask=resolved_path(row, f"mask_{label}")))
+        if band_files:
+            image_path, hdu = band_files[0].image, band_files[0].hdu
+        extra = {key: resolved_path(row, key) for key in ("sigma", "psf", "mask", "segmentation")
+                 if key in table.colnames}
         if "target_label" in table.colnames and _text(row["target_label"]) is not None:
             extra["target_label"] = int(row["target_label"])
         overrides = {}
@@ -183,11 +279,11 @@ def read_catalog(path: str, template: Template, *, id_column: str = "id", image_
                 value = row[column]
                 if not np.ma.is_masked(value) and math.isfinite(float(value)):
                     overrides[key] = float(value)
-        sources.append(GalaxySource(row_index, gid, image_path, hdu, overrides=overrides, **extra))
+        sources.append(GalaxySource(row_index, gid, image_path, hdu, overrides=overrides, bands=tuple(band_files),
+                                    **extra))
     if not sources:
         raise CatalogError(f"{path}: the catalog has no rows")
     return sources
-
 
 
 # ------------------------------------------------------------------------ other sources
@@ -317,8 +413,15 @@ class Failed:
     model: Model | None = None
 
 
-def _auto_values(model: Model, values: list[dict], found) -> None:
-    """Put the detected centre, shape, brightness and size into the starting values."""
+def _auto_values(model: Model, values: list[dict], detected: dict, mag, sky) -> None:
+    """Put a detection into the starting values: ``detected``'s centre, shape and size
+    (:class:`galprof.pipeline.autoinit.AutoInit` values) in every band, the brightness
+    ``mag`` split between the luminous components and the sky ``sky`` (numbers, or (K,)
+    per band for (K,) band values)."""
+
+    def put(v: dict, name: str, value) -> None:
+        v[name] = np.array(np.broadcast_to(value, np.shape(v[name]))) if np.ndim(v[name]) else float(value)
+
     comps = model.components
     galaxies = [i for i, c in enumerate(comps) if c.profile_class.kind != "sky"]
     share = 2.5 * math.log10(max(1, len(galaxies)))  # the flux split between the components
@@ -327,16 +430,16 @@ def _auto_values(model: Model, values: list[dict], found) -> None:
         profile = comps[ci].profile_class
         for name in ("x", "y", "q", "pa"):
             if name in v:
-                v[name] = found.values[name]
+                put(v, name, detected[name])
         if "mag" in v:
-            v["mag"] = found.values["mag"] + share
+            put(v, "mag", np.asarray(mag) + share)
         sizes = [s.name for s in profile.parameters if s.is_size]
         if sizes:
             scale = 1.0 / 1.678 if sizes[0] == "r_s" else 1.0
-            v[sizes[0]] = max(found.values["r_e"] * scale, 0.5)
+            put(v, sizes[0], max(detected["r_e"] * scale, 0.5))
     for ci, comp in enumerate(comps):
         if comp.profile_class.kind == "sky" and "sky" in values[ci]:
-            values[ci]["sky"] = found.values["sky"]
+            put(values[ci], "sky", sky)
 
 
 def _detect(inputs: GalaxyInputs, model: Model, values: list[dict], zeropoint: float, mask_mode: str,
@@ -347,7 +450,7 @@ def _detect(inputs: GalaxyInputs, model: Model, values: list[dict], zeropoint: f
     usable = np.isfinite(inputs.image) & np.isfinite(inputs.sigma) & (inputs.sigma > 0) & ~bad
     found = auto_initial(np.where(usable, inputs.image, np.nan), sigma=np.where(usable, inputs.sigma, 1.0),
                          mask=~usable, zeropoint=zeropoint, exptime=inputs.exptime, mask_mode=mask_mode)
-    _auto_values(model, values, found)
+    _auto_values(model, values, found.values, found.values["mag"], found.values["sky"])
     for (ci, name), value in overrides.items():
         values[ci][name] = value
     return found.mask
@@ -366,6 +469,11 @@ def _with_auto(inputs: GalaxyInputs, model: Model, values: list[dict], zeropoint
 
 
 def _prepare_row(source: GalaxySource, template: Template, options) -> Prepared:
+    if source.bands:
+        return _prepare_band_row(source, template, options)
+    if template.bands is not None:
+        raise CatalogError(f"row {source.row + 1} ({source.id}): the template is multi-band but the row names no "
+                           "band images")
     inputs = load_galaxy(source.image, hdu=source.hdu, sigma=source.sigma, psf=source.psf or template.psf,
                          mask=source.mask, segmentation=source.segmentation, target_label=source.target_label)
     values = [dict(c.values) for c in template.model.components]
@@ -376,6 +484,68 @@ def _prepare_row(source: GalaxySource, template: Template, options) -> Prepared:
     return Prepared(source, inputs.image, inputs.sigma, mask, inputs.psf, inputs.exptime, values, auto,
                     model=template.model, zeropoint=template.zeropoint, plate_scale=tuple(template.plate_scale),
                     psf_oversampling=template.psf_oversampling, header=inputs.header, sigma_note=inputs.sigma_note)
+
+
+def _band_overrides(values: list[dict], overrides: dict) -> None:
+    """A multi-band row's catalog values into its (K,) starting values: (component, name)
+    sets every band, (component, name, band) one band (and wins)."""
+    for key, value in sorted(overrides.items(), key=lambda item: len(item[0])):
+        if len(key) == 2:
+            values[key[0]][key[1]][:] = value
+        else:
+            values[key[0]][key[1]][key[2]] = value
+
+
+def _prepare_band_row(source: GalaxySource, template: Template, options) -> Prepared:
+    """A multi-band catalog row: every band's files read and checked (the band's own
+    sigma, PSF and mask, else the row's shared ones, else the template's PSF of that
+    band), starting values from the template, the row's overrides and (``auto_init``)
+    the detection on the stacked bands (:func:`galprof.pipeline.autoinit.auto_initial_bands`)."""
+    labels = template.bands.labels
+    if [b.label for b in source.bands] != list(labels):
+        raise CatalogError(f"row {source.row + 1} ({source.id}): bands {[b.label for b in source.bands]} differ from "
+                           f"the template's {list(labels)}")
+    n_bands = len(labels)
+    template_psfs = template.psf if template.psf is not None else (None,) * n_bands
+    loaded = []
+    for k, files in enumerate(source.bands):
+        where = {key: f"{source.id} band {files.label} ({key})" for key in ("image", "sigma", "psf", "mask")}
+        loaded.append(load_galaxy(files.image, hdu=files.hdu, sigma=files.sigma or source.sigma,
+                                  psf=files.psf or source.psf or template_psfs[k], mask=files.mask or source.mask,
+                                  segmentation=source.segmentation, target_label=source.target_label, where=where))
+    shapes = {b.image.shape for b in loaded}
+    if len(shapes) > 1:
+        raise InputError(f"{source.id}: the bands' images differ in shape ({sorted(shapes)}); every band must be on "
+                         "the same pixel grid", path=source.bands[0].image)
+    has_psf = [b.psf is not None for b in loaded]
+    if any(has_psf) and not all(has_psf):
+        raise InputError(f"{source.id}: give a PSF for every band or for none (bands without one: "
+                         f"{', '.join(label for label, h in zip(labels, has_psf) if not h)})")
+    values = [{name: np.array(np.broadcast_to(np.asarray(v, dtype=float).reshape(-1), (n_bands,)))
+               for name, v in c.values.items()} for c in template.model.components]
+    _band_overrides(values, source.overrides)
+    zeropoints = np.array(np.broadcast_to(np.asarray(template.zeropoint, dtype=float), (n_bands,)))
+    exptimes = np.array([b.exptime for b in loaded])
+    image = np.stack([b.image for b in loaded])
+    sigma = np.stack([b.sigma for b in loaded])
+    masks = [b.mask for b in loaded]
+    mask = None if all(m is None for m in masks) else np.stack(
+        [np.zeros(b.image.shape, dtype=bool) if m is None else m for b, m in zip(loaded, masks)])
+    has_centre = any(key[:2] == (ci, "x") for key in source.overrides for ci in range(len(values)))
+    auto = options.auto_init == "always" or (options.auto_init == "auto" and not has_centre)
+    if auto:
+        found = auto_initial_bands(image, sigma=sigma, mask=mask, zeropoints=zeropoints, exptimes=exptimes,
+                                   mask_mode=options.mask_mode)
+        _auto_values(template.model, values, found.stacked.values, found.mags, found.skies)
+        _band_overrides(values, source.overrides)  # the catalog's values still win
+        if found.stacked.mask.any():
+            others = np.broadcast_to(found.stacked.mask, image.shape)
+            mask = others.copy() if mask is None else (mask | others)
+    notes = sorted({b.sigma_note for b in loaded})
+    return Prepared(source, image, sigma, mask, [b.psf for b in loaded] if all(has_psf) else None, exptimes, values,
+                    auto, model=template.model, zeropoint=zeropoints, plate_scale=tuple(template.plate_scale),
+                    psf_oversampling=template.psf_oversampling, header=[b.header for b in loaded],
+                    sigma_note="; ".join(notes), bands=template.bands, terms=tuple(template.terms))
 
 
 def _prepare_feedme(source: FeedmeSource, options) -> Prepared:
@@ -515,5 +685,5 @@ def prepare(source, template: Template | None, options) -> Prepared | Failed:
         return Failed(source, str(err) or type(err).__name__, model)
 
 
-__all__ = ["CatalogError", "Failed", "FeedmeSource", "GalaxySource", "ImfitSource", "InputError", "Prepared",
-           "Template", "feedme_sources", "prepare", "read_catalog", "template_from_file"]
+__all__ = ["BandFiles", "CatalogError", "Failed", "FeedmeSource", "GalaxySource", "ImfitSource", "InputError",
+           "Prepared", "Template", "feedme_sources", "prepare", "read_catalog", "template_from_file", "with_bands"]
