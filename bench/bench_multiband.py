@@ -332,7 +332,9 @@ def run_sim(scene: str, args, summary: dict) -> None:
 
     timings = {}
     tic, l0 = time.perf_counter(), load()
-    joint = fit_bands(Model(sim_components(scene, t, False, start_rng, sky0)), images, **common)
+    restarts = {"auto": None, "on": True, "off": False}[args.restarts]
+    joint = fit_bands(Model(sim_components(scene, t, False, start_rng, sky0)), images, perturbed_starts=restarts,
+                      **common)
     timings["joint"] = (time.perf_counter() - tic, l0, load())
     tic, l0 = time.perf_counter(), load()
     truth_fit = fit_bands(Model(sim_components(scene, t, True, start_rng, sky0)), images, **common)
@@ -856,6 +858,8 @@ def main() -> None:
                         choices=["sim", "multisim", "ngc4261", "speed"])
     parser.add_argument("--scenes", nargs="+", default=["sersic", "bulgedisk"], choices=["sersic", "bulgedisk"])
     parser.add_argument("--galaxies", type=int, default=64, help="galaxies per simulated scene")
+    parser.add_argument("--restarts", default="auto", choices=["auto", "on", "off"],
+                        help="fit_bands' perturbed restarts near the fit for the joint fit (auto: bulge + disk)")
     parser.add_argument("--size", type=int, default=0, help="stamp size (default 48 sersic, 64 bulgedisk)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--renderer", default="galsim", choices=["galsim", "galprof"],

@@ -137,7 +137,7 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
                          psf_oversampling=psf_oversampling, origin=origin, zeropoint=zeropoint, exptime=exptime,
                          convolution_box=convolution_box, pixel_scale=pixel_scale, config=config,
                          lm_settings=lm_settings, staged=staged, stage_iterations_limit=stage_iterations,
-                         dtype=dtype, device=device, names=names)
+                         perturbed_starts=perturbed_starts, dtype=dtype, device=device, names=names)
     if terms is not None:
         raise ModelError("terms (how parameters vary with wavelength) need bands")
     setup = prepare_fit(model, image, sigma=sigma, mask=mask, psf=psf, psf_oversampling=psf_oversampling,

@@ -38,7 +38,7 @@ from ..optimise.lm import LMSettings, levenberg_marquardt
 from ..optimise.problem import BatchProblem
 from ..render.config import RenderConfig
 from .setup import prepare_fit
-from .strategy import STAGE_FTOL
+from .strategy import STAGE_FTOL, has_perturbed_starts, starts_near_fit
 from .bands import Bands, resolve_terms
 from .covariance import covariance_estimate
 from .flags import centres_off_region, component_signal, vanished_components
@@ -311,8 +311,8 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
               psf_oversampling: int = 1, origin: tuple[int, int] = (1, 1), zeropoint=0.0, exptime=1.0,
               convolution_box: tuple[int, int] | None = None, pixel_scale: tuple[float, float] = (1.0, 1.0),
               config: RenderConfig = RenderConfig(), lm_settings: LMSettings = LMSettings(),
-              staged: bool = True, stage_iterations_limit: int = 8, dtype: torch.dtype = torch.float32, device=None,
-              names=None) -> MultiBandFitResult:
+              staged: bool = True, stage_iterations_limit: int = 8, perturbed_starts: bool | None = None,
+              dtype: torch.dtype = torch.float32, device=None, names=None) -> MultiBandFitResult:
     """Fit ``model`` to the images of B galaxies in K bands, all bands of a galaxy together.
 
     Args:
@@ -334,6 +334,11 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
         staged: first fit with every Sersic index held at its start for at most
             ``stage_iterations_limit`` iterations, then release it (as :func:`galprof.fit`
             does for one luminous component; here for every model with a free index).
+        perturbed_starts: after the fit, restart every galaxy twice near it (each
+            component with a free Sersic index larger, steeper and brighter, then
+            smaller, shallower and fainter in every band) and keep the lowest chi^2;
+            None (default): for models with two or more luminous components, one with a
+            free index (as :func:`galprof.fit`: bulge + disk).
         origin, convolution_box, pixel_scale, psf_oversampling, config, lm_settings,
             dtype, device, names: as for :func:`galprof.fit` (per galaxy).
 
@@ -483,19 +488,44 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
         profile = layout.model.components[entry.component].profile_class
         if entry.name == "n" and profile.kind != "sky":
             index_columns[band_map.offsets[f]:band_map.offsets[f + 1]] = True
-    coef = coef0.to(work)
-    stage_iterations = torch.zeros(bsz, dtype=torch.long, device=dev)
     stage_limit = min(stage_iterations_limit, lm_settings.max_iterations)
+    two_stages = staged and stage_limit > 0 and bool(index_columns.any()) and bool((~index_columns).any())
+    first_settings = replace(lm_settings, max_iterations=stage_limit, ftol=STAGE_FTOL, broyden_updates=0)
+
+    def staged_solve(start: torch.Tensor):
+        """(coefficients, LM outcome with the iterations of both stages) from ``start``."""
+        stage_iterations = torch.zeros(bsz, dtype=torch.long, device=dev)
+        if two_stages:
+            start, first = solve(start, ~index_columns, first_settings)
+            stage_iterations = first.iterations
+        found, outcome = solve(start, everything, lm_settings)
+        return found, replace(outcome, iterations=outcome.iterations + stage_iterations)
+
+    coef = coef0.to(work)
     iterations = torch.zeros(bsz, dtype=torch.long, device=dev)
     optimiser_converged = torch.ones(bsz, dtype=torch.bool, device=dev)  # nothing free: nothing to optimise
-    if staged and stage_limit > 0 and bool(index_columns.any()) and bool((~index_columns).any()):
-        first_settings = replace(lm_settings, max_iterations=stage_limit, ftol=STAGE_FTOL,
-                                 broyden_updates=0)
-        coef, first = solve(coef, ~index_columns, first_settings)
-        stage_iterations = first.iterations
     if band_map.n_coefficients:
-        coef, outcome = solve(coef, everything, lm_settings)
-        iterations, optimiser_converged = outcome.iterations + stage_iterations, outcome.converged
+        coef, outcome = staged_solve(coef)
+        iterations, optimiser_converged = outcome.iterations, outcome.converged
+        if perturbed_starts is None:
+            perturbed_starts = has_perturbed_starts(layout)
+        if perturbed_starts:  # bulge + disk: nearby minima that no local step leaves
+            best_chi2 = outcome.chi2
+            theta_fit, _ = rows_of(coef, torch.arange(bsz, device=dev))
+            fitted = layout.to_user(theta_fit.reshape(bsz * n_bands, n_free), fixed_rows).cpu().numpy()
+            starts = starts_near_fit(layout, fitted, np.arange(bsz * n_bands))
+            for start in np.split(starts, starts.shape[0] // (bsz * n_bands)):
+                start_rows = torch.as_tensor(start, dtype=work, device=dev)
+                start_coef = band_map.initial(layout.to_internal(start_rows).reshape(bsz, n_bands, n_free),
+                                              layout.free_coordinates(start_rows).reshape(bsz, n_bands, n_free), bands)
+                # staged as the first fit: from these starts, n released at once runs along its
+                # valley with R_e and stops far from the minimum (bench/RESULTS.md, issue 22)
+                new_coef, new = staged_solve(start_coef)
+                better = new.chi2 < best_chi2 - torch.clamp(1e-6 * best_chi2.abs(), min=1e-9)
+                coef = torch.where(better[:, None], new_coef, coef)
+                best_chi2 = torch.where(better, new.chi2, best_chi2)
+                optimiser_converged = torch.where(better, new.converged, optimiser_converged)
+                iterations = iterations + new.iterations
     index = torch.arange(bsz, device=dev)
 
     # values, images and chi^2 in every band

@@ -56,7 +56,7 @@ _START_SIZE = (1.0, 0.6, 1.7, 1.0, 1.3, 0.8)
 #: alpha runs along its valley with r_out to its bound from most bar + disk starts
 #: (bench/RESULTS.md, issue 21)
 _RETRY_SHAPES = ("n", "q", "c0", "alpha", "beta", "gamma")
-#: the starts near a multi-component fit (:func:`_perturbed_starts`): (factor on every free
+#: the starts near a multi-component fit (:func:`starts_near_fit`): (factor on every free
 #: size, factor on the Sersic index, change of the magnitude [mag]) of each component
 #: with a free Sersic index
 PERTURBATIONS = ((2.0, 1.6, -0.4), (0.5, 1.0 / 1.6, 0.4))
@@ -158,7 +158,7 @@ def luminous_components(layout: ParameterLayout) -> list[int]:
             if comp.profile_class.kind != "sky" and ci in varying]
 
 
-def _perturbed_starts(layout: ParameterLayout, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def starts_near_fit(layout: ParameterLayout, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """(len(PERTURBATIONS) * r, P) starts near the fits ``values`` (r, P) of the galaxies
     ``rows`` (r,): every component
     with a free Sersic index made larger, steeper and brighter, and smaller, shallower and
@@ -223,7 +223,7 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
     (indices into the prepared batch), in this thread; keep the best attempt per galaxy:
     the ``n_starts`` starts of each, ``retries`` rounds of further starts for galaxies
     whose fit lost a component (:func:`_lost_components`), then, with
-    ``perturbed_starts``, two starts near each galaxy's best fit (:func:`_perturbed_starts`).
+    ``perturbed_starts``, two starts near each galaxy's best fit (:func:`starts_near_fit`).
     All of a round's starts are rows of one batch.
 
     Returns (theta (b, F), values (b, P) holding the fixed parameters, chi2 (b,),
@@ -313,7 +313,7 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
         merge(local_redo, fixed_r, out_r)
     if perturbed_starts and layout.n_free:
         fitted = layout.to_user(best_theta, best_fixed, galaxies if per_galaxy else None).cpu().numpy()
-        starts = _perturbed_starts(layout, fitted, galaxies_np)
+        starts = starts_near_fit(layout, fitted, galaxies_np)
         local_p = torch.arange(bsz, device=device_).repeat(starts.shape[0] // bsz)
         fixed_p, out_p = solve(starts, local_p)
         merge(local_p, fixed_p, out_p)

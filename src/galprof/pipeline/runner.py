@@ -264,7 +264,6 @@ def _fit_band_group(group: list[Prepared], options: BatchOptions) -> list[dict]:
     if any(g.mask is not None for g in group):
         mask = np.stack([np.zeros(g.image.shape, dtype=bool) if g.mask is None else g.mask for g in group])
     keywords = {**dict(options.fit_options), **dict(first.fit_options)}
-    keywords.pop("perturbed_starts", None)  # single-band bulge + disk restarts: not part of multi-band fits
     if options.verbose and len(group) > 1:
         print(f"galprof {__version__}: fitting {len(group)} multi-band feedmes together: "
               + ", ".join(g.source.id for g in group))
