@@ -115,3 +115,20 @@ def test_a_band_of_another_size_is_refused_by_name(workdir, capsys):
     assert main(["fit", "a_m.feedme"]) == 2
     err = capsys.readouterr().err
     assert "a_m.feedme" in err and "band i" in err
+
+
+def test_auto_init_detects_on_the_stacked_bands(workdir):
+    """--auto-init always replaces the feedme's starting values (here far off: centre 6 px
+    away, magnitudes 2 mag faint, R_e 4x) with a detection on the stacked bands; the fit
+    then recovers the truth."""
+    text = open("a_m.feedme").read()
+    text = text.replace(" 1) 21.0  1", " 1) 26.0  1").replace(" 2) 19.0  1", " 2) 15.0  1")
+    text = text.replace("18.4,17.8,17.4", "20.0,19.5,19.0").replace(" 4) 5.0  1", " 4) 14.0  1")
+    open("far.feedme", "w").write(text.replace("a_out.fits", "far_out.fits"))
+    assert main(["fit", "far.feedme", "--auto-init", "always", "-o", "t.ecsv"]) == 0
+    row = Table.read("t.ecsv")[0]
+    assert row["STATUS"] == "converged" and row["AUTO_INIT"]
+    for (label, _, _), mag in zip(BANDS, MAGS):
+        assert abs(row[f"1_MAG_{label}"] - mag) < 4 * row[f"1_MAG_{label}_ERR"], label
+    for name, key in (("x", "1_XC"), ("y", "1_YC"), ("r_e", "1_RE"), ("n", "1_N")):
+        assert abs(row[key] - TRUTH[name]) < 4 * row[key + "_ERR"], name

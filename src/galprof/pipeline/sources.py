@@ -590,9 +590,6 @@ def _prepare_multiband_feedme(source: FeedmeSource, options) -> Prepared:
     if feedme.psf_diffusion_kernel:
         raise InputError(f"{feedme.path}:{line('D', '?')}: a PSF diffusion kernel is not supported; give the PSFs "
                          "alone on line D", path=str(feedme.path))
-    if options.auto_init == "always":
-        raise InputError(f"{feedme.path}: automatic initial values (--auto-init always) are not supported for "
-                         "multi-band feedmes yet", path=str(feedme.path))
     model, terms = multiband_model(feedme)
     bands = []
     for k, label in enumerate(feedme.bands.labels):
@@ -617,10 +614,22 @@ def _prepare_multiband_feedme(source: FeedmeSource, options) -> Prepared:
     mask = None if all(m is None for m in masks) else np.stack(
         [np.zeros(b.image.shape, dtype=bool) if m is None else m for b, m in zip(bands, masks)])
     values = [{name: np.asarray(v, dtype=float).reshape(-1) for name, v in c.values.items()} for c in model.components]
+    image, sigma = np.stack([b.image for b in bands]), np.stack([b.sigma for b in bands])
+    exptimes = np.array([b.exptime for b in bands])
+    auto = options.auto_init == "always"
+    if auto:  # detection on the stacked bands, in the fit region's pixels
+        x0, y0 = bands[0].origin
+        found = auto_initial_bands(image, sigma=sigma, mask=mask, zeropoints=np.asarray(feedme.zeropoints, dtype=float),
+                                   exptimes=exptimes, mask_mode=options.mask_mode)
+        local = shift_positions(model, values, -(x0 - 1), -(y0 - 1))
+        _auto_values(model, local, found.stacked.values, found.mags, found.skies)
+        values = shift_positions(model, local, x0 - 1, y0 - 1)
+        if found.stacked.mask.any():
+            others = np.broadcast_to(found.stacked.mask, image.shape)
+            mask = others.copy() if mask is None else (mask | others)
     notes = sorted({b.sigma_note for b in bands})
-    return Prepared(source, np.stack([b.image for b in bands]), np.stack([b.sigma for b in bands]), mask,
-                    [b.psf for b in bands] if all(has_psf) else None, np.array([b.exptime for b in bands]), values,
-                    False, model=model, zeropoint=np.asarray(feedme.zeropoints, dtype=float),
+    return Prepared(source, image, sigma, mask, [b.psf for b in bands] if all(has_psf) else None, exptimes, values,
+                    auto, model=model, zeropoint=np.asarray(feedme.zeropoints, dtype=float),
                     plate_scale=tuple(feedme.plate_scale), psf_oversampling=feedme.psf_oversampling,
                     origin=bands[0].origin, convolution_box=feedme.convolution_box,
                     outputs=GalfitmOutputs(feedme, verbose=options.verbose), header=[b.header for b in bands],
