@@ -9,9 +9,10 @@ import sys
 from ..plots.compare import compare_figure, compare_tables, format_summary, parse_column_map
 from ..plots.figure import fit_figure, save_figure
 from ..plots.images import image_figure
+from ..plots.multiband import multiband_figure
 from ..plots.profile1d import profile_figure
 from ..plots.report import write_report
-from ..plots.sources import load_result
+from ..plots.sources import MultiBandView, load_result
 
 __all__ = ["add_parsers", "run"]
 
@@ -21,10 +22,11 @@ COMMANDS = ("plot", "compare", "report")
 def add_parsers(sub) -> None:
     """Add the ``plot``, ``compare`` and ``report`` sub-commands to ``sub``."""
     p = sub.add_parser("plot", help="per-galaxy figure: data/model/residual panels and the 1-D profile",
-                       description="Plot one fit: RESULT is a GALFIT image block, an imfit best-fit file (with its "
-                                   "image) or a galprof batch results table (with --row). The format of -o follows "
-                                   "its extension (.png, .pdf, .svg).")
-    p.add_argument("result", help="image block (.fits), imfit best-fit file, or results table")
+                       description="Plot one fit: RESULT is a GALFIT image block, a GALFITM multi-band image block "
+                                   "(one row per band), an imfit best-fit file (with its image) or a galprof batch "
+                                   "results table (with --row). The format of -o follows its extension (.png, .pdf, "
+                                   ".svg).")
+    p.add_argument("result", help="image block (.fits, GALFIT or GALFITM), imfit best-fit file, or results table")
     p.add_argument("--row", action="append", help="row of a results table: its id, or '#N' (0-based); repeatable")
     p.add_argument("-o", "--output", help="output file (.png, .pdf, .svg); default <name>_fit.png beside RESULT")
     p.add_argument("--kind", default="both", choices=["both", "images", "profile"],
@@ -33,9 +35,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--residual-range", type=float, default=5.0, help="residual colour scale: +-N sigma")
     p.add_argument("--linear-radius", action="store_true", help="linear radius axis (default: log)")
     p.add_argument("--image", help="imfit: the fitted image (default: from the best-fit file's header)")
-    p.add_argument("--psf", help="PSF image (default: the one recorded)")
-    p.add_argument("--mask", help="mask image (default: the one recorded)")
-    p.add_argument("--sigma", help="sigma / noise image (default: the one recorded, or from the data)")
+    p.add_argument("--psf", help="PSF image (default: the one recorded); multi-band: one for every band or "
+                                 "a comma-separated list of one per band")
+    p.add_argument("--mask", help="mask image (default: the one recorded); multi-band: as --psf")
+    p.add_argument("--sigma", help="sigma / noise image (default: the one recorded, or from the data); "
+                                   "multi-band: as --psf")
     p.add_argument("--catalog", help="results table: the batch catalog (default: the table metadata's)")
     p.add_argument("--template", help="results table: the batch template (default: the table metadata's)")
     p.add_argument("--zeropoint", type=float, help="magnitude zeropoint for mag/arcsec^2 (imfit has none)")
@@ -85,7 +89,10 @@ def _plot(args) -> int:
         view = load_result(args.result, row=row, image=args.image, psf=args.psf, mask=args.mask, sigma=args.sigma,
                            catalog=args.catalog, template=args.template, pixel_scale=args.pixel_scale,
                            zeropoint=args.zeropoint)
-        if args.kind == "images":
+        if isinstance(view, MultiBandView):
+            fig = multiband_figure(view, kind=args.kind, stretch=args.stretch, residual_range=args.residual_range,
+                                   log_radius=not args.linear_radius, dpi=args.dpi)
+        elif args.kind == "images":
             fig = image_figure(view, stretch=args.stretch, residual_range=args.residual_range, dpi=args.dpi)
         elif args.kind == "profile":
             fig = profile_figure(view, log_radius=not args.linear_radius, dpi=args.dpi)

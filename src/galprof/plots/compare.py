@@ -11,6 +11,10 @@ and the distribution of the differences with their median and robust scatter
   180 degrees);
 * B - A otherwise (magnitudes, axis ratios, positions, sky).
 
+Per-band columns of multi-band tables (``1_MAG_g``, ``1_PA_r``: ``<k>_<KEY>_<band>``,
+the bands read from the table's ``<k>_MAG_<band>`` and ``<k>_SKY_<band>`` columns) are
+compared like their single-band columns: the kind follows the KEY.
+
 Outliers are the rows whose difference lies more than ``outlier_sigma`` robust scatters
 from the median. Rows whose ``STATUS`` starts with ``failed`` in either table, or with a
 non-finite value, are left out of that parameter.
@@ -26,14 +30,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import style
-from .sources import PlotError, read_results_table, robust_sigma, table_cell
+from .sources import NOT_VALUES, PlotError, parameter_key, read_results_table, robust_sigma, table_bands, table_cell
 
 __all__ = ["Comparison", "ParameterComparison", "compare_figure", "compare_tables", "format_summary",
            "parse_column_map"]
 
 _FRACTIONAL = ("_RE", "_RS", "_FWHM", "_N")
-#: column-name parts of errors and uncertainty summaries, never compared by default
-_NOT_VALUES = ("_ERR", "_BOOT", "_POST", "_RHAT", "_ESS")
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,10 @@ def parse_column_map(items) -> dict[str, str]:
     return out
 
 
-def _kind(column: str) -> str:
-    name = column.upper()
+def _kind(column: str, bands=()) -> str:
+    """``angle``, ``fractional`` or ``difference`` from a column's KEY (its band, one of
+    ``bands``, left out)."""
+    name = parameter_key(column, bands).upper()
     if name.endswith("_PA"):
         return "angle"
     if name.endswith(_FRACTIONAL):
@@ -132,7 +136,7 @@ def default_columns(table_a, table_b, column_map) -> list[tuple[str, str]]:
     A (fixed parameters are left out), plus every mapped pair."""
     pairs = []
     for name in table_a.colnames:
-        if not re.fullmatch(r"\d+_[A-Z0-9_]+", name) or any(m in name for m in _NOT_VALUES):
+        if not re.fullmatch(r"\d+_\w[\w.+-]*", name) or any(m in name for m in NOT_VALUES):
             continue
         other = column_map.get(name, name)
         if other not in table_b.colnames:
@@ -197,10 +201,11 @@ def compare_tables(a, b, *, columns=None, column_map=None, id_column: str = "id"
     ok = ~(_failed(ta)[ia] | _failed(tb)[ib]) if ia.size else np.zeros(0, dtype=bool)
     matched_ids = np.array([ids_a[k] for k in ia], dtype=object)
     results = []
+    bands = table_bands(ta.colnames)
     for name, other in pairs:
         va = _numeric(ta, name)[ia]
         vb = _numeric(tb, other)[ib]
-        kind = _kind(name)
+        kind = _kind(name, bands)
         keep = ok & np.isfinite(va) & np.isfinite(vb)
         if kind == "fractional":
             keep &= va != 0

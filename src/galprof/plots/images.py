@@ -11,7 +11,10 @@ use their first size parameter (named in the legend).
 
 Row 0: data | model | (data - model) / sigma | fit summary. Row k (k = 1..n when there
 are n >= 2 galaxy components): data - all other components (sky included) | component
-k's model | component k's parameters. Masked pixels: see :mod:`galprof.plots.style`.
+k's model | component k's parameters. Without the decomposition (``decomposition=False``,
+as in the per-band rows of :func:`galprof.plots.multiband.multiband_figure`) only row 0
+is drawn and its text lists every component's parameters. Masked pixels: see
+:mod:`galprof.plots.style`.
 """
 
 from __future__ import annotations
@@ -100,9 +103,9 @@ def _summary_lines(view: FitView) -> list[str]:
     return lines
 
 
-def image_panel_size(view: FitView, panel: float = PANEL) -> tuple[float, float]:
+def image_panel_size(view: FitView, panel: float = PANEL, *, decomposition: bool = True) -> tuple[float, float]:
     """(width, height) [inch] of the image block of :func:`draw_image_panels`."""
-    rows = _n_rows(view)
+    rows = _n_rows(view, decomposition)
     h, w = view.shape
     panel_h = panel * min(max(h / w, 0.4), 2.5)
     width = LEFT + 3 * panel + 2 * GAP + CBAR + TEXT
@@ -110,9 +113,9 @@ def image_panel_size(view: FitView, panel: float = PANEL) -> tuple[float, float]
     return width, height
 
 
-def _n_rows(view: FitView) -> int:
+def _n_rows(view: FitView, decomposition: bool = True) -> int:
     n = len(view.galaxy_components)
-    return 1 + (n if n >= 2 else 0)
+    return 1 + (n if n >= 2 and decomposition else 0)
 
 
 def _mask_overlay(bad: np.ndarray) -> np.ndarray:
@@ -137,12 +140,14 @@ def _residual_map(view: FitView, residual_range: float):
 
 
 def draw_image_panels(fig: Figure, view: FitView, *, rect_in=(0.0, 0.0), figure_size=None, stretch: str = "asinh",
-                      residual_range: float = 5.0, ellipses: bool = True, panel: float = PANEL) -> dict:
+                      residual_range: float = 5.0, ellipses: bool = True, panel: float = PANEL,
+                      decomposition: bool = True) -> dict:
     """Draw the image block of ``view`` into ``fig`` with its top-left corner at
     ``rect_in`` = (x, y) inches from the figure's top-left. Returns the axes by role:
     ``data``, ``model``, ``residual``, ``colorbar``, ``text``, and lists
     ``component_data`` / ``component_model`` / ``component_text`` (rows 1..n).
-    ``panel``: width of an image panel [inch]."""
+    ``panel``: width of an image panel [inch]. ``decomposition``: the per-component
+    rows of a model with two or more galaxy components (False: row 0 only)."""
     PANEL = panel  # noqa: N806 - the module default, overridden
     fig_w, fig_h = figure_size or fig.get_size_inches()
     h, w = view.shape
@@ -161,6 +166,7 @@ def draw_image_panels(fig: Figure, view: FitView, *, rect_in=(0.0, 0.0), figure_
     out = {"component_data": [], "component_model": [], "component_text": []}
     overlay = _mask_overlay(bad)
     gal = view.galaxy_components
+    decompose = decomposition and len(gal) >= 2
 
     def image_axes(row, col):
         left = x0 + LEFT + col * (PANEL + GAP)
@@ -169,7 +175,7 @@ def draw_image_panels(fig: Figure, view: FitView, *, rect_in=(0.0, 0.0), figure_
         ax.tick_params(labelsize=style.SMALL, length=2, pad=1)
         if col:
             ax.tick_params(labelleft=False)
-        if row < _n_rows(view) - 1:
+        if row < _n_rows(view, decomposition) - 1:
             ax.tick_params(labelbottom=False)
         return ax
 
@@ -221,7 +227,7 @@ def draw_image_panels(fig: Figure, view: FitView, *, rect_in=(0.0, 0.0), figure_
 
     tax = text_axes(0)
     lines = _summary_lines(view)
-    if len(gal) < 2:
+    if not decompose:
         for comp in view.components:
             lines += parameter_lines(comp)
     else:
@@ -232,7 +238,7 @@ def draw_image_panels(fig: Figure, view: FitView, *, rect_in=(0.0, 0.0), figure_
     _text(tax, lines, panel_h)
     out["text"] = tax
 
-    if len(gal) >= 2:
+    if decompose:
         for k, comp in enumerate(gal):
             others = view.data - (view.model - comp.image)
             ax = image_axes(k + 1, 0)

@@ -9,9 +9,19 @@ The report directory holds
 * ``histograms.png``: parameter histograms of the galaxies that did not fail;
 * ``thumbs/<row>.png``: data | model | residual of each row (made after the page, in a
   background step with a progress bar; the page shows each as soon as it exists);
-* ``figures/<row>.png``: full per-galaxy figures (:func:`galprof.plots.fit_figure`)
-  for the flagged rows (not converged, or chi^2_nu > 2; at most ``max_figures``), or
-  all / none of them.
+* ``figures/<row>.png``: full per-galaxy figures (:func:`galprof.plots.fit_figure`;
+  :func:`galprof.plots.multiband_figure`, one row per band, for a multi-band run) for
+  the flagged rows (not converged, or chi^2_nu > 2; at most ``max_figures``), or all /
+  none of them.
+
+Multi-band tables (``galprof fit`` / ``galprof batch`` of GALFITM feedmes, with per-band
+columns ``<k>_MAG_<band>``) get colour columns (:func:`colour_columns`): for each
+component and each pair of adjacent bands in the table's band order,
+``<k>_<b1>-<b2>`` = ``<k>_MAG_<b1>`` - ``<k>_MAG_<b2>`` with the error
+``<k>_<b1>-<b2>_ERR`` = the two magnitude errors in quadrature (which ignores their
+covariance). They appear in the summary, the histograms (always among them) and the
+table like the other parameters. A multi-band row's thumbnail shows its middle band
+(r of g, r, i; the band of index K // 2 in the table's band order).
 
 The page shows summary statistics and the histograms at the top, then a table of all
 rows, 100 per page (so that 100,000 rows stay responsive), sortable by any column
@@ -44,9 +54,10 @@ from tqdm import tqdm
 from ..render.config import RenderConfig
 from . import style
 from .figure import fit_figure, save_figure
-from .sources import BatchResults, PlotError, table_cell
+from .multiband import multiband_figure
+from .sources import NOT_VALUES, BatchResults, MultiBandView, PlotError, magnitude_bands, table_cell
 
-__all__ = ["ReportSummary", "status_category", "thumbnail_rgb", "write_report"]
+__all__ = ["ReportSummary", "colour_columns", "status_category", "thumbnail_rgb", "write_report"]
 
 _ASSETS = pathlib.Path(__file__).with_name("report_assets")
 
@@ -151,12 +162,63 @@ def _columns(table):
     return names, kinds, values
 
 
+def colour_columns(table) -> dict[str, np.ndarray]:
+    """Colours of adjacent bands from the per-band magnitudes of a results table.
+
+    For every component k with magnitude columns ``<k>_MAG_<band>`` in two or more bands
+    b_1, ..., b_n (in the table's column order):
+    ``<k>_<b_i>-<b_i+1>`` = ``<k>_MAG_<b_i>`` - ``<k>_MAG_<b_i+1>`` [mag], and where both
+    ``<k>_MAG_<b>_ERR`` columns exist, ``<k>_<b_i>-<b_i+1>_ERR`` = sqrt(err_i^2 +
+    err_i+1^2): the two errors added in quadrature, which ignores their covariance (the
+    magnitudes of one fit are correlated, e.g. through the shared size; the colour's
+    true error can be smaller or larger).
+
+    Args:
+        table: an astropy Table or a mapping of column name -> values (NaN or masked
+            where unknown).
+
+    Returns:
+        {column name: (N,) float array}, colours and their errors, in component order.
+    """
+    names = list(table.colnames) if hasattr(table, "colnames") else list(table)
+
+    def column(name):
+        return np.asarray(np.ma.filled(np.ma.asarray(table[name], dtype=float), np.nan), dtype=float)
+
+    out = {}
+    for k, bands in magnitude_bands(names).items():
+        for b1, b2 in zip(bands, bands[1:]):
+            name = f"{k}_{b1}-{b2}"
+            out[name] = column(f"{k}_MAG_{b1}") - column(f"{k}_MAG_{b2}")
+            e1, e2 = f"{k}_MAG_{b1}_ERR", f"{k}_MAG_{b2}_ERR"
+            if e1 in names and e2 in names:
+                out[name + "_ERR"] = np.hypot(column(e1), column(e2))
+    return out
+
+
+def _with_colours(names, kinds, values, table) -> tuple[list, list]:
+    """Add :func:`colour_columns` to the report's columns, each component's after its
+    last magnitude column; returns (names, the colour columns)."""
+    colours = colour_columns(table)
+    if not colours:
+        return names, []
+    for c, v in colours.items():
+        kinds[c] = "num"
+        values[c] = v.tolist()
+    out = list(names)
+    for k in sorted(magnitude_bands(names), reverse=True):
+        mine = [c for c in colours if c.split("_", 1)[0] == str(k)]
+        last = max(i for i, n in enumerate(out) if n.startswith(f"{k}_MAG_"))
+        out[last + 1:last + 1] = mine
+    return out, [c for c in colours if not c.endswith("_ERR")]
+
+
 def _shown(names, kinds, values) -> list[str]:
     """Table columns: id, STATUS, CHI2NU, parameters that vary, then the rest (no errors)."""
     first = [n for n in ("id", "STATUS", "CHI2NU") if n in names]
     rest = []
     for n in names:
-        if n in first or any(m in n for m in ("_ERR", "_BOOT", "_POST", "_RHAT", "_ESS")) or n in ("AUTO_INIT",):
+        if n in first or any(m in n for m in NOT_VALUES) or n in ("AUTO_INIT",):
             continue
         if kinds[n] == "num":
             finite = [v for v in values[n] if math.isfinite(v)]
@@ -166,10 +228,15 @@ def _shown(names, kinds, values) -> list[str]:
     return first + rest
 
 
-def _histograms(values, kinds, shown, flags, path: pathlib.Path) -> bool:
+def _histograms(values, kinds, shown, flags, path: pathlib.Path, first=()) -> bool:
+    """At most 16 histograms of the shown numeric columns; those of ``first`` (the
+    colours) are always among them."""
     ok = np.array([f != "failed" for f in flags])
     cols = [c for c in shown if kinds[c] == "num" and c not in ("NDOF", "ITERATIONS")]
-    cols = [c for c in cols if np.isfinite(np.asarray(values[c], dtype=float)[ok]).sum() > 1][:16]
+    cols = [c for c in cols if np.isfinite(np.asarray(values[c], dtype=float)[ok]).sum() > 1]
+    keep = [c for c in cols if c in first][:16]
+    keep += [c for c in cols if c not in keep][:16 - len(keep)]
+    cols = [c for c in cols if c in keep]
     if not cols:
         return False
     ncol = min(4, len(cols))
@@ -336,6 +403,7 @@ def write_report(results, out_dir, *, catalog=None, template=None, thumbnails: b
     except OSError as err:
         raise PlotError(f"cannot create the report directory {out}: {err.strerror or err}") from None
     names, kinds, values = _columns(batch.table)
+    names, colours = _with_colours(names, kinds, values, batch.table)
     n = len(batch.table)
     statuses = values.get("STATUS", [""] * n)
     flags = [status_category(s) for s in statuses]
@@ -371,7 +439,7 @@ def write_report(results, out_dir, *, catalog=None, template=None, thumbnails: b
     (out / "data.js").write_text("window.GALPROF_REPORT = " + "".join(parts) + ";\n", encoding="utf-8")
     for asset in ("report.js", "report.css"):
         shutil.copyfile(_ASSETS / asset, out / asset)
-    has_hist = _histograms(values, kinds, shown, flags, out / "histograms.png")
+    has_hist = _histograms(values, kinds, shown, flags, out / "histograms.png", first=colours)
     generated = datetime.datetime.now().replace(microsecond=0).isoformat()
     meta = {str(k).upper(): v for k, v in batch.table.meta.items()}
     subtitle = f"{html.escape(str(batch.path))} · {n} rows · galprof {meta.get('GALPROF', '')} · " \
@@ -438,15 +506,25 @@ def _thumbnails(batch: BatchResults, rows, directory: pathlib.Path, *, progress,
                 for (i, (row, prepared)), comps in zip(ready, images):
                     if comps is None:
                         continue
-                    model = comps.sum(0)
-                    bad = ~np.isfinite(prepared.image) | ~(np.isfinite(prepared.sigma) & (prepared.sigma > 0))
-                    if prepared.mask is not None:
-                        bad |= prepared.mask
-                    rgb = thumbnail_rgb(prepared.image, model, prepared.sigma, bad, stretch=stretch)
+                    data, model, sigma, mask = _thumbnail_band(prepared, comps)
+                    bad = ~np.isfinite(data) | ~(np.isfinite(sigma) & (sigma > 0))
+                    if mask is not None:
+                        bad |= mask
+                    rgb = thumbnail_rgb(data, model, sigma, bad, stretch=stretch)
                     _write_png(rgb, directory / f"{i}.png")
                     made += 1
             bar.update(len(done))
     return made
+
+
+def _thumbnail_band(prepared, comps):
+    """(data, model, sigma, mask) of a thumbnail: the row's, or for a multi-band row
+    ((K, C, H, W) components) those of its middle band, K // 2."""
+    if comps.ndim == 4:
+        k = comps.shape[0] // 2
+        mask = None if prepared.mask is None else prepared.mask[k]
+        return prepared.image[k], comps[k].sum(0), prepared.sigma[k], mask
+    return prepared.image, comps.sum(0), prepared.sigma, prepared.mask
 
 
 def _figures(batch: BatchResults, rows, directory: pathlib.Path, *, progress, stretch) -> int:
@@ -455,7 +533,10 @@ def _figures(batch: BatchResults, rows, directory: pathlib.Path, *, progress, st
         for i in rows:
             try:
                 view = batch.view(i)
-                fig = fit_figure(view, stretch=stretch, dpi=80)
+                if isinstance(view, MultiBandView):
+                    fig = multiband_figure(view, stretch=stretch, dpi=80)
+                else:
+                    fig = fit_figure(view, stretch=stretch, dpi=80)
                 save_figure(fig, directory / f"{i}.png")
                 made += 1
             except (PlotError, ValueError, RuntimeError):

@@ -10,6 +10,14 @@ loads them from
 * a row of a ``galprof batch`` results table: :class:`BatchResults`;
 * a :class:`galprof.FitResult` in Python: :func:`from_fit_result`.
 
+A multi-band fit is a :class:`MultiBandView`: one :class:`FitView` per band (each band's
+data, model, noise, PSF-convolved components, zeropoint and EXPTIME), loaded from
+
+* a GALFITM-style image block written by ``galprof fit`` (HDUs ``INPUT_<band>``,
+  ``MODEL_<band>``, ``RESIDUAL_<band>``): :func:`from_galfitm_imgblock`;
+* a :class:`galprof.fitting.MultiBandFitResult` in Python: :func:`from_multiband_result`;
+* a row of a multi-band ``galprof batch`` table: :class:`BatchResults`.
+
 Component images are always rendered with galprof's own renderer from the reported
 parameters (PSF-convolved when the PSF is known), so a bulge/disk decomposition can be
 shown for every kind of result.
@@ -36,6 +44,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ..errors import PlotError
+from ..fitting.bands import Bands
 from ..io.feedme import FeedmeError, read_feedme
 from ..io.fits_io import (
     InputError,
@@ -47,6 +56,7 @@ from ..io.fits_io import (
     split_extension,
 )
 from ..io.galfit_output import HEADER_KEYWORDS
+from ..io.galfitm import read_galfitm_feedme
 from ..io.imfit_config import (
     function_parameters,
     imfit_sigma,
@@ -54,7 +64,7 @@ from ..io.imfit_config import (
     parse_imfit_config,
 )
 from ..io.imfit_output import fit_summary, run_inputs
-from ..io.results import error_column, parameter_column
+from ..io.results import band_column, parameter_column
 from ..pipeline.runner import BatchOptions
 from ..pipeline.sources import (
     CatalogError,
@@ -69,8 +79,10 @@ from ..render.config import RenderConfig
 from ..render.psf import prepare_psf, stack_psfs
 from ..render.scene import Frame, render_parts
 
-__all__ = ["BatchResults", "ComponentView", "FitView", "PlotError", "from_fit_result", "from_imfit",
-           "from_imgblock", "load_result", "render_components"]
+__all__ = ["BatchResults", "ComponentView", "FitView", "MultiBandView", "PlotError", "band_chi2_nu",
+           "flagged_parameters", "from_fit_result", "from_galfitm_imgblock", "from_imfit", "from_imgblock",
+           "from_multiband_result", "is_galfitm_imgblock", "load_result", "magnitude_bands", "parameter_key",
+           "render_components", "table_bands", "with_frame"]
 
 
 # ------------------------------------------------------------------------ descriptions
@@ -191,6 +203,79 @@ class FitView:
         h, w = self.data.shape
         x1, y1 = self.origin
         return (x1 - 0.5, x1 + w - 0.5, y1 - 0.5, y1 + h - 0.5)
+
+
+@dataclass(frozen=True)
+class MultiBandView:
+    """A multi-band fit (GALFITM's: one model fitted to every band together): one
+    :class:`FitView` per band.
+
+    Each band's view holds that band's data, model, sigma, mask, zeropoint and EXPTIME,
+    its components rendered with its own PSF from its own band values (a parameter
+    shared by the bands has the same value in every view, so the R_e ellipses of shared
+    geometry coincide), and its reduced chi^2 (:func:`band_chi2_nu`).
+
+    Attributes:
+        name: a label (file name, or the row's id).
+        bands: the :class:`galprof.fitting.bands.Bands` (labels and wavelengths, in the
+            order of ``views``).
+        views: (K,) one :class:`FitView` per band; ``views[k].chi2_nu`` is band k's.
+        chi2_nu: reduced chi^2 of the whole fit (every band).
+        status: the fit's status.
+        source: the file the result came from.
+        notes: caveats that concern every band.
+    """
+
+    name: str
+    bands: Bands
+    views: tuple
+    chi2_nu: float = float("nan")
+    status: str = ""
+    source: str = ""
+    notes: tuple = ()
+
+    @property
+    def labels(self) -> tuple:
+        return tuple(self.bands.labels)
+
+    def band(self, label: str) -> FitView:
+        """The view of the band labelled ``label``."""
+        if label not in self.bands.labels:
+            raise PlotError(f"{self.name}: no band {label!r} (bands: {', '.join(self.bands.labels)})")
+        return self.views[self.bands.labels.index(label)]
+
+
+def band_chi2_nu(chi2_band, ndof, n_good) -> np.ndarray:
+    """(K,) reduced chi^2 of each band of a multi-band fit.
+
+    A multi-band fit has one number of degrees of freedom, ndof = N - C (N good pixels
+    of all bands, C free coefficients). Band k gets the share of it of its good pixels,
+    ndof_k = ndof N_k / N (so that the ndof_k add up to ndof and every band has the
+    fit's chi^2_nu when every band fits equally well): chi^2_nu,k = chi^2_k / ndof_k.
+
+    Args:
+        chi2_band: (K,) chi^2 of each band.
+        ndof: degrees of freedom of the whole fit.
+        n_good: (K,) good pixels of each band.
+
+    Returns:
+        (K,) NaN where a band has no good pixel.
+    """
+    chi2_band = np.asarray(chi2_band, dtype=np.float64)
+    n_good = np.asarray(n_good, dtype=np.float64)
+    total = float(n_good.sum())
+    share = float(ndof) * n_good / total if total > 0 else np.zeros_like(n_good)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(share > 0, chi2_band / np.where(share > 0, share, 1.0), np.nan)
+
+
+def flagged_parameters(status: str) -> set:
+    """The ``<k>_<name>`` parameters a STATUS names (``hit a bound: 1_n,2_r_s``,
+    ``degenerate: 2_mag``, ``off the region: 2_x``); empty for other statuses."""
+    status = str(status or "")
+    if status.startswith(("hit a bound:", "degenerate:", "off the region:")):
+        return {s.strip() for s in status.split(":", 1)[1].split(",")}
+    return set()
 
 
 # --------------------------------------------------------------------------- rendering
@@ -339,8 +424,6 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
     feedme (``INITFILE``). The plate scale (feedme line K) comes from the ``INITFILE``
     feedme when it can be read, else from ``pixel_scale``.
     """
-
-
     path = pathlib.Path(path)
     try:
         with fits.open(path) as hdul:
@@ -359,24 +442,35 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
         raise PlotError(f"{path}: not a GALFIT image block (HDU 2 has no COMP_1 card)")
     if data.ndim != 2 or data.shape != model.shape:
         raise PlotError(f"{path}: HDUs 1 and 2 must be 2-D images of one shape, got {data.shape} and {model.shape}")
-    h, w = data.shape
-    x1, _, y1, _ = _section(header.get("FITSECT", f"[1:{w},1:{h}]"), path)
-    notes = []
     feedme = None
     initfile = _resolve(header.get("INITFILE"), path.parent)
     if initfile is not None:
-
         try:
             feedme = read_feedme(initfile)
         except (FeedmeError, OSError):
             feedme = None
-    bases = [path.parent] + ([initfile.parent] if initfile is not None else [])
-    if pixel_scale is None and feedme is not None:
-        pixel_scale = tuple(feedme.plate_scale)
-    if zeropoint is None:
-        zeropoint = float(header["MAGZPT"]) if "MAGZPT" in header else None
-    exptime = exposure_time(input_header)
+    frame = _BlockFrame(bases=(path.parent,) + ((initfile.parent,) if initfile is not None else ()))
+    if feedme is not None:
+        frame = replace(frame, plate_scale=tuple(feedme.plate_scale), psf_oversampling=feedme.psf_oversampling,
+                        convolution_box=feedme.convolution_box)
+    return _block_view(path, path.name, data, model, header, input_header, frame, psf=psf, sigma=sigma, mask=mask,
+                       pixel_scale=pixel_scale, zeropoint=zeropoint, config=config)
 
+
+@dataclass(frozen=True)
+class _BlockFrame:
+    """What an image block's header does not say: where to look for its files and the
+    feedme's plate scale (line K), PSF oversampling (E) and convolution box (I)."""
+
+    bases: tuple = ()
+    plate_scale: tuple | None = None
+    psf_oversampling: int = 1
+    convolution_box: tuple | None = None
+
+
+def _header_components(header, path) -> list:
+    """[(number, profile, kind, values, errors, free, flagged)] from GALFIT's ``COMP_i``
+    and ``i_<KEY>`` cards."""
     inverse = _keyword_names()
     comps = []
     number = 1
@@ -411,9 +505,26 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
                       {n: errors[n] for n in names}, {n: states[n] != "fixed" for n in names},
                       {n: states[n] == "flagged" for n in names}))
         number += 1
+    return comps
+
+
+def _block_view(path, name, data, model, header, input_header, frame: _BlockFrame, *, psf=None, sigma=None,
+                mask=None, pixel_scale=None, zeropoint=None, config: RenderConfig = RenderConfig()) -> FitView:
+    """One band of an image block as a :class:`FitView`: ``header`` holds GALFIT's cards
+    (COMP_i, i_<KEY>, PSF, SIGMA, MASK, FITSECT, MAGZPT, ...), ``input_header`` the input
+    image's (EXPTIME, GAIN for GALFIT's sigma recipe)."""
+    h, w = data.shape
+    x1, _, y1, _ = _section(header.get("FITSECT", f"[1:{w},1:{h}]"), path)
+    notes = []
+    bases = frame.bases
+    if pixel_scale is None and frame.plate_scale is not None:
+        pixel_scale = tuple(frame.plate_scale)
+    if zeropoint is None:
+        zeropoint = float(header["MAGZPT"]) if "MAGZPT" in header else None
+    exptime = exposure_time(input_header)
+    comps = _header_components(header, path)
 
     psf_array = None
-    psf_oversampling = feedme.psf_oversampling if feedme is not None else 1
     if psf is not None and not isinstance(psf, (str, pathlib.Path)):
         psf_array = np.asarray(psf, dtype=np.float64)
     else:
@@ -439,11 +550,9 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
         else:
             if sigma_name.lower() != "none":
                 notes.append(f"sigma image {sigma_name} not found: sigma from the data (GALFIT's recipe)")
-            with np.errstate(all="ignore"):
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    region_sigma, _ = sigma_from_header(data, input_header)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                region_sigma, _ = sigma_from_header(data, input_header)
     region_mask = None
     if mask is not None and not isinstance(mask, (str, pathlib.Path)):
         region_mask = np.asarray(mask, dtype=bool)
@@ -455,13 +564,11 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
         elif mask_name.lower() != "none":
             notes.append(f"mask {mask_name} not found: no pixels shown as masked")
 
-    convbox = None
-    if feedme is not None and feedme.convolution_box is not None:
-        convbox = feedme.convolution_box
     images = render_components([(c[1], c[3]) for c in comps], (h, w), origin=(x1, y1),
                                zeropoint=0.0 if zeropoint is None else zeropoint, exptime=exptime,
                                pixel_scale=pixel_scale or (1.0, 1.0), psf=psf_array,
-                               psf_oversampling=psf_oversampling, convolution_box=convbox, config=config)[0]
+                               psf_oversampling=frame.psf_oversampling, convolution_box=frame.convolution_box,
+                               config=config)[0]
     peak = float(np.nanmax(np.abs(model))) or 1.0
     mismatch = float(np.nanmax(np.abs(images.sum(0) - model))) / peak
     if mismatch > 2e-3:
@@ -474,11 +581,155 @@ def from_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, ze
     status = "flagged: " + ",".join(f"{c.number}_{n}" for c in components for n, f in c.flagged.items() if f) \
         if any_flagged else ("converged" if not flags else f"flags: {flags}")
     status = str(header.get("STATUS", "")).strip() or status  # galprof's STATUS card, where written
-    return FitView(name=path.name, data=data, model=model, components=components, sigma=region_sigma,
+    return FitView(name=name, data=data, model=model, components=components, sigma=region_sigma,
                    mask=region_mask, origin=(x1, y1), zeropoint=zeropoint, exptime=exptime,
                    pixel_scale=tuple(pixel_scale) if pixel_scale else None,
                    chi2_nu=float(header.get("CHI2NU", float("nan"))), status=status, source=str(path),
                    notes=tuple(notes))
+
+
+# ------------------------------------------------------------- GALFITM image block
+
+def is_galfitm_imgblock(hdul) -> bool:
+    """Whether an open FITS file is a GALFITM-style multi-band image block: a
+    ``BAND_INFO`` table, several ``MODEL_<band>`` extensions, or one with a ``BAND`` card
+    (GALFIT's own single-band block has one ``MODEL_<band>`` extension and none of these)."""
+    models = [h for h in hdul if str(h.name).upper().startswith("MODEL_")]
+    return ("BAND_INFO" in [str(h.name).upper() for h in hdul] or len(models) > 1
+            or any("BAND" in h.header for h in models))
+
+
+def _band_cards(header, label: str) -> dict:
+    """A ``MODEL_<band>`` header as the single-band cards of that band: ``<i>_<KEY>_<band>``
+    becomes ``<i>_<KEY>``; the Chebyshev cards ``<i>_<KEY>_CHEB<m>`` and other bands'
+    cards are left out."""
+    suffix = "_" + str(label).upper()
+    out = {}
+    for card in header.cards:
+        key = str(card.keyword).upper()
+        if not key or key in ("COMMENT", "HISTORY"):
+            continue
+        if re.match(r"^\d+_", key):
+            if re.search(r"_CHEB\d+$", key) or not key.endswith(suffix):
+                continue
+            key = key[:-len(suffix)]
+        out[key] = card.value
+    return out
+
+
+def _table_rows(hdul, name: str) -> list[dict]:
+    if name not in hdul or not isinstance(hdul[name], fits.BinTableHDU):
+        return []
+    data = hdul[name].data
+    return [{c: table_cell(row[c]) for c in data.columns.names} for row in data]
+
+
+def _band_item(item, k: int, n_bands: int, what: str, path):
+    """Band k's entry of an override given once for every band or as K entries."""
+    if item is None:
+        return None
+    if isinstance(item, (list, tuple)) or (isinstance(item, np.ndarray) and item.ndim == 3) or (
+            isinstance(item, np.ndarray) and item.ndim == 1 and what == "zeropoint"):
+        if len(item) != n_bands:
+            raise PlotError(f"{path}: {len(item)} {what} entries for {n_bands} bands (give one, or one per band)")
+        return item[k]
+    return item
+
+
+def from_galfitm_imgblock(path, *, psf=None, sigma=None, mask=None, pixel_scale=None, zeropoint=None,
+                          config: RenderConfig = RenderConfig()) -> MultiBandView:
+    """A GALFITM-style multi-band image block (:func:`galprof.io.galfitm.write_galfitm_imgblock`)
+    as a :class:`MultiBandView`.
+
+    Bands (labels and wavelengths) come from the ``BAND_INFO`` table (else the ``BAND``
+    and ``WL`` cards of the ``MODEL_<band>`` headers). Each band is read as a GALFIT
+    image block is (:func:`from_imgblock`): data from ``INPUT_<band>`` (or model +
+    ``RESIDUAL_<band>`` when the block has no inputs), the model from ``MODEL_<band>``,
+    parameters from its ``<i>_<KEY>_<band>`` cards, PSF, sigma and mask from its
+    ``PSF``, ``SIGMA``, ``MASK`` cards (tried as written, then relative to the block and
+    to the ``INITFILE`` feedme), the zeropoint from ``MAGZPT``, EXPTIME from the input
+    header; plate scale, PSF oversampling and convolution box from the GALFITM feedme
+    ``INITFILE`` when it can be read. Each band's chi^2_nu is :func:`band_chi2_nu` of its
+    ``BANDCHI2`` card; the status is FIT_INFO's ``STATUS``.
+
+    Args:
+        psf, sigma, mask: override the recorded files: one (file name or array) for
+            every band, or a list of K in band order.
+        zeropoint: one for every band or K; pixel_scale: (dx, dy) [arcsec/pix].
+    """
+    path = pathlib.Path(path)
+    try:
+        with fits.open(path) as hdul:
+            names = [h.name.upper() for h in hdul]
+            if not is_galfitm_imgblock(hdul):
+                raise PlotError(f"{path}: not a GALFITM image block (no MODEL_<band> extension)")
+            band_info = _table_rows(hdul, "BAND_INFO")
+            fit_info = (_table_rows(hdul, "FIT_INFO") or [{}])[0]
+            model_names = [n for n in names if n.startswith("MODEL_")]
+            if band_info:
+                labels = [str(r["BAND"]).strip() for r in band_info]
+                waves = [float(r.get("WL", k)) for k, r in enumerate(band_info)]
+            else:
+                labels = [str(hdul[n].header.get("BAND", n[len("MODEL_"):])).strip() for n in model_names]
+                waves = [float(hdul[n].header.get("WL", k)) for k, n in enumerate(model_names)]
+            bands_read = []
+            for label in labels:
+                key = label.upper()
+                if f"MODEL_{key}" not in names:
+                    raise PlotError(f"{path}: band {label} has no MODEL_{key} extension")
+                model = np.asarray(hdul[f"MODEL_{key}"].data, dtype=np.float64)
+                header = _band_cards(hdul[f"MODEL_{key}"].header, label)
+                if f"INPUT_{key}" in names:
+                    data = np.asarray(hdul[f"INPUT_{key}"].data, dtype=np.float64)
+                    input_header = hdul[f"INPUT_{key}"].header.copy()
+                elif f"RESIDUAL_{key}" in names:
+                    data = model + np.asarray(hdul[f"RESIDUAL_{key}"].data, dtype=np.float64)
+                    input_header = fits.Header()
+                else:
+                    raise PlotError(f"{path}: band {label} has neither INPUT_{key} nor RESIDUAL_{key}: the data "
+                                    "are unknown")
+                if data.ndim != 2 or data.shape != model.shape:
+                    raise PlotError(f"{path}: band {label}: data and model must be 2-D images of one shape, got "
+                                    f"{data.shape} and {model.shape}")
+                bands_read.append((label, data, model, header, input_header))
+    except PlotError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise PlotError(f"cannot read the image block {path}: {err}") from None
+    try:
+        bands = Bands(tuple(labels), tuple(waves))
+    except ValueError as err:
+        raise PlotError(f"{path}: BAND_INFO: {err}") from None
+    first_header = bands_read[0][3]
+    initfile = _resolve(fit_info.get("INITFILE") or first_header.get("INITFILE"), path.parent)
+    frame = _BlockFrame(bases=(path.parent,) + ((initfile.parent,) if initfile is not None else ()))
+    if initfile is not None:
+        try:
+            feedme = read_galfitm_feedme(initfile)
+            frame = replace(frame, plate_scale=tuple(feedme.plate_scale), psf_oversampling=feedme.psf_oversampling,
+                            convolution_box=feedme.convolution_box)
+        except (FeedmeError, OSError, ValueError):
+            pass
+    n_bands = len(bands)
+    status = str(fit_info.get("STATUS") or "").strip()
+    if not status:
+        flags = str(first_header.get("FLAGS", "")).strip()
+        status = "converged" if not flags else f"flags: {flags}"
+    views = []
+    for k, (label, data, model, header, input_header) in enumerate(bands_read):
+        view = _block_view(path, f"{path.name} [{label}]", data, model, header, input_header, frame,
+                           psf=_band_item(psf, k, n_bands, "PSF", path),
+                           sigma=_band_item(sigma, k, n_bands, "sigma", path),
+                           mask=_band_item(mask, k, n_bands, "mask", path), pixel_scale=pixel_scale,
+                           zeropoint=_band_item(zeropoint, k, n_bands, "zeropoint", path), config=config)
+        views.append(replace(view, status=status))
+    ndof = float(fit_info.get("NDOF") if fit_info.get("NDOF") is not None else first_header.get("NDOF", np.nan))
+    chi2_band = [float(b[3].get("BANDCHI2", np.nan)) for b in bands_read]
+    chi2_nu = band_chi2_nu(chi2_band, ndof, [int((~v.bad).sum()) for v in views])
+    views = tuple(replace(v, chi2_nu=float(c)) for v, c in zip(views, chi2_nu))
+    total = fit_info.get("CHI2NU")
+    total = float(total) if total is not None else float(first_header.get("CHI2NU", np.nan))
+    return MultiBandView(name=path.name, bands=bands, views=views, chi2_nu=total, status=status, source=str(path))
 
 
 def _region_mask(mask_path, origin, shape, datain, bases, block):
@@ -692,6 +943,113 @@ def from_fit_result(result, image, *, galaxy: int = 0, sigma=None, mask=None, ps
                    chi2_nu=float(result.chi2_nu[galaxy]), status=status)
 
 
+def _galaxy_bands(arrays, galaxy: int, n_bands: int, what: str, dtype=np.float64):
+    """(K, H, W) of one galaxy from (B, K, H, W), (K, H, W) or a list of K per-band
+    arrays ((H, W) or (B, H, W)), as :func:`galprof.fitting.fit_bands` takes them."""
+    if arrays is None:
+        return None
+    if isinstance(arrays, (list, tuple)):
+        if len(arrays) != n_bands:
+            raise PlotError(f"{what}: {len(arrays)} per-band arrays for {n_bands} bands")
+        out = [np.asarray(a, dtype=dtype) for a in arrays]
+        return np.stack([a[galaxy] if a.ndim == 3 else a for a in out])
+    arr = np.asarray(arrays, dtype=dtype)
+    if arr.ndim == 4:
+        arr = arr[galaxy]
+    if arr.ndim != 3 or arr.shape[0] != n_bands:
+        raise PlotError(f"{what}: expected (B, {n_bands}, H, W), ({n_bands}, H, W) or a list of {n_bands} "
+                        f"per-band arrays, got shape {arr.shape}")
+    return arr
+
+
+def _band_numbers(value, galaxy: int, n_bands: int, what: str) -> np.ndarray:
+    """(K,) zeropoints or EXPTIMEs of one galaxy from a number, (K,) or (B, K)."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        return np.full(n_bands, float(arr))
+    if arr.ndim == 2:
+        arr = arr[galaxy]
+    if arr.shape != (n_bands,):
+        raise PlotError(f"{what}: give a number, one per band ({n_bands},) or (B, {n_bands}); got shape "
+                        f"{np.shape(value)}")
+    return arr
+
+
+def _galaxy_psfs(psf, galaxy: int, n_bands: int):
+    """One galaxy's PSFs: None, one 2-D ePSF for every band, or a list of K."""
+    if psf is None or not isinstance(psf, (list, tuple)):
+        return psf
+    if len(psf) == n_bands and all(np.ndim(p) == 2 for p in psf):
+        return list(psf)
+    if all(isinstance(p, (list, tuple)) for p in psf) and galaxy < len(psf) and len(psf[galaxy]) == n_bands:
+        return list(psf[galaxy])
+    raise PlotError(f"psf: give one 2-D PSF, a list of {n_bands} (one per band) or B lists of {n_bands}")
+
+
+def from_multiband_result(result, images, *, model, galaxy: int = 0, sigma=None, mask=None, psf=None,
+                          origin=(1, 1), zeropoint=0.0, exptime=1.0, pixel_scale=None, psf_oversampling: int = 1,
+                          convolution_box=None, config: RenderConfig = RenderConfig(),
+                          name: str = "") -> MultiBandView:
+    """Galaxy ``galaxy`` of a :class:`galprof.fitting.MultiBandFitResult` with what it was
+    fitted to, as a :class:`MultiBandView`.
+
+    Args:
+        result: the result of :func:`galprof.fit_bands` (or :func:`galprof.fit` with
+            ``bands=``).
+        images, sigma, mask: as given to the fit: (B, K, H, W), (K, H, W) for one galaxy,
+            or a list of K per-band arrays.
+        model: the :class:`galprof.Model` that was fitted (the result does not keep the
+            profiles).
+        psf: None, one 2-D ePSF for every band, a list of K, or B lists of K.
+        zeropoint, exptime: a number, (K,) per band or (B, K), as given to the fit.
+        origin, pixel_scale, psf_oversampling, convolution_box: as given to the fit
+            (``pixel_scale`` None: profiles in ADU/pix).
+
+    Each band's components are rendered from its band values with its PSF, zeropoint and
+    EXPTIME; its model image is the fit's; its chi^2_nu is :func:`band_chi2_nu` of the
+    fit's ``chi2_band`` over the band's good pixels.
+    """
+    bands = result.bands
+    n_bands = len(bands)
+    data = _galaxy_bands(images, galaxy, n_bands, "images")
+    sig = _galaxy_bands(sigma, galaxy, n_bands, "sigma")
+    bad = _galaxy_bands(mask, galaxy, n_bands, "mask")
+    bad = None if bad is None else bad != 0
+    zp = _band_numbers(zeropoint, galaxy, n_bands, "zeropoint")
+    et = _band_numbers(exptime, galaxy, n_bands, "exptime")
+    band_psf = _galaxy_psfs(psf, galaxy, n_bands)
+    values = np.asarray(result.values[galaxy])  # (K, P)
+    errors = np.asarray(result.errors[galaxy])
+    status = str(result.status[galaxy])
+    flagged = flagged_parameters(status)
+    comps = []
+    for ci, comp in enumerate(model.components):
+        columns = [(j, n) for j, (c, n) in enumerate(result.names) if c == ci + 1]
+        comps.append((comp, columns, {n: values[:, j] for j, n in columns}))
+    images_out = render_components([(comp.profile, per_band) for comp, _, per_band in comps], data.shape[1:],
+                                   origin=origin, zeropoint=zp, exptime=et, pixel_scale=pixel_scale or (1.0, 1.0),
+                                   psf=band_psf, psf_oversampling=psf_oversampling,
+                                   convolution_box=convolution_box, config=config)  # (K, C, H, W)
+    label = name or f"galaxy {galaxy}"
+    views = []
+    for k, band in enumerate(bands.labels):
+        components = []
+        for ci, (comp, columns, _) in enumerate(comps):
+            free = {n: bool(result.terms[j] > 0) and n not in comp.fixed for j, n in columns}
+            components.append(ComponentView(
+                ci + 1, comp.profile, comp.profile_class.kind, {n: float(values[k, j]) for j, n in columns},
+                {n: float(errors[k, j]) for j, n in columns}, free,
+                {n: free[n] and f"{ci + 1}_{n}" in flagged for _, n in columns}, images_out[k, ci]))
+        views.append(FitView(name=f"{label} [{band}]", data=data[k], model=np.asarray(result.model_images[galaxy, k]),
+                             components=tuple(components), sigma=None if sig is None else sig[k],
+                             mask=None if bad is None else bad[k], origin=tuple(origin), zeropoint=float(zp[k]),
+                             exptime=float(et[k]), pixel_scale=pixel_scale, status=status))
+    chi2_nu = band_chi2_nu(result.chi2_band[galaxy], result.ndof[galaxy], [int((~v.bad).sum()) for v in views])
+    views = tuple(replace(v, chi2_nu=float(c)) for v, c in zip(views, chi2_nu))
+    return MultiBandView(name=label, bands=bands, views=views, chi2_nu=float(result.chi2_nu[galaxy]),
+                         status=status)
+
+
 # ---------------------------------------------------------------- batch results tables
 
 _TABLE_SUFFIXES = {".fits": "fits", ".fit": "fits", ".fits.gz": "fits", ".csv": "ascii.csv", ".ecsv": "ascii.ecsv",
@@ -728,7 +1086,11 @@ class BatchResults:
     template (model, zeropoint, plate scale, PSF), the catalog (each row's image, sigma,
     PSF, mask) and the batch options (automatic masks are recomputed as the batch did).
 
-    Built by :meth:`open`; :meth:`view` gives one row as a :class:`FitView`.
+    Built by :meth:`open`; :meth:`view` gives one row as a :class:`FitView`, or as a
+    :class:`MultiBandView` when the template is a multi-band GALFITM feedme (``bands``
+    set): each band is rendered with its own PSF, zeropoint and EXPTIME from the row's
+    ``<k>_<KEY>_<band>`` columns (parameters that vary with wavelength) and
+    ``<k>_<KEY>`` columns (parameters shared by the bands).
     """
 
     path: pathlib.Path
@@ -813,12 +1175,17 @@ class BatchResults:
         r = self.table[index]
         return {name: table_cell(r[name]) for name in self.table.colnames}
 
-    def _components(self, row: dict):
-        """[(number, profile, kind, values, errors, free, flagged)] of a row (NaN where absent)."""
-        status = str(row.get("STATUS") or "")
-        flagged = set()
-        if status.startswith(("hit a bound:", "degenerate:", "off the region:")):  # they name <k>_<name>
-            flagged = {s.strip() for s in status.split(":", 1)[1].split(",")}
+    @property
+    def bands(self):
+        """The template's :class:`galprof.fitting.bands.Bands` for a multi-band run, else None."""
+        return self.template.bands if self.template is not None else None
+
+    def _components(self, row: dict, band: str | None = None):
+        """[(number, profile, kind, values, errors, free, flagged)] of a row (NaN where
+        absent). ``band``: a band label of a multi-band run: a parameter's values are its
+        ``<k>_<KEY>_<band>`` column where the table has one (it varies with wavelength),
+        else its ``<k>_<KEY>`` column (shared by every band)."""
+        flagged = flagged_parameters(row.get("STATUS") or "")
         out = []
         for ci, comp in enumerate(self.template.model.components):
             profile = comp.profile_class
@@ -826,12 +1193,14 @@ class BatchResults:
             values, errors = {}, {}
             for name in names:
                 column = parameter_column(ci + 1, name)
+                if band is not None and band_column(ci + 1, name, band) in row:
+                    column = band_column(ci + 1, name, band)
                 if column not in row:
                     raise PlotError(f"{self.path}: row {row.get('id')!r}: no column {column} (does the table match "
                                     f"template {self.template.source}?)")
                 value = row[column]
                 values[name] = float("nan") if value is None else float(value)
-                err = row.get(error_column(ci + 1, name))
+                err = row.get(column + "_ERR")
                 errors[name] = float("nan") if err is None else float(err)
             out.append((ci + 1, comp.profile, profile.kind, values, errors, {n: n not in comp.fixed for n in names},
                         {n: f"{ci + 1}_{n}" in flagged for n in names}))
@@ -848,7 +1217,9 @@ class BatchResults:
 
     def prepared(self, index: int):
         """(row dict, runner.Prepared) of a row: its image, sigma, mask (as the batch
-        made it: catalog mask, segmentation and automatic masks) and PSF."""
+        made it: catalog mask, segmentation and automatic masks) and PSF. For a
+        multi-band run the image, sigma and mask are (K, H, W), the PSF a list of K, the
+        zeropoint and EXPTIME (K,) (:class:`galprof.pipeline.sources.Prepared`)."""
         row, source = self._check(index)
 
         with warnings.catch_warnings():
@@ -858,22 +1229,38 @@ class BatchResults:
             raise PlotError(f"{self.path}: row {row['id']!r}: {prepared.reason}")
         return row, prepared
 
-    def view(self, row) -> FitView:
-        """One row as a :class:`FitView` (``row``: id, ``#N`` or 0-based index)."""
+    def view(self, row) -> FitView | MultiBandView:
+        """One row as a :class:`FitView` (``row``: id, ``#N`` or 0-based index), or as a
+        :class:`MultiBandView` for a multi-band run."""
         index = self.index(row)
         row, prepared = self.prepared(index)
-        return self._view(row, prepared, self.render([row], [prepared])[0])
+        images = self.render([row], [prepared])[0]
+        if prepared.bands is not None:
+            return self._band_views(row, prepared, images)
+        return self._view(row, prepared, images)
 
     def render(self, rows: list, prepared: list, config: RenderConfig | None = None) -> list:
-        """(C, H, W) component images of several rows (same image shape and PSF presence
-        rendered together in one batch); ``config``: rendering settings (default: the
-        batch's)."""
+        """(C, H, W) component images of several rows ((K, C, H, W) for the rows of a
+        multi-band run: each band from its own values, PSF, zeropoint and EXPTIME); rows
+        of one image shape and PSF presence are rendered together in one batch;
+        ``config``: rendering settings (default: the batch's)."""
         out = [None] * len(rows)
         groups: dict = {}
         for k, p in enumerate(prepared):
-            groups.setdefault((p.image.shape, p.psf is None), []).append(k)
+            if p.bands is not None:
+                key = ("bands", p.image.shape, p.psf is None, tuple(p.origin))
+            else:
+                key = (p.image.shape, p.psf is None)
+            groups.setdefault(key, []).append(k)
         t = self.template
-        for (shape, no_psf), members in groups.items():
+        for key, members in groups.items():
+            if key[0] == "bands":
+                images = self._render_bands([rows[k] for k in members], [prepared[k] for k in members],
+                                            config or self.config)
+                for j, k in enumerate(members):
+                    out[k] = images[j]
+                continue
+            shape, no_psf = key
             comps = []
             per_row = [self._components(rows[k]) for k in members]
             for ci, first in enumerate(per_row[0]):
@@ -891,6 +1278,26 @@ class BatchResults:
                 out[k] = images[j]
         return out
 
+    def _render_bands(self, rows: list, prepared: list, config: RenderConfig) -> np.ndarray:
+        """(M, K, C, H, W) component images of M multi-band rows of one shape, PSF
+        presence and origin: the M K (row, band) pairs rendered as one batch."""
+        labels = prepared[0].bands.labels
+        n_bands = len(labels)
+        per = [self._components(row, band) for row in rows for band in labels]  # row-major, band-minor
+        comps = []
+        for ci, first in enumerate(per[0]):
+            values = {n: np.array([p[ci][3][n] for p in per]) for n in first[3]}
+            comps.append((first[1], {n: np.where(np.isfinite(v), v, 0.0) for n, v in values.items()}))
+        zp = np.concatenate([np.broadcast_to(np.asarray(p.zeropoint, dtype=float), (n_bands,)) for p in prepared])
+        et = np.concatenate([np.broadcast_to(np.asarray(p.exptime, dtype=float), (n_bands,)) for p in prepared])
+        psf = None if prepared[0].psf is None else [p.psf[k] for p in prepared for k in range(n_bands)]
+        t = self.template
+        images = render_components(comps, prepared[0].image.shape[1:], origin=tuple(prepared[0].origin),
+                                   zeropoint=zp, exptime=et, pixel_scale=t.plate_scale, psf=psf,
+                                   psf_oversampling=t.psf_oversampling,
+                                   convolution_box=prepared[0].convolution_box, config=config)
+        return images.reshape((len(rows), n_bands) + images.shape[1:])
+
     def _view(self, row: dict, prepared, images) -> FitView:
         comps = self._components(row)
         status = str(row.get("STATUS") or "")
@@ -906,11 +1313,45 @@ class BatchResults:
                        chi2_nu=float("nan") if chi2 is None else float(chi2), status=status, source=str(self.path),
                        notes=notes)
 
+    def _band_views(self, row: dict, prepared, images) -> MultiBandView:
+        """A multi-band row as a :class:`MultiBandView`; each band's chi^2_nu is
+        :func:`band_chi2_nu` of its chi^2 recomputed from the re-rendered model and the
+        row's NDOF (the table records only the total)."""
+        status = str(row.get("STATUS") or "")
+        notes = (status,) if status.startswith("failed") else ()
+        bands = prepared.bands
+        zp = np.broadcast_to(np.asarray(prepared.zeropoint, dtype=float), (len(bands),))
+        et = np.broadcast_to(np.asarray(prepared.exptime, dtype=float), (len(bands),))
+        views = []
+        for k, label in enumerate(bands.labels):
+            comps = self._components(row, label)
+            components = tuple(ComponentView(c[0], c[1], c[2], c[3], c[4], c[5], c[6], images[k, j])
+                               for j, c in enumerate(comps))
+            views.append(FitView(name=f"{row['id']} [{label}]", data=prepared.image[k], model=images[k].sum(0),
+                                 components=components, sigma=prepared.sigma[k],
+                                 mask=None if prepared.mask is None else prepared.mask[k],
+                                 origin=tuple(prepared.origin), zeropoint=float(zp[k]), exptime=float(et[k]),
+                                 pixel_scale=tuple(self.template.plate_scale), status=status, source=str(self.path),
+                                 notes=notes))
+        chi2_band, n_good = [], []
+        for v in views:
+            good = ~v.bad
+            chi2_band.append(float(np.sum((v.residual[good] / v.sigma[good]) ** 2)))
+            n_good.append(int(good.sum()))
+        ndof = row.get("NDOF")
+        chi2_nu = band_chi2_nu(chi2_band, float("nan") if ndof is None else float(ndof), n_good)
+        total = row.get("CHI2NU")
+        return MultiBandView(name=str(row["id"]), bands=bands,
+                             views=tuple(replace(v, chi2_nu=float(c)) for v, c in zip(views, chi2_nu)),
+                             chi2_nu=float("nan") if total is None else float(total), status=status,
+                             source=str(self.path), notes=notes)
+
 
 # ------------------------------------------------------------------------------ any
 
 def result_kind(path) -> str:
-    """``imgblock``, ``imfit`` or ``table`` from a file's name and content."""
+    """``imgblock``, ``galfitm`` (a multi-band image block), ``imfit`` or ``table`` from a
+    file's name and content."""
     path = pathlib.Path(path)
     if not path.exists():
         raise PlotError(f"{path}: file not found")
@@ -921,13 +1362,16 @@ def result_kind(path) -> str:
 
         try:
             with fits.open(path) as hdul:
+                if is_galfitm_imgblock(hdul):
+                    return "galfitm"
                 if len(hdul) > 2 and "COMP_1" in hdul[2].header:
                     return "imgblock"
                 if any(isinstance(h, (fits.BinTableHDU, fits.TableHDU)) for h in hdul):
                     return "table"
         except (OSError, ValueError) as err:
             raise PlotError(f"cannot read {path}: {err}") from None
-        raise PlotError(f"{path}: neither a GALFIT image block (no COMP_1 card in HDU 2) nor a results table")
+        raise PlotError(f"{path}: neither a GALFIT image block (no COMP_1 card in HDU 2), a GALFITM image block "
+                        "(no MODEL_<band> extension) nor a results table")
     try:
         head = path.read_text(encoding="utf-8", errors="replace")[:200000]
     except OSError as err:
@@ -937,24 +1381,84 @@ def result_kind(path) -> str:
     raise PlotError(f"{path}: not a GALFIT image block, an imfit best-fit file or a results table")
 
 
+def _split_bands(item):
+    """A command-line override of a multi-band block: ``a.fits,b.fits,c.fits`` (one per
+    band) -> a list; anything else as given (one for every band)."""
+    if isinstance(item, str) and "," in item:
+        return [part.strip() for part in item.split(",")]
+    return item
+
+
+def with_frame(view, *, pixel_scale=None, zeropoint=None):
+    """``view`` (a :class:`FitView` or :class:`MultiBandView`) with another plate scale
+    and / or zeropoint (None: unchanged; a multi-band view gets them in every band)."""
+    changes = {}
+    if pixel_scale is not None:
+        changes["pixel_scale"] = tuple(pixel_scale)
+    if zeropoint is not None:
+        changes["zeropoint"] = zeropoint
+    if not changes:
+        return view
+    if isinstance(view, MultiBandView):
+        return replace(view, views=tuple(replace(v, **changes) for v in view.views))
+    return replace(view, **changes)
+
+
 def load_result(path, *, row=None, image=None, psf=None, mask=None, sigma=None, catalog=None, template=None,
-                pixel_scale=None, zeropoint=None) -> FitView:
-    """Any RESULT of ``galprof plot`` as a :class:`FitView` (see the module docstring)."""
+                pixel_scale=None, zeropoint=None) -> FitView | MultiBandView:
+    """Any RESULT of ``galprof plot`` as a :class:`FitView` (see the module docstring),
+    or a :class:`MultiBandView` for a GALFITM image block or a row of a multi-band run
+    (``psf``, ``mask``, ``sigma`` then name one file for every band or a comma-separated
+    list of one per band)."""
     kind = result_kind(path)
     if kind == "imgblock":
         return from_imgblock(path, psf=psf, sigma=sigma, mask=mask, pixel_scale=pixel_scale, zeropoint=zeropoint)
+    if kind == "galfitm":
+        return from_galfitm_imgblock(path, psf=_split_bands(psf), sigma=_split_bands(sigma),
+                                     mask=_split_bands(mask), pixel_scale=pixel_scale, zeropoint=zeropoint)
     if kind == "imfit":
         return from_imfit(path, image, psf=psf, mask=mask, noise=sigma, zeropoint=zeropoint,
                           pixel_scale=pixel_scale)
     results = BatchResults.open(path, catalog=catalog, template=template)
     if row is None:
         raise PlotError(f"{path} is a results table: choose a row with --row ID (or --row '#N', 0-based)")
-    view = results.view(row)
-    if pixel_scale is not None:
-        view = replace(view, pixel_scale=tuple(pixel_scale))
-    if zeropoint is not None:
-        view = replace(view, zeropoint=zeropoint)
-    return view
+    return with_frame(results.view(row), pixel_scale=pixel_scale, zeropoint=zeropoint)
+
+
+#: parts of the names of error and uncertainty-summary columns (not parameter values)
+NOT_VALUES = ("_ERR", "_BOOT", "_POST", "_RHAT", "_ESS")
+
+
+def magnitude_bands(colnames) -> dict[int, list[str]]:
+    """{component: [band, ...]} of a results table's per-band magnitude columns
+    ``<k>_MAG_<band>`` (error and uncertainty columns left out), bands in column order."""
+    out: dict[int, list[str]] = {}
+    for name in colnames:
+        match = re.fullmatch(r"(\d+)_MAG_(.+)", str(name))
+        if match and not any(m in "_" + match.group(2) for m in NOT_VALUES):
+            out.setdefault(int(match.group(1)), []).append(match.group(2))
+    return out
+
+
+def table_bands(colnames) -> list[str]:
+    """The band labels of a multi-band results table, in column order: the ``<band>`` of
+    its ``<k>_MAG_<band>`` and ``<k>_SKY_<band>`` value columns (empty for one band)."""
+    out: list[str] = []
+    for name in colnames:
+        match = re.fullmatch(r"\d+_(?:MAG|SKY)_(.+)", str(name))
+        if match and not any(m in "_" + match.group(1) for m in NOT_VALUES) and match.group(1) not in out:
+            out.append(match.group(1))
+    return out
+
+
+def parameter_key(column: str, bands=()) -> str:
+    """``column`` without its band: ``1_PA_g`` -> ``1_PA`` when ``g`` is one of ``bands``
+    (a per-band column ``<k>_<KEY>_<band>``), else ``column`` unchanged."""
+    for band in sorted(bands, key=len, reverse=True):
+        stem = column[:-len(band) - 1] if column.endswith("_" + band) else ""
+        if re.fullmatch(r"\d+_.+", stem):
+            return stem
+    return column
 
 
 def robust_sigma(values) -> float:
