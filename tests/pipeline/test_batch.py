@@ -255,6 +255,8 @@ def test_survey_demo_runs_small(tmp_path, capsys):
     assert "multiband: 2 rows, 0 failed" in out
     multiband = Table.read(tmp_path / "multiband_results.fits")
     assert {"1_MAG_g", "1_MAG_r", "1_MAG_i", "1_RE"} <= set(multiband.colnames)
+    assert (tmp_path / "plots" / "report_multiband" / "index.html").exists()
+    assert (tmp_path / "plots" / "multiband0000.png").exists()
     assert all(str(s) == "converged" for s in multiband["STATUS"])
     table = Table.read(tmp_path / "sersic_results.fits")
     status = {str(r["id"]): str(r["STATUS"]) for r in table}

@@ -12,7 +12,16 @@ import time
 import numpy as np
 
 from ..pipeline.demo import run_quick_demo, run_survey_demo, truth_table
-from ..plots import BatchResults, compare_figure, compare_tables, fit_figure, save_figure, write_report
+from ..plots import (
+                     BatchResults,
+                     MultiBandView,
+                     compare_figure,
+                     compare_tables,
+                     fit_figure,
+                     multiband_figure,
+                     save_figure,
+                     write_report,
+)
 
 
 def add_parser(sub) -> None:
@@ -43,11 +52,12 @@ def run(args) -> int:
 
 def write_demo_plots(directory: pathlib.Path, truths: dict, *, progress: bool = True) -> list[tuple[str, str]]:
     """Per-galaxy figures, fit-vs-truth comparisons and the HTML reports of the demo's
-    two results tables, under ``directory/plots``. Returns (label, path) pairs."""
+    results tables (single Sersic, bulge + disk and, when simulated, the g, r, i survey:
+    a row per band), under ``directory/plots``. Returns (label, path) pairs."""
     out = directory / "plots"
     out.mkdir(exist_ok=True)
     paths = []
-    for kind in ("sersic", "bulgedisk"):
+    for kind in [k for k in ("sersic", "bulgedisk", "multiband") if k in truths]:
         results = BatchResults.open(directory / f"{kind}_results.fits")
         statuses = [str(s) for s in results.table["STATUS"]]
         chi = np.asarray(results.table["CHI2NU"], dtype=float)
@@ -58,7 +68,8 @@ def write_demo_plots(directory: pathlib.Path, truths: dict, *, progress: bool = 
             chosen.append(max(flagged, key=lambda i: chi[i] if np.isfinite(chi[i]) else 0.0))
         for i in chosen:
             view = results.view(i)
-            path = save_figure(fit_figure(view), out / f"{view.name}.png")
+            figure = multiband_figure(view) if isinstance(view, MultiBandView) else fit_figure(view)
+            path = save_figure(figure, out / f"{view.name}.png")
             paths.append((f"{kind} fit ({view.status})", str(path)))
         truth = truth_table(truths[kind], kind)
         truth_path = directory / f"{kind}_truth.ecsv"
