@@ -25,6 +25,7 @@ from galprof.fitting.bands import Bands
 from galprof.pipeline.autoinit import auto_initial_bands
 from galprof.pipeline.runner import BatchOptions, run_batch
 from galprof.pipeline.sources import read_catalog, template_from_file, with_bands
+from galprof.plots import BatchResults
 
 LABELS = ("g", "r", "i")
 ZEROPOINTS = (25.0, 25.5, 25.2)
@@ -157,6 +158,10 @@ def test_single_band_template_with_bands_option(survey):
     for k, label in enumerate(LABELS):
         table[f"1_MAG_{label}"] += shift[k]
     assert_recovers_truth(table)
+    assert table.meta["BANDS"] == "g:4770,r:6231,i:7625"
+    # the report's re-rendering knows the bands from the table (the template is single-band)
+    view = BatchResults.open(out).view("gal1")
+    assert [band.name for band in view.views] == ["gal1 [g]", "gal1 [r]", "gal1 [i]"]
 
 
 def test_stacked_detection_measures_every_band(survey):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pathlib
 
-from ..errors import UsageError
+from ..errors import ModelError, UsageError
+from ..fitting.bands import parse_bands
 from ..io.results import check_table_path
 from ..pipeline.runner import run_batch
-from ..fitting.bands import Bands
 from ..pipeline.sources import feedme_sources, read_catalog, template_from_file, with_bands
 from .fit import report_failures
 from .options import add_engine_arguments, add_error_arguments, add_runner_arguments, batch_options, dask_client
@@ -41,23 +41,6 @@ def add_parser(sub) -> None:
     add_error_arguments(p)
 
 
-def parse_bands(text: str) -> Bands:
-    """``--bands``: ``label:wavelength`` pairs separated by commas (e.g. ``g:4770,r:6231``;
-    wavelengths in any one unit, as GALFITM's A2)."""
-    labels, wavelengths = [], []
-    for item in text.split(","):
-        label, sep, wavelength = item.strip().partition(":")
-        try:
-            value = float(wavelength)
-        except ValueError:
-            value = None
-        if not sep or not label or value is None:
-            raise UsageError(f"--bands: {item.strip()!r} is not LABEL:WAVELENGTH (e.g. --bands g:4770,r:6231,i:7625)")
-        labels.append(label)
-        wavelengths.append(value)
-    return Bands(tuple(labels), tuple(wavelengths))
-
-
 def _is_feedme(name: str) -> bool:
     return name.lower().endswith(".feedme") or pathlib.Path(name).name.startswith("galfit.")
 
@@ -78,7 +61,11 @@ def run(args) -> int:
         catalog = args.catalog[0]
         template = template_from_file(args.template)
         if args.bands:
-            template = with_bands(template, parse_bands(args.bands))
+            try:
+                bands = parse_bands(args.bands)
+            except ModelError as err:
+                raise UsageError(f"--bands: {err}") from None
+            template = with_bands(template, bands)
         sources = read_catalog(catalog, template, id_column=args.id_column, image_column=args.image_column)
     with dask_client(args) as client:
         summary = run_batch(sources, template, args.output, options, progress=not args.quiet, client=client,

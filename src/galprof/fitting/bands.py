@@ -63,6 +63,10 @@ class Bands:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def text(self) -> str:
+        """``label:wavelength`` pairs separated by commas (read back by :func:`parse_bands`)."""
+        return ",".join(f"{label}:{wavelength:g}" for label, wavelength in zip(self.labels, self.wavelengths))
+
     def normalised_wavelengths(self) -> np.ndarray:
         """(K,) the wavelengths mapped linearly onto [-1, 1] (0 for a single band)."""
         w = np.asarray(self.wavelengths, dtype=np.float64)
@@ -102,3 +106,24 @@ def resolve_terms(value, n_bands: int, what: str) -> int:
         raise ModelError(f"{what}: terms must be a whole number from 0 to the number of bands ({n_bands}), "
                          f"got {value!r}")
     return terms
+
+
+def parse_bands(text: str) -> Bands:
+    """:class:`Bands` from ``label:wavelength`` pairs separated by commas, e.g.
+    ``g:4770,r:6231,i:7625`` (wavelengths in any one unit, as GALFITM's A2)).
+
+    Raises:
+        ModelError: an item that is not LABEL:WAVELENGTH, or bands :class:`Bands` refuses.
+    """
+    labels, wavelengths = [], []
+    for item in str(text).split(","):
+        label, sep, wavelength = item.strip().partition(":")
+        try:
+            value = float(wavelength)
+        except ValueError:
+            value = None
+        if not sep or not label or value is None:
+            raise ModelError(f"{item.strip()!r} is not LABEL:WAVELENGTH (e.g. g:4770,r:6231,i:7625)")
+        labels.append(label)
+        wavelengths.append(value)
+    return Bands(tuple(labels), tuple(wavelengths))

@@ -557,6 +557,8 @@ def run_batch(sources: list, template: Template | None, output, options: BatchOp
     table.meta["DATE"] = datetime.datetime.now().replace(microsecond=0).isoformat()
     if template is not None:
         table.meta["TEMPLATE"] = template.source
+        if template.bands is not None:
+            table.meta["BANDS"] = template.bands.text()
     if catalog is not None:
         table.meta["CATALOG"] = str(pathlib.Path(catalog).resolve())
     table.meta["OPTIONS"] = json.dumps(options.describe(), default=str)

@@ -44,7 +44,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from ..errors import PlotError
-from ..fitting.bands import Bands
+from ..fitting.bands import Bands, parse_bands
 from ..io.feedme import FeedmeError, read_feedme
 from ..io.fits_io import (
     InputError,
@@ -72,6 +72,7 @@ from ..pipeline.sources import (
     prepare,
     read_catalog,
     template_from_file,
+    with_bands,
 )
 from ..profiles import get_profile
 from ..profiles.modifiers import profile_for_values
@@ -1132,6 +1133,8 @@ class BatchResults:
             return out
         try:
             out.template = template_from_file(str(template_path))
+            if meta.get("BANDS") and out.template.bands is None:  # a single-band template run with --bands
+                out.template = with_bands(out.template, parse_bands(meta["BANDS"]))
         except (CatalogError, ValueError, OSError) as err:
             out.problem = f"{path}: template {template_path}: {err}"
             return out
