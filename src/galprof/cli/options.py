@@ -38,11 +38,14 @@ def resolve_device(name: str) -> str:
 
 
 def add_engine_arguments(p) -> None:
-    """--device, --dtype and --legacy-pixel-integration."""
+    """--device, --dtype, --legacy-pixel-integration and --fused."""
     p.add_argument("--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="rendering and fitting dtype")
     p.add_argument("--legacy-pixel-integration", action="store_true",
                    help="integrate the galaxy over pixels before convolving with the PSF, as GALFIT/imfit do")
+    p.add_argument("--fused", action="store_true",
+                   help="compile the light canvases and their derivatives into fused kernels (torch.compile): "
+                        "pays a compilation at the start, worth it for large runs (see docs/method.md)")
 
 
 def add_error_arguments(p, bootstrap_flag: bool = True) -> None:
@@ -109,7 +112,7 @@ def batch_options(args, *, verbose: bool = False, pad_shapes: bool = False,
                         auto_init=getattr(args, "auto_init", "auto"), mask_mode=getattr(args, "mask_mode", "others"),
                         workers=getattr(args, "workers", 2),
                         config=RenderConfig(legacy_pixel_integration=args.legacy_pixel_integration,
-                                            legacy_sampling=legacy_sampling),
+                                            legacy_sampling=legacy_sampling, fused=getattr(args, "fused", False)),
                         errors=errors or error_options(args), verbose=verbose, pad_shapes=pad_shapes,
                         fit_options=fit_options)
 

@@ -115,7 +115,8 @@ class BatchOptions:
     def describe(self) -> dict:
         out = {"batch_size": self.batch_size, "dtype": str(self.dtype).replace("torch.", ""), "device": self.device,
                "method": self.method, "auto_init": self.auto_init, "mask_mode": self.mask_mode,
-               "config": dataclasses.asdict(self.config), "fit_options": dict(self.fit_options)}
+               "config": {k: v for k, v in dataclasses.asdict(self.config).items() if k != "fused"},
+               "fit_options": dict(self.fit_options)}
         if self.errors is not None and not self.errors.is_default:  # keeps older runs' fingerprints
             out["errors"] = dataclasses.asdict(self.errors)
         if self.pad_shapes:

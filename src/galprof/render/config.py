@@ -44,6 +44,13 @@ class RenderConfig:
         edge_nodes: quadrature nodes on each cell edge for the exact integrals.
         psf_interpolation_order: order a of the Lanczos kernel interpolating the ePSF to
             sub-pixel offsets.
+        fused: evaluate each component's light canvas and its analytic derivatives (the
+            elementwise chain over every canvas pixel, in the Jacobian passes) as one
+            ``torch.compile``-d kernel (inductor: C++/OpenMP on the CPU, Triton on CUDA)
+            instead of one operation at a time. The same numbers to float rounding; the
+            first call of each process compiles (tens of seconds on a CPU; cached on
+            disk by torch for later processes). Falls back to the eager path, with a
+            warning, where compilation fails (:func:`galprof.render.tangents.fusion_status`).
     """
 
     legacy_pixel_integration: bool = False
@@ -61,6 +68,7 @@ class RenderConfig:
     exact_core: int = 3
     edge_nodes: int = 24
     psf_interpolation_order: int = 8
+    fused: bool = False
 
     def __post_init__(self):
         for name in ("fine_factor", "fine_box", "fine_inner_box", "exact_box", "exact_core", "outer_box"):
