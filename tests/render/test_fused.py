@@ -10,7 +10,7 @@ import torch
 
 from galprof import Component, Model
 from galprof.fitting import ModelFunctions, prepare_fit
-from galprof.render import tangents
+from galprof.render import fusion
 from galprof.render.config import RenderConfig
 
 
@@ -30,17 +30,19 @@ def jacobian(config: RenderConfig, dtype=torch.float32):
     fixed = torch.as_tensor(setup.initial, dtype=torch.float64)
     functions = ModelFunctions(setup.layout, fixed, setup.frame, setup.psf, config, internal=True)
     theta = setup.layout.to_internal(fixed).to(dtype)
-    return functions.jacobian(theta, torch.arange(2))
+    model, jac = functions.jacobian(theta, torch.arange(2))
+    return model, jac, functions.render(theta, torch.arange(2))
 
 
-def test_fused_jacobian_equals_the_eager_one():
-    model, jac = jacobian(RenderConfig())
-    fused_model, fused_jac = jacobian(RenderConfig(fused=True))
-    status = tangents.fusion_status()
+def test_fused_jacobian_and_render_equal_the_eager_ones():
+    model, jac, rendered = jacobian(RenderConfig())
+    fused_model, fused_jac, fused_rendered = jacobian(RenderConfig(fused=True))
+    status = fusion.fusion_status()
     assert status == "compiled" or status.startswith("eager:")
     scale = jac.abs().amax((1, 2), keepdim=True)
     torch.testing.assert_close(fused_model, model, rtol=1e-5, atol=1e-6 * float(model.abs().max()))
     torch.testing.assert_close(fused_jac / scale, jac / scale, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fused_rendered, rendered, rtol=1e-5, atol=1e-6 * float(rendered.abs().max()))
 
 
 def test_a_failed_compilation_falls_back_to_the_eager_path(monkeypatch):
@@ -50,11 +52,11 @@ def test_a_failed_compilation_falls_back_to_the_eager_path(monkeypatch):
         return fail
 
     monkeypatch.setattr(torch, "compile", broken)
-    monkeypatch.setitem(tangents._FUSION, "kernel", None)
-    monkeypatch.setitem(tangents._FUSION, "status", "not used")
-    model, jac = jacobian(RenderConfig())
+    fusion.reset_fusion()
+    model, jac, _ = jacobian(RenderConfig())
     with pytest.warns(RuntimeWarning, match="fused rendering is not available here"):
-        fused_model, fused_jac = jacobian(RenderConfig(fused=True))
-    assert tangents.fusion_status() == "eager: RuntimeError: no C++ compiler here"
+        fused_model, fused_jac, _ = jacobian(RenderConfig(fused=True))
+    assert fusion.fusion_status() == "eager: RuntimeError: no C++ compiler here"
     torch.testing.assert_close(fused_jac, jac)
     torch.testing.assert_close(fused_model, model)
+    fusion.reset_fusion()

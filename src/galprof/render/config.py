@@ -50,7 +50,7 @@ class RenderConfig:
             instead of one operation at a time. The same numbers to float rounding; the
             first call of each process compiles (tens of seconds on a CPU; cached on
             disk by torch for later processes). Falls back to the eager path, with a
-            warning, where compilation fails (:func:`galprof.render.tangents.fusion_status`).
+            warning, where compilation fails (:func:`galprof.render.fusion.fusion_status`).
     """
 
     legacy_pixel_integration: bool = False

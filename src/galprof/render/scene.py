@@ -51,6 +51,7 @@ from ..profiles.base import EllipticalProfile, Profile
 from .canvas import (add_patches, canvas_axes, canvas_margin, convolve_canvas, deconvolve_pixel, fine_grid,
                      grid_weights, nearest_pixel, patch_half, pixel_axis, set_patches, spread_points)
 from .config import RenderConfig
+from .fusion import run_fused
 from .psf import PreparedPSF
 from .quadrature import cell_integrals_exact, cell_integrals_gauss
 
@@ -212,6 +213,12 @@ def _imfit_samples(profile, params, derived, xs, ys):
     return set_patches(image, patch, (cy - ys[0] - half).long(), (cx - xs[0] - half).long())
 
 
+def _brightness(profile, dx: torch.Tensor, dy: torch.Tensor, derived: dict) -> torch.Tensor:
+    """``profile.brightness`` at offsets dx (B, 1, W), dy (B, H, 1): the per-pixel chain
+    that :attr:`RenderConfig.fused` compiles (:func:`galprof.render.fusion.run_fused`)."""
+    return profile.brightness(dx, dy, derived)
+
+
 def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderConfig):
     """The light the fine grid does not take (unit-flux profile times 1 - window).
 
@@ -231,7 +238,8 @@ def _outer_light(profile, params, derived, xs, ys, cx, cy, half, config: RenderC
     dx = xs[None, None, :] - x0[:, None, None]
     dy = ys[None, :, None] - y0[:, None, None]
     if profile.radial and profile.homogeneous_radius:
-        canvas = profile.brightness(dx, dy, derived)
+        canvas = run_fused(_brightness, profile, dx, dy, derived) if config.fused else _brightness(profile, dx, dy,
+                                                                                                     derived)
     else:
         # a non-radial profile (a thin edge-on disk) keeps sub-pixel structure along its
         # whole length, and a bent, rotated or truncated one may (thin spiral arms, a sharp

@@ -37,8 +37,6 @@ counter-clockwise from +y, sizes along the major axis in pixels).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from torch.func import jvp, vmap
@@ -48,6 +46,7 @@ from ..profiles.base import EllipticalProfile, safe_radius
 from .canvas import (canvas_axes, canvas_margin, convolve_channels, deconvolve_pixel, fine_grid, grid_weights,
                      nearest_pixel, patch_half, patch_index)
 from .config import RenderConfig
+from .fusion import run_fused
 from .psf import PreparedPSF
 from .quadrature import (cell_integrals_exact, cell_integrals_exact_tangents, cell_integrals_transport_derivatives,
                          gauss_legendre_unit, smooth_window, smooth_window_slope, transport_parameters)
@@ -146,42 +145,12 @@ def _stack(value: torch.Tensor, columns) -> torch.Tensor:
 def _canvas_channels(profile, names, derived, d_derived, form, d_form, dx, dy) -> torch.Tensor:
     """(B, 1 + K, Ny, Nx): a component's light and its derivatives at pixel offsets dx
     (B, 1, Nx) and dy (B, Ny, 1) from its centre: one elementwise chain per pixel, written
-    without host-side shape arithmetic so that ``torch.compile`` fuses it (see
-    :func:`fused_canvas_channels`)."""
+    without host-side shape arithmetic so that ``torch.compile`` fuses it
+    (:func:`galprof.render.fusion.run_fused`)."""
     value, columns = _Samples(profile, names, derived, d_derived, form, d_form)(dx, dy)
     shape = (dx.shape[0], dy.shape[-2], dx.shape[-1])
     parts = [value.expand(shape)] + [value.new_zeros(shape) if c is None else c.expand(shape) for c in columns]
     return torch.stack(parts, dim=1)
-
-
-_FUSION = {"kernel": None, "status": "not used"}
-
-
-def fusion_status() -> str:
-    """How :attr:`RenderConfig.fused` canvases are evaluated in this process: ``not used``
-    (no fused render yet), ``compiled`` (torch.compile) or ``eager: <why compilation
-    failed>``."""
-    return _FUSION["status"]
-
-
-def fused_canvas_channels(profile, names, derived, d_derived, form, d_form, dx, dy) -> torch.Tensor:
-    """:func:`_canvas_channels` through ``torch.compile`` (dynamic shapes: one compiled
-    kernel per profile and set of names, reused across batch and canvas sizes); the eager
-    function where compilation fails (reported once by a warning and by
-    :func:`fusion_status`)."""
-    if _FUSION["status"].startswith("eager"):
-        return _canvas_channels(profile, names, derived, d_derived, form, d_form, dx, dy)
-    if _FUSION["kernel"] is None:
-        _FUSION["kernel"] = torch.compile(_canvas_channels, dynamic=True)
-    try:
-        out = _FUSION["kernel"](profile, names, derived, d_derived, form, d_form, dx, dy)
-    except Exception as err:  # noqa: BLE001 - any backend failure: the eager path gives the same numbers
-        _FUSION["status"] = f"eager: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
-        warnings.warn(f"galprof: fused rendering is not available here ({_FUSION['status']}); rendering "
-                      "operation by operation", RuntimeWarning, stacklevel=2)
-        return _canvas_channels(profile, names, derived, d_derived, form, d_form, dx, dy)
-    _FUSION["status"] = "compiled"
-    return out
 
 
 def _place_patches_(canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor,
@@ -323,8 +292,8 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     # outer light: samples at pixel centres, anti-aliased in a box around the centre
     dx = xs[None, None, :] - x0[:, None, None]
     dy = ys[None, :, None] - y0[:, None, None]
-    channels = fused_canvas_channels if config.fused else _canvas_channels
-    canvas = channels(profile, names, derived, d_derived, form, d_form, dx, dy)
+    arguments = (profile, names, derived, d_derived, form, d_form, dx, dy)
+    canvas = run_fused(_canvas_channels, *arguments) if config.fused else _canvas_channels(*arguments)
     half_box = config.outer_box // 2 + 2
     k = torch.arange(-half_box, half_box + 1, dtype=x0.dtype, device=x0.device)
     bdx = (cx - x0)[:, None, None] + k[None, None, :]
