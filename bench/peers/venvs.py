@@ -4,6 +4,13 @@ Each venv is made with ``python -m venv``; torch==2.13.0 is installed first (the
 wheel is found through PIP_FIND_LINKS) and the same pin is passed as a constraint file
 to every later install, so pip can never replace it with a CUDA build. A venv that
 already exists and imports its tool is reused as it is.
+
+Offline (``ensure_venv(tool, log_dir, wheels=DIR)``, ``run_peers.py --wheels DIR``; e.g.
+on a GPU machine without network): the venv is made without pip and sees this
+interpreter's packages through a ``.pth`` file (its torch, whatever build: a CUDA one on
+a GPU machine, and numpy, pandas, ...); only the tool's ``offline`` wheels are installed
+into it, from DIR (``bench/peers/fetch_wheels.py`` downloads them), with this
+interpreter's pip.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -27,6 +35,9 @@ TOOLS = {
         # galmoss 2.2 imports torch_optimizer, numpy, pandas, astropy, h5py and tqdm but
         # declares none of them (its README lists them as requirements).
         alternatives=[[["galmoss==2.2", "torch-optimizer", "numpy", "pandas", "astropy", "h5py", "tqdm"]]],
+        # offline: the wheels of the packages that a CUDA machine's Python lacks (numpy,
+        # pandas, astropy, h5py, tqdm and torch come from the interpreter running this)
+        offline=["galmoss==2.2", "torch-optimizer==0.3.0", "pytorch-ranger==0.1.1"],
         check="import galmoss, torch_optimizer",
         dists=["galmoss", "torch-optimizer", "torch", "numpy"],
     ),
@@ -57,12 +68,14 @@ def _run(cmd, log):
     return subprocess.run(list(map(str, cmd)), stdout=log, stderr=subprocess.STDOUT).returncode
 
 
-def _imports(tool: str) -> bool:
+def _imports(tool: str, pinned: bool = True) -> bool:
     py = venv_python(tool)
     if not py.exists():
         return False
-    # the tool imports, and the torch in the venv is the pinned CPU build
-    check = TOOLS[tool]["check"] + f"; import torch; assert torch.__version__.split('+')[0] == {TORCH_PIN.split('==')[1]!r}"
+    # the tool imports, and (pinned) the torch in the venv is the pinned CPU build
+    check = TOOLS[tool]["check"]
+    if pinned:
+        check += f"; import torch; assert torch.__version__.split('+')[0] == {TORCH_PIN.split('==')[1]!r}"
     return subprocess.run([str(py), "-c", check], capture_output=True, cwd=VENV_ROOT).returncode == 0
 
 
@@ -76,8 +89,41 @@ def versions(tool: str) -> dict:
     return json.loads(res.stdout) if res.returncode == 0 else {}
 
 
-def ensure_venv(tool: str, log_dir: Path) -> tuple[bool, str]:
-    """Make the venv of ``tool`` usable. Returns (ok, message)."""
+def _ensure_offline(tool: str, log_dir: Path, wheels: Path) -> tuple[bool, str]:
+    """:func:`ensure_venv` from the wheels in ``wheels``, without network (see the module)."""
+    if _imports(tool, pinned=False):
+        return True, f"reused {VENV_ROOT / tool}"
+    if "offline" not in TOOLS[tool]:
+        return False, f"no offline install of {tool} (only {', '.join(t for t in TOOLS if 'offline' in TOOLS[t])})"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"install_{tool}.log"
+    venv = VENV_ROOT / tool
+    with open(log_path, "a") as log:
+        if not venv_python(tool).exists() and _run([sys.executable, "-m", "venv", "--without-pip", venv], log) != 0:
+            return False, f"python -m venv failed (log: {log_path})"
+        purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        where = subprocess.run([str(venv_python(tool)), "-c", purelib], capture_output=True, text=True)
+        site = Path(where.stdout.strip())
+        if where.returncode != 0 or not site.is_dir():
+            return False, f"the venv's site-packages not found (log: {log_path})"
+        # this interpreter's packages, after the venv's own
+        parent = dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib"))
+        (site / "_parent_interpreter.pth").write_text("".join(f"{p}\n" for p in parent))
+        cmd = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-index", "--no-deps",
+               "--no-compile", "--find-links", wheels, "--target", site, "--upgrade", *TOOLS[tool]["offline"]]
+        if _run(cmd, log) != 0:
+            return False, f"pip install --no-index from {wheels} failed (log: {log_path})"
+    if not _imports(tool, pinned=False):
+        return False, f"installed from {wheels} but `{TOOLS[tool]['check']}` fails (log: {log_path})"
+    return True, f"created {venv} offline from {wheels}: " + " ".join(TOOLS[tool]["offline"]) + \
+        f" on this interpreter's packages ({sys.executable})"
+
+
+def ensure_venv(tool: str, log_dir: Path, wheels: Path | None = None) -> tuple[bool, str]:
+    """Make the venv of ``tool`` usable. Returns (ok, message). ``wheels``: a folder of
+    wheels to install from offline (see the module's docstring)."""
+    if wheels is not None:
+        return _ensure_offline(tool, log_dir, Path(wheels))
     if _imports(tool):
         return True, f"reused {VENV_ROOT / tool}"
     log_dir.mkdir(parents=True, exist_ok=True)

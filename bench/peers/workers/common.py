@@ -29,6 +29,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="JSON file to write")
     p.add_argument("--variant", default="default")
     p.add_argument("--max-iter", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="torch device of the torch-based tools (galprof, galmoss)")
     return p
 
 
@@ -101,6 +102,16 @@ def peak_rss_mib() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return (own + children) / 1024.0
+
+
+def peak_gpu_mib(device: str):
+    """Peak memory torch allocated on a CUDA ``device`` [MiB]; None on the CPU."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return None
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() / 2**20
 
 
 def versions(dists) -> dict:

@@ -79,7 +79,7 @@ def main():
                         sky=gm.lp.Sky(sky_bg=gm.p(s["3_sky"])))
     dtype = {"float32": torch.float32, "float64": torch.float64}[args.dtype]
     dataset = gm.DataSet(names, image_path=img_paths, sigma_path=sig_paths, psf_path=psf_paths,
-                         result_path=work, result_type="CSV", data_type=dtype, device="cpu")
+                         result_path=work, result_type="CSV", data_type=dtype, device=args.device)
     dataset.define_profiles(**profiles)
     fitting = gm.Fitting(dataset=dataset, batch_size=B, iteration=iterations)
     clock.start()
@@ -115,7 +115,8 @@ def main():
     os.rmdir(work)
     common.write(args, "galmoss", d, values, clock, status=status,
                  settings=dict(iteration=iterations, optimizer="DiffGrad (default)", step_length=0.015,
-                               batch_size=B, dtype=args.dtype, threads=torch.get_num_threads()),
+                               batch_size=B, dtype=args.dtype, threads=torch.get_num_threads(), device=args.device,
+                               peak_gpu_mib=common.peak_gpu_mib(args.device)),
                  dists=("galmoss", "torch", "torch-optimizer", "numpy"),
                  notes=["disk fitted as Sersic with n fixed at 1 (galmoss 2.2 ExpDisk is broken)"]
                  if d["model"] == "bulgedisk" else [])

@@ -39,7 +39,7 @@ def main():
         kwargs["lm_settings"] = LMSettings(max_iterations=args.max_iter)
     clock.start()
     result = fit(model, d["images"], sigma=d["sigma"], psf=d["psf"], zeropoint=d["zeropoint"], dtype=dtype,
-                 device="cpu", **kwargs)
+                 device=args.device, **kwargs)
     clock.stop()
     values, errors = {}, {}
     for i, kind in enumerate(kinds, start=1):
@@ -49,6 +49,7 @@ def main():
     status = ["converged" if c else "not converged" for c in np.asarray(result.converged)]
     common.write(args, "galprof", d, values, clock, errors=errors, status=status,
                  settings=dict(dtype=args.variant, batch=d["images"].shape[0], threads=torch.get_num_threads(),
+                               device=args.device, peak_gpu_mib=common.peak_gpu_mib(args.device),
                                median_iterations=float(np.median(result.iterations)), **(
                                    {"max_iterations": args.max_iter} if args.max_iter else {})),
                  dists=("galprof", "torch", "numpy"))
