@@ -8,9 +8,11 @@ torch==2.13.0 first, then the tool, with torch pinned). Each fit runs in its own
 (bench/peers/workers/<tool>_worker.py), which times the fitting alone, measures its peak
 RSS and writes a JSON of fitted values in GALFIT conventions. A markdown report
 (<out>/report.md) compares throughput, accuracy and memory; see bench/peers/README.md.
+``astrophot_batch`` is AstroPhot's batched LM (``ap.fit.BatchLM``), run in the astrophot
+venv.
 
     python bench/peers/run_peers.py [--n-galaxies N] [--sizes 128 64]
-        [--tools galprof galmoss pyimfit astrophot] [--setup-only] [--out DIR]
+        [--tools galprof galmoss pyimfit astrophot astrophot_batch] [--setup-only] [--out DIR]
 
 Not a test: it asserts nothing and exits 0 unless the setup itself breaks.
 """
@@ -35,8 +37,13 @@ sys.path.insert(0, str(HERE))
 import simulate  # noqa: E402
 import venvs  # noqa: E402
 
-ALL_TOOLS = ("galprof", "galmoss", "pyimfit", "astrophot")
+ALL_TOOLS = ("galprof", "galmoss", "pyimfit", "astrophot", "astrophot_batch")
 REFERENCE = ("galprof", "float32")
+DEVICE_TOOLS = ("galprof", "galmoss")  # the tools whose workers take --device
+# tools that run in another tool's venv
+VENV_OF = {"astrophot_batch": "astrophot"}
+ASTROPHOT_VARIANTS = ("default", "midpoint")
+ASTROPHOT_BATCH_VARIANTS = ("float32", "float64", "float32_midpoint", "float64_midpoint")
 
 
 def machine_info() -> dict:
@@ -73,24 +80,40 @@ def variants(tool: str, args) -> list[tuple[str, list[str]]]:
         return [("default", [])]
     if tool == "astrophot":
         extra = [] if args.astrophot_max_iter is None else ["--max-iter", str(args.astrophot_max_iter)]
-        return [("default", extra), ("midpoint", extra)]
+        if args.astrophot_galaxies:
+            extra += ["--n-fit", str(args.astrophot_galaxies)]
+        return [(v, extra) for v in args.astrophot_variants]
+    if tool == "astrophot_batch":
+        extra = [] if args.astrophot_max_iter is None else ["--max-iter", str(args.astrophot_max_iter)]
+        return [(v, extra) for v in args.astrophot_batch_variants]
     raise ValueError(tool)
 
 
 def tool_python(tool: str) -> str:
-    return sys.executable if tool == "galprof" else str(venvs.venv_python(tool))
+    return sys.executable if tool == "galprof" else str(venvs.venv_python(VENV_OF.get(tool, tool)))
 
 
-def setup(tools, log_dir: Path) -> dict:
+def setup(tools, log_dir: Path, wheels=None) -> dict:
     status = {}
     for tool in tools:
         if tool == "galprof":
             ok = subprocess.run([sys.executable, "-c", "import galprof"], capture_output=True).returncode == 0
             status[tool] = dict(ok=ok, message="main environment" if ok else "galprof does not import here")
             continue
+        if tool in VENV_OF:
+            base = VENV_OF[tool]
+            if base not in status:
+                status[base] = dict(zip(("ok", "message"), venvs.ensure_venv(base, log_dir, wheels)))
+            ok = status[base]["ok"] and subprocess.run(
+                [tool_python(tool), "-c", "import astrophot; astrophot.fit.BatchLM, astrophot.TargetImageBatch"],
+                capture_output=True, cwd=venvs.VENV_ROOT).returncode == 0
+            status[tool] = dict(ok=ok, message=f"{base} venv ({status[base]['message']})" if ok else
+                                f"{base} venv unusable or without ap.fit.BatchLM: {status[base]['message']}")
+            print(f"[setup] {tool}: {'ok' if ok else 'SKIPPED'}: {status[tool]['message']}", flush=True)
+            continue
         print(f"[setup] {tool}: checking/creating {venvs.VENV_ROOT / tool} ...", flush=True)
         t0 = time.perf_counter()
-        ok, msg = venvs.ensure_venv(tool, log_dir)
+        ok, msg = venvs.ensure_venv(tool, log_dir, wheels)
         status[tool] = dict(ok=ok, message=msg, seconds=round(time.perf_counter() - t0, 1))
         print(f"[setup] {tool}: {'ok' if ok else 'SKIPPED'}: {msg}", flush=True)
     return status
@@ -186,6 +209,8 @@ def build_report(results, sim, meta, machine, setup_status, tool_versions, args)
     lines.append(f"- PSF: {meta['psf']['kind']} FWHM {meta['psf']['fwhm']} px, beta {meta['psf']['beta']}, "
                  f"{meta['psf']['size']}x{meta['psf']['size']} ePSF stamp ({meta['psf']['method']})")
     lines.append(f"- images: {meta['galaxy_drawing']}")
+    if args.device != "cpu":
+        lines.append(f"- torch device of {' and '.join(DEVICE_TOOLS)}: {args.device} (the other tools: the CPU)")
     lines.append("- versions: " + "; ".join(f"{t}: " + ", ".join(f"{k} {v}" for k, v in tool_versions.get(t, {}).items() if v)
                                            for t in tool_versions))
     for tool, st in setup_status.items():
@@ -223,13 +248,16 @@ def build_report(results, sim, meta, machine, setup_status, tool_versions, args)
                 continue
             nb = r["n_galaxies"]
             rate = nb / r["fit_seconds"] if r["fit_seconds"] > 0 else float("nan")
-            ok = success(model, r["values"], truth, ref_errors, meta["noise_sigma"])
+            # a tool may fit only the first nb galaxies (--astrophot-galaxies)
+            truth_r = {k: v[:nb] for k, v in truth.items()}
+            ref_errors_r = None if ref_errors is None else {k: np.asarray(v)[:nb] for k, v in ref_errors.items()}
+            ok = success(model, r["values"], truth_r, ref_errors_r, meta["noise_sigma"])
             cells = [r["tool"], r["variant"], fmt(rate), fmt(rate / ref_rate) if ref_rate else "n/a",
                      fmt(r["fit_seconds"]), fmt(r.get("process_seconds", r["total_seconds"])),
                      "n/a" if ok is None else f"{ok.mean():.2f} ({ok.sum()}/{nb})", fmt(r["peak_rss_mib"], 4)]
             errs = {}
             for label, c, kind in params:
-                e = _abs_err(kind, c, r["values"], truth)
+                e = _abs_err(kind, c, r["values"], truth_r)
                 bad = int(np.sum(~np.isfinite(e)))
                 med, worst = np.nanmedian(e) if np.any(np.isfinite(e)) else np.nan, np.nanmax(e) if np.any(np.isfinite(e)) else np.nan
                 cells.append(f"{fmt(med)} / {fmt(worst)}" + (f" ({bad} NaN)" if bad else ""))
@@ -240,6 +268,15 @@ def build_report(results, sim, meta, machine, setup_status, tool_versions, args)
                                 reach_truth=None if ok is None else float(ok.mean()), peak_rss_mib=r["peak_rss_mib"],
                                 errors=errs, settings=r.get("settings"), notes=r.get("notes"))
         lines.append("")
+        rates = {(r["tool"], r["variant"]): r["n_galaxies"] / r["fit_seconds"] for r in cfg_results
+                 if "failed" not in r and r["fit_seconds"] > 0}
+        pairs = [(f"galprof {v}", f"astrophot_batch {b}", rates[("galprof", v)] / rates[("astrophot_batch", b)])
+                 for v in ("float32", "float64") for b in (v, v + "_midpoint")
+                 if ("galprof", v) in rates and ("astrophot_batch", b) in rates]
+        if pairs:
+            lines.append("- galprof / AstroPhot BatchLM throughput, same dtype: " +
+                         "; ".join(f"{a} / {b} = {fmt(x)}x" for a, b, x in pairs))
+            lines.append("")
         notes = sorted({n for r in cfg_results for n in (r.get("notes") or [])})
         for n in notes:
             lines.append(f"- note: {n}")
@@ -262,11 +299,25 @@ def main():
     p.add_argument("--galmoss-iterations", type=int, nargs=2, default=[1000, 10000], metavar=("DEFAULT", "CONVERGED"),
                    help="galmoss iterations of its 'default' (README: 1000) and 'converged' runs "
                         "(the same number twice: the default run only)")
-    p.add_argument("--astrophot-max-iter", type=int, default=None, help="ap.fit.LM max_iter (default: its own, 100)")
+    p.add_argument("--astrophot-max-iter", type=int, default=None,
+                   help="max_iter of ap.fit.LM and ap.fit.BatchLM (default: their own, 100)")
+    p.add_argument("--astrophot-variants", nargs="+", default=list(ASTROPHOT_VARIANTS), choices=ASTROPHOT_VARIANTS,
+                   help="variants of the per-galaxy AstroPhot LM (default: default midpoint)")
+    p.add_argument("--astrophot-galaxies", type=int, default=None,
+                   help="fit only the first N galaxies of each configuration with the per-galaxy AstroPhot LM "
+                        "(default: all); its accuracy is then over those N")
+    p.add_argument("--astrophot-batch-variants", nargs="+", default=["float32", "float64"],
+                   choices=ASTROPHOT_BATCH_VARIANTS,
+                   help="variants of AstroPhot's BatchLM (default: float32 float64, AstroPhot's sampling defaults; "
+                        "*_midpoint: pixel-centre sampling)")
     p.add_argument("--galprof-max-iter", type=int, default=None, help="galprof LM max_iterations (default: its own)")
     p.add_argument("--threads", type=int, default=None,
                    help="set OMP/MKL/torch threads of every worker (default: each tool's own default)")
     p.add_argument("--timeout", type=float, default=0, help="seconds per worker run (0: none)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device of galprof and galmoss (e.g. cuda; the other tools run on the CPU)")
+    p.add_argument("--wheels", default=None,
+                   help="make the peer venvs offline from this folder of wheels (bench/peers/fetch_wheels.py)")
     args = p.parse_args()
 
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="galprof_peers_"))
@@ -276,11 +327,11 @@ def main():
     print(f"[peers] output: {out}\n[peers] machine: {machine['cpu']}, {machine['cores']} cores, "
           f"load {machine['load_average_at_start']}", flush=True)
 
-    setup_status = setup(args.tools, out / "logs")
+    setup_status = setup(args.tools, out / "logs", args.wheels)
     tool_versions = {}
     for tool in args.tools:
         if setup_status[tool]["ok"]:
-            tool_versions[tool] = (venvs.versions(tool) if tool != "galprof" else
+            tool_versions[tool] = (venvs.versions(VENV_OF.get(tool, tool)) if tool != "galprof" else
                                    json.loads(subprocess.run([sys.executable, "-c",
                                        "import json, importlib.metadata as m; print(json.dumps({d: m.version(d) "
                                        "for d in ('galprof', 'torch', 'numpy', 'galsim')}))"],
@@ -310,6 +361,8 @@ def main():
             if not setup_status[tool]["ok"]:
                 continue
             for variant, extra in variants(tool, args):
+                if tool in DEVICE_TOOLS and args.device != "cpu":
+                    extra = [*extra, "--device", args.device]
                 print(f"[peers] {config}: {tool} ({variant}) ...", end=" ", flush=True)
                 r = run_worker(tool, variant, extra, config, data, out, env, args.timeout)
                 results.append(r)

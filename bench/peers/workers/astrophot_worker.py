@@ -19,6 +19,8 @@ midpoint above 10^4 pixels, Simpson's rule below; integrate_mode 'bright': extra
 quadrature of the brightest pixels). --variant midpoint samples pixel centres only
 (sampling_mode='midpoint', integrate_mode='none'), which is what an ePSF that already
 contains the pixel calls for.
+--n-fit N fits only the first N galaxies (this per-galaxy LM is slow; run_peers.py
+--astrophot-galaxies); the batched AstroPhot fitter is astrophot_batch_worker.py.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np  # noqa: E402
 
 def main():
     p = common.parser(__doc__)
+    p.add_argument("--n-fit", type=int, default=None, help="fit only the first N galaxies (default: all)")
     args = p.parse_args()
     clock = common.Clock()
     import astrophot as ap
@@ -44,6 +47,9 @@ def main():
     except Exception:
         pass
     d = common.load(args.data, args.config)
+    if args.n_fit is not None:
+        d["images"], d["sigma"] = d["images"][: args.n_fit], d["sigma"][: args.n_fit]
+        d["start"] = {k: v[: args.n_fit] for k, v in d["start"].items()}
     s, B, zp = d["start"], d["images"].shape[0], d["zeropoint"]
     bulgedisk = d["model"] == "bulgedisk"
     kinds = ["sersic", "expdisk"] if bulgedisk else ["sersic"]
