@@ -26,7 +26,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from torch.func import jvp, vmap
 
 from ..constraints import FactorRange, PairRange, Range, RelativeRange, Tie
 from ..conventions import canonical_pa_deg
@@ -550,24 +549,29 @@ class ParameterLayout:
         """(b, P, F): d(user values) / d(optimiser coordinates) at ``free`` (b, F), which are
         theta (``internal``) or the coordinates in user units.
 
-        By forward-mode autodiff, all F directions in one vectorised pass
-        (``torch.func.vmap`` of ``jvp``): its cost grows with the number of parameters, not
-        with its square (one reverse pass per parameter did: 2.5 s for 25 Sersic
-        components, bench/RESULTS.md, issue 23)."""
-        free = free.detach()
+        By one reverse-mode pass with batched gradient outputs (every parameter's row at
+        once, ``is_grads_batched``): its cost grows with the number of parameters, not with
+        its square as one pass per parameter did (2.5 s for 25 Sersic components,
+        bench/RESULTS.md, issue 23). Reverse mode, unlike forward mode, may run in several
+        threads at once (the CPU worker threads)."""
         n_free = free.shape[1]
         if n_free == 0:
             return free.new_zeros(free.shape[0], self.n_params, 0)
-
-        def values_of(f):
-            return self.to_user(f, fixed_values, rows) if internal else self.from_free_coordinates(f, fixed_values, rows)
-
-        basis = torch.eye(n_free, dtype=free.dtype, device=free.device)[:, None, :].expand(-1, free.shape[0], -1)
-        columns = vmap(lambda tangent: jvp(values_of, (free,), (tangent,))[1])(basis)  # (F, b, P)
-        out = columns.permute(1, 2, 0)
-        varying = torch.zeros(self.n_params, dtype=torch.bool, device=free.device)
-        varying[list(self.varying_index)] = True
-        return out * varying[None, :, None].to(out.dtype)  # fixed parameters: exactly 0
+        varying = list(self.varying_index)
+        with torch.enable_grad():
+            f = free.detach().requires_grad_(True)
+            values = (self.to_user(f, fixed_values, rows) if internal
+                      else self.from_free_coordinates(f, fixed_values, rows))
+            out = f.new_zeros(f.shape[0], self.n_params, n_free)
+            if not varying or not values.requires_grad:
+                return out
+            picked = values[:, varying]  # (b, V)
+            basis = torch.eye(len(varying), dtype=picked.dtype, device=picked.device)[:, None, :]
+            rows_v = torch.autograd.grad(picked, f, grad_outputs=basis.expand(-1, f.shape[0], -1).contiguous(),
+                                         is_grads_batched=True, allow_unused=True)[0]  # (V, b, F)
+        if rows_v is not None:
+            out[:, varying, :] = rows_v.permute(1, 0, 2)
+        return out
 
     def step_limits(self) -> np.ndarray:
         """(F,) the largest change of each optimiser coordinate per LM step in its *natural*
