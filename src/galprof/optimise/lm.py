@@ -11,9 +11,10 @@ until the galaxy moves, and J itself only for the optional Broyden updates, see
 :class:`LMSettings`),
 except where the undamped Gauss-Newton step is predicted to lower chi^2 by less than
 the tolerances: such a galaxy stops after its first trial. Galaxies that have converged
-drop out of the batch, so they stop costing work. The only host synchronisation per
-iteration is the one that gathers the indices of the galaxies still running (and one
-per trial, for those still pending).
+drop out of the batch, so they stop costing work. The host synchronisations per
+iteration are the two that gather the indices of the galaxies still running and of
+those whose normal equations must be recomputed (boolean-mask indexing), and one per
+trial, for those still pending.
 """
 
 from __future__ import annotations
@@ -202,7 +203,7 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
     want_exact = torch.ones(bsz, dtype=torch.bool, device=device)
 
     for iteration in range(settings.max_iterations):
-        index = torch.nonzero(running).squeeze(-1)  # the one host sync of the iteration
+        index = torch.nonzero(running).squeeze(-1)  # a host sync (the other: index[recompute])
         if index.numel() == 0:
             break
         if progress is not None:
