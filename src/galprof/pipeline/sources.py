@@ -34,10 +34,11 @@ label: ``image_<band>`` (required for every band), optional ``sigma_<band>``,
 band's. Every band of a galaxy must be on the same pixel grid.
 
 Relative paths are relative to the catalog's directory. The template is a GALFIT feedme,
-a GALFITM multi-band feedme or an imfit configuration: its components, values (defaults), free/fixed flags and
-constraints apply to every galaxy; a feedme's J (zeropoint), K (plate scale), D (PSF,
-when the catalog has no psf column) and E (PSF oversampling) too. Positions in the
-template and in the catalog are 1-based pixels of each cutout.
+a GALFITM multi-band feedme or an imfit configuration: its components, values
+(defaults), free/fixed flags and constraints apply to every galaxy; a feedme's J
+(zeropoint), K (plate scale), D (PSF, when the catalog has no psf column) and E (PSF
+oversampling) too. Positions in the template and in the catalog are 1-based pixels of
+each cutout.
 """
 
 from __future__ import annotations
