@@ -179,6 +179,22 @@ def _gauss_cells(samples: _Samples, dx, dy, order: int, window=None) -> torch.Te
     stay a tensor grid of three dimensions, (B, 1, Nx * order) against (B, Ny * order,
     1), so that the per-galaxy (B, 1, 1) set-up broadcasts as it is."""
     nodes, weights = gauss_legendre_unit(order, dx.dtype, dx.device)
+    return _node_cells(samples.profile, samples.names, samples.derived, samples.d_derived, samples.form,
+                       samples.d_form, dx, dy, nodes, weights, window)
+
+
+def _fused_gauss_cells(samples: _Samples, dx, dy, order: int, window=None) -> torch.Tensor:
+    """:func:`_gauss_cells` through :func:`galprof.render.fusion.run_fused`."""
+    nodes, weights = gauss_legendre_unit(order, dx.dtype, dx.device)
+    return run_fused(_node_cells, samples.profile, samples.names, samples.derived, samples.d_derived, samples.form,
+                     samples.d_form, dx, dy, nodes, weights, window)
+
+
+def _node_cells(profile, names, derived, d_derived, form, d_form, dx, dy, nodes, weights, window):
+    """The quadrature of :func:`_gauss_cells` with the nodes and weights given (a pure
+    tensor function: :func:`galprof.render.fusion.run_fused` compiles it)."""
+    samples = _Samples(profile, names, derived, d_derived, form, d_form)
+    order = nodes.shape[0]
     bsz, ny, nx = dy.shape[0], dy.shape[-2], dx.shape[-1]
     dxn = (dx.unsqueeze(-1) + nodes).reshape(dx.shape[0], 1, nx * order)
     dyn = (dy + nodes).reshape(bsz, ny * order, 1)
@@ -199,8 +215,10 @@ def _gauss_cells(samples: _Samples, dx, dy, order: int, window=None) -> torch.Te
                 columns[i] = col * keep
         value = value * keep
     weight = weights[:, None, None] * weights  # (oy, 1, ox)
-    stack = _stack(value, columns)
-    return (stack.reshape(*stack.shape[:2], ny, order, nx, order) * weight).sum((-3, -1))
+    shape = (bsz, ny * order, nx * order)
+    stack = torch.stack([value.expand(shape)] + [value.new_zeros(shape) if c is None else c.expand(shape)
+                                                 for c in columns], dim=1)
+    return (stack.reshape(bsz, stack.shape[1], ny, order, nx, order) * weight).sum((-3, -1))
 
 
 _RELATIVE_STEP = 1e-5  # of max(|value|, 0.1): central differences in float64, error ~1e-10
@@ -298,10 +316,11 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     k = torch.arange(-half_box, half_box + 1, dtype=x0.dtype, device=x0.device)
     bdx = (cx - x0)[:, None, None] + k[None, None, :]
     bdy = (cy - y0)[:, None, None] + k[None, :, None]
-    box = _gauss_cells(samples, bdx, bdy, gl_outer)
+    cells = _fused_gauss_cells if config.fused else _gauss_cells
+    box = cells(samples, bdx, bdy, gl_outer)
     inner = config.fine_box // 2 + 2
     cut = slice(half_box - inner, half_box + inner + 1)
-    patch = _gauss_cells(samples, bdx[..., cut], bdy[:, cut], config.gl_order,
+    patch = cells(samples, bdx[..., cut], bdy[:, cut], config.gl_order,
                          window=(config.window_inner, config.window_outer))
     start = torch.full_like(cx, half_box - inner).long()
     box = deconvolve_pixel(_place_patches_(box, patch, start, start, accumulate=False))[..., 2:-2, 2:-2]
