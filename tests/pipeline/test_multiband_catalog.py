@@ -200,3 +200,18 @@ def test_bad_rows_and_catalogs_are_named(survey, tmp_path):
     assert status[0] == "converged" and status[2] == "converged"
     assert status[1].startswith("failed") and "gal1 band r (image)" in status[1] and "nowhere.fits" in status[1]
     assert np.isnan(summary.table["1_MAG_r"][1])
+
+
+def test_a_template_whose_box_convolves_nothing_is_honoured(survey):
+    """``I) 40.0 40.0`` reads as GALFIT reads it, 40 x 0: nothing is convolved with the PSF,
+    for a catalog too. Fitted without the PSF, the PSF-broadened GalSim galaxies come out
+    larger than their truth (with it they would recover it, as the tests above show)."""
+    (survey / "nobox.feedme").write_text(GALFITM_TEMPLATE.replace("I) 40 40", "I) 40.0 40.0"))
+    template = template_from_file(str(survey / "nobox.feedme"))
+    assert not template.convolve and template_from_file(str(survey / "galfitm.feedme")).convolve
+    out = survey / "nobox.ecsv"
+    assert main(["batch", str(survey / "catalog.csv"), "--template", str(survey / "nobox.feedme"), "-o", str(out),
+                 "--quiet"]) == 0
+    table = Table.read(out)
+    for b, truth in enumerate(TRUTH):
+        assert table["1_RE"][b] > 1.1 * truth["r_e"], (b, table["1_RE"][b], truth["r_e"])

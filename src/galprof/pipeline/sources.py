@@ -77,7 +77,9 @@ class Template:
     For a multi-band template ``bands`` is the :class:`galprof.fitting.bands.Bands`,
     ``terms`` ((component 1-based, name), terms) of every parameter, ``zeropoint`` a
     tuple with one per band, ``psf`` a tuple with one path (or None) per band, and the
-    model's values numbers or (K,) band values; None and () for one band.
+    model's values numbers or (K,) band values; None and () for one band. ``convolve``
+    False: the feedme's convolution box has a zero side, so no cutout is convolved with
+    the PSF (as GALFIT does with that feedme).
     """
 
     model: Model
@@ -88,6 +90,13 @@ class Template:
     source: str = ""
     bands: Bands | None = None
     terms: tuple = ()
+    convolve: bool = True
+
+
+def _convolves(box) -> bool:
+    """False for a feedme's convolution box with a zero side (``I) 30.0 30.0`` read as
+    GALFIT reads it: 30 x 0): nothing is convolved with the PSF, in any cutout."""
+    return box is None or min(box) > 0
 
 
 def with_bands(template: Template, bands: Bands) -> Template:
@@ -107,7 +116,7 @@ def with_bands(template: Template, bands: Bands) -> Template:
     terms = parameter_terms(template.model, {}, n_bands)
     return Template(template.model, (float(template.zeropoint),) * n_bands, tuple(template.plate_scale),
                     None if template.psf is None else (template.psf,) * n_bands, template.psf_oversampling,
-                    template.source, bands, tuple(sorted(terms.items())))
+                    template.source, bands, tuple(sorted(terms.items())), template.convolve)
 
 
 @dataclass(frozen=True)
@@ -166,7 +175,7 @@ def template_from_file(path: str) -> Template:
     if psf is not None and not pathlib.Path(psf).is_absolute():
         psf = str(p.parent / psf)
     return Template(model_from_feedme(feedme), feedme.zeropoint, tuple(feedme.plate_scale), psf,
-                    feedme.psf_oversampling, str(p))
+                    feedme.psf_oversampling, str(p), convolve=_convolves(feedme.convolution_box))
 
 
 def _multiband_template(path: pathlib.Path) -> Template:
@@ -183,7 +192,7 @@ def _multiband_template(path: pathlib.Path) -> Template:
         raise CatalogError(f"{path}:{feedme.line_numbers.get('D', '?')}: give a PSF for every band or for none")
     return Template(model, tuple(float(z) for z in feedme.zeropoints), tuple(feedme.plate_scale),
                     None if psfs[0] is None else psfs, feedme.psf_oversampling, str(path), feedme.bands,
-                    tuple(sorted(terms.items())))
+                    tuple(sorted(terms.items())), _convolves(feedme.convolution_box))
 
 
 def _read_table(path: pathlib.Path):
@@ -484,7 +493,8 @@ def _prepare_row(source: GalaxySource, template: Template, options) -> Prepared:
     mask, auto = _with_auto(inputs, template.model, values, template.zeropoint, options, source.overrides, has_centre)
     return Prepared(source, inputs.image, inputs.sigma, mask, inputs.psf, inputs.exptime, values, auto,
                     model=template.model, zeropoint=template.zeropoint, plate_scale=tuple(template.plate_scale),
-                    psf_oversampling=template.psf_oversampling, header=inputs.header, sigma_note=inputs.sigma_note)
+                    psf_oversampling=template.psf_oversampling, header=inputs.header, sigma_note=inputs.sigma_note,
+                    convolution_box=None if template.convolve else (0, 0))
 
 
 def _band_overrides(values: list[dict], overrides: dict) -> None:
@@ -546,7 +556,8 @@ def _prepare_band_row(source: GalaxySource, template: Template, options) -> Prep
     return Prepared(source, image, sigma, mask, [b.psf for b in loaded] if all(has_psf) else None, exptimes, values,
                     auto, model=template.model, zeropoint=zeropoints, plate_scale=tuple(template.plate_scale),
                     psf_oversampling=template.psf_oversampling, header=[b.header for b in loaded],
-                    sigma_note="; ".join(notes), bands=template.bands, terms=tuple(template.terms))
+                    sigma_note="; ".join(notes), bands=template.bands, terms=tuple(template.terms),
+                    convolution_box=None if template.convolve else (0, 0))
 
 
 def _prepare_feedme(source: FeedmeSource, options) -> Prepared:
