@@ -92,12 +92,15 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
             ``lm_settings.broyden_updates``), then release it (robust to far starts).
             Only models with one luminous component are staged (multi-component fits
             do better without it; bench/RESULTS.md, issue 21).
-        perturbed_starts: after the starts and retries, restart every galaxy twice near
-            its best fit, each component with a free Sersic index made larger (R_e x2,
-            n x1.6, 0.4 mag brighter) and smaller (R_e /2, n /1.6, 0.4 mag fainter), and
-            keep the lowest chi^2 (bulge + disk fits have nearby minima in the bulge's
-            size, index and share of the light). None (default): with LM, for models
-            with two or more luminous components one of which has a free Sersic index.
+        perturbed_starts: after the starts and retries, restart a galaxy twice near
+            its best fit, each component with a free Sersic index that is nested in
+            another (fitted centres within 2 px or within the smaller of the two sizes:
+            a bulge or bar in its disk, not separate galaxies of a field) made larger
+            (R_e x2, n x1.6, 0.4 mag brighter) and smaller (R_e /2, n /1.6, 0.4 mag
+            fainter), and keep the lowest chi^2 (bulge + disk fits have nearby minima in
+            the bulge's size, index and share of the light); galaxies without nested
+            components are not restarted. None (default): with LM, for models with two
+            or more luminous components one of which has a free Sersic index.
         config: rendering settings (e.g. ``legacy_pixel_integration``).
         dtype: dtype of the rendering (float32 or float64); linear algebra is float64.
         device: torch device (e.g. "cuda").

@@ -38,7 +38,7 @@ from ..optimise.lm import LMSettings, levenberg_marquardt
 from ..optimise.problem import BatchProblem
 from ..render.config import RenderConfig
 from .setup import prepare_fit
-from .strategy import STAGE_FTOL, has_perturbed_starts, starts_near_fit
+from .strategy import STAGE_FTOL, has_perturbed_starts, restart_components, starts_near_fit
 from .bands import Bands, resolve_terms
 from .covariance import covariance_estimate
 from .flags import centres_off_region, component_signal, vanished_components
@@ -509,12 +509,18 @@ def fit_bands(model: Model, images, *, bands: Bands, terms=None, sigma=None, mas
         iterations, optimiser_converged = outcome.iterations, outcome.converged
         if perturbed_starts is None:
             perturbed_starts = has_perturbed_starts(layout)
+        restart_starts = []
         if perturbed_starts:  # bulge + disk: nearby minima that no local step leaves
-            best_chi2 = outcome.chi2
             theta_fit, _ = rows_of(coef, torch.arange(bsz, device=dev))
             fitted = layout.to_user(theta_fit.reshape(bsz * n_bands, n_free), fixed_rows).cpu().numpy()
-            starts = starts_near_fit(layout, fitted, np.arange(bsz * n_bands))
-            for start in np.split(starts, starts.shape[0] // (bsz * n_bands)):
+            # nested components (a bulge in its disk) in any band: perturbed in every band
+            which = restart_components(layout, fitted).reshape(bsz, n_bands, -1).any(1)
+            if which.any():
+                starts = starts_near_fit(layout, fitted, np.arange(bsz * n_bands), np.repeat(which, n_bands, 0))
+                restart_starts = np.split(starts, starts.shape[0] // (bsz * n_bands))
+        if restart_starts:
+            best_chi2 = outcome.chi2
+            for start in restart_starts:
                 start_rows = torch.as_tensor(start, dtype=work, device=dev)
                 start_coef = band_map.initial(layout.to_internal(start_rows).reshape(bsz, n_bands, n_free),
                                               layout.free_coordinates(start_rows).reshape(bsz, n_bands, n_free), bands)

@@ -10,7 +10,8 @@ lost a component (switched off, a centre off the fit region, a shape on its boun
 :func:`_lost_components`, the tests of :mod:`galprof.fitting.flags`) get ``retries``
 rounds of further starts, the lost components re-centred on the strongest remaining
 one; multi-component models with a free Sersic index are restarted near their best
-fit (:data:`PERTURBATIONS`). Each galaxy keeps the attempt with the lowest chi^2. The
+fit (:data:`PERTURBATIONS`) where a component with a free index is nested in another
+(:func:`restart_components`). Each galaxy keeps the attempt with the lowest chi^2. The
 batch is split among CPU workers (:mod:`galprof.fitting.workers`) once, around all of
 it. Positions are 1-based pixels, PA in degrees counter-clockwise from +y.
 """
@@ -158,25 +159,74 @@ def luminous_components(layout: ParameterLayout) -> list[int]:
             if comp.profile_class.kind != "sky" and ci in varying]
 
 
-def starts_near_fit(layout: ParameterLayout, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+#: a component with a free Sersic index is restarted near the fit only where another
+#: luminous component's fitted centre lies within this distance [pix] of its own, or
+#: within the smaller of the two components' sizes (a bulge or bar inside its disk; not
+#: separate galaxies in one field, nor neighbours 1 R_e apart or more)
+NEST_RADIUS_PX = 2.0
+
+
+def _size_column(layout: ParameterLayout, ci: int) -> int | None:
+    """The value column of component ``ci``'s first size parameter (R_e, R_s, r_out, ...)."""
+    for spec in layout.model.components[ci].profile_class.parameters:
+        if spec.is_size and (ci, spec.name) in layout.names:
+            return layout.index(ci, spec.name)
+    return None
+
+
+def restart_components(layout: ParameterLayout, values: np.ndarray) -> np.ndarray:
+    """(r, C) bool over the model's components: which components of the fits ``values``
+    (r, P; user units, 1-based pixel centres) :func:`starts_near_fit` perturbs: luminous
+    components (:func:`luminous_components`) with a free Sersic index whose fitted centre
+    lies within max(:data:`NEST_RADIUS_PX`, the smaller of the two sizes) [pix] of another
+    luminous component's (nested light profiles, whose index, size and flux split have
+    nearby minima). A galaxy with none is not restarted."""
+    comps = layout.model.components
+    rows = values.shape[0]
+    out = np.zeros((rows, len(comps)), dtype=bool)
+    lit = [ci for ci in luminous_components(layout)
+           if (ci, "x") in layout.names and (ci, "y") in layout.names]
+    for ci in lit:
+        if "n" not in comps[ci].profile_class.staged or "n" in comps[ci].fixed:
+            continue
+        xi, yi = values[:, layout.index(ci, "x")], values[:, layout.index(ci, "y")]
+        size_i = _size_column(layout, ci)
+        for cj in lit:
+            if cj == ci:
+                continue
+            distance = np.hypot(values[:, layout.index(cj, "x")] - xi, values[:, layout.index(cj, "y")] - yi)
+            size_j = _size_column(layout, cj)
+            reach = np.full(rows, NEST_RADIUS_PX)
+            if size_i is not None and size_j is not None:
+                smaller = np.minimum(np.abs(values[:, size_i]), np.abs(values[:, size_j]))
+                reach = np.maximum(reach, np.where(np.isfinite(smaller), smaller, 0.0))
+            out[:, ci] |= distance < reach
+    return out
+
+
+def starts_near_fit(layout: ParameterLayout, values: np.ndarray, rows: np.ndarray,
+                    components: np.ndarray | None = None) -> np.ndarray:
     """(len(PERTURBATIONS) * r, P) starts near the fits ``values`` (r, P) of the galaxies
-    ``rows`` (r,): every component
-    with a free Sersic index made larger, steeper and brighter, and smaller, shallower and
-    fainter (:data:`PERTURBATIONS`), the other parameters as fitted."""
+    ``rows`` (r,): the components ``components`` ((r, C) bool; default
+    :func:`restart_components`) made larger, steeper and brighter, and smaller, shallower
+    and fainter (:data:`PERTURBATIONS`), the other parameters as fitted."""
+    if components is None:
+        components = restart_components(layout, values)
     starts = []
     for size_factor, n_factor, dmag in PERTURBATIONS:
         v = values.copy()
         for ci, comp in enumerate(layout.model.components):
             profile = comp.profile_class
-            if "n" not in profile.staged or "n" in comp.fixed:
+            pick = components[:, ci]
+            if "n" not in profile.staged or "n" in comp.fixed or not pick.any():
                 continue
-            v[:, layout.index(ci, "n")] *= n_factor
+            v[pick, layout.index(ci, "n")] *= n_factor
             for spec in profile.parameters:
                 if spec.is_size and spec.name not in comp.fixed:
-                    v[:, layout.index(ci, spec.name)] *= size_factor
+                    v[pick, layout.index(ci, spec.name)] *= size_factor
             amplitude = profile.amplitude
             if amplitude is not None and amplitude not in comp.fixed and profile.spec(amplitude).unit.startswith("mag"):
-                v[:, layout.index(ci, amplitude)] += dmag
+                v[pick, layout.index(ci, amplitude)] += dmag
         starts.append(_clip_inside_bounds(layout, v, rows))
     return np.concatenate(starts, axis=0)
 
@@ -185,7 +235,8 @@ def has_perturbed_starts(layout: ParameterLayout) -> bool:
     """True when :func:`fit` restarts every galaxy near its fit by default: a model with
     at least two luminous components (:func:`luminous_components`), one of them with a
     free Sersic index (bulge + disk: the index, size and flux split of the bulge have
-    nearby minima that no local step leaves)."""
+    nearby minima that no local step leaves). Which galaxies and components are
+    restarted follows from their fits (:func:`restart_components`)."""
     comps = layout.model.components
     return len(luminous_components(layout)) >= 2 and any(
         "n" in comps[ci].profile_class.staged and "n" not in comps[ci].fixed for ci in luminous_components(layout))
@@ -223,8 +274,8 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
     (indices into the prepared batch), in this thread; keep the best attempt per galaxy:
     the ``n_starts`` starts of each, ``retries`` rounds of further starts for galaxies
     whose fit lost a component (:func:`_lost_components`), then, with
-    ``perturbed_starts``, two starts near each galaxy's best fit (:func:`starts_near_fit`).
-    All of a round's starts are rows of one batch.
+    ``perturbed_starts``, two starts near the best fit of each galaxy with nested
+    components (:func:`restart_components`, :func:`starts_near_fit`). All of a round's starts are rows of one batch.
 
     Returns (theta (b, F), values (b, P) holding the fixed parameters, chi2 (b,),
     iterations (b,): summed over every attempt, converged (b,)).
@@ -313,10 +364,13 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
         merge(local_redo, fixed_r, out_r)
     if perturbed_starts and layout.n_free:
         fitted = layout.to_user(best_theta, best_fixed, galaxies if per_galaxy else None).cpu().numpy()
-        starts = starts_near_fit(layout, fitted, galaxies_np)
-        local_p = torch.arange(bsz, device=device_).repeat(starts.shape[0] // bsz)
-        fixed_p, out_p = solve(starts, local_p)
-        merge(local_p, fixed_p, out_p)
+        which = restart_components(layout, fitted)
+        restarted = np.flatnonzero(which.any(-1))  # galaxies with nested components only
+        if restarted.size:
+            starts = starts_near_fit(layout, fitted[restarted], galaxies_np[restarted], which[restarted])
+            local_p = torch.as_tensor(restarted, device=device_).repeat(len(PERTURBATIONS))
+            fixed_p, out_p = solve(starts, local_p)
+            merge(local_p, fixed_p, out_p)
     return best_theta, best_fixed, best_chi2, iterations, converged_best
 
 
