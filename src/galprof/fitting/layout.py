@@ -549,28 +549,42 @@ class ParameterLayout:
         """(b, P, F): d(user values) / d(optimiser coordinates) at ``free`` (b, F), which are
         theta (``internal``) or the coordinates in user units.
 
-        By one reverse-mode pass with batched gradient outputs (every parameter's row at
-        once, ``is_grads_batched``): its cost grows with the number of parameters, not with
-        its square as one pass per parameter did (2.5 s for 25 Sersic components,
-        bench/RESULTS.md, issue 23). Reverse mode, unlike forward mode, may run in several
-        threads at once (the CPU worker threads)."""
+        By one reverse-mode pass through V copies of the rows (V varying parameters): copy
+        v seeds the gradient of parameter v, so one backward pass gives every row of the
+        Jacobian. The transform is elementwise per row (cheap beside a render), so its
+        cost grows with the number of parameters, not with its square as one pass per
+        parameter did (2.5 s for 25 Sersic components, bench/RESULTS.md, issue 23).
+        Reverse mode, unlike forward mode, may run in several threads at once (the CPU
+        worker threads); and unlike ``is_grads_batched`` (or any tensor ``grad_outputs``)
+        it does not import sympy on its first use (0.35 s, once per process)."""
         n_free = free.shape[1]
         if n_free == 0:
             return free.new_zeros(free.shape[0], self.n_params, 0)
         varying = list(self.varying_index)
+        bsz = free.shape[0]
+        out = free.new_zeros(bsz, self.n_params, n_free)
+        if not varying:
+            return out
+        copies = len(varying)
+        fixed_rep = fixed_values.repeat(copies, *([1] * (fixed_values.dim() - 1))) if fixed_values.dim() > 1 \
+            else fixed_values
+        if rows is None and self.batch_size is not None:  # row b is galaxy b
+            rows = torch.arange(bsz, device=free.device)
+        rows_rep = None if rows is None else torch.as_tensor(rows, device=free.device).repeat(copies)
         with torch.enable_grad():
-            f = free.detach().requires_grad_(True)
-            values = (self.to_user(f, fixed_values, rows) if internal
-                      else self.from_free_coordinates(f, fixed_values, rows))
-            out = f.new_zeros(f.shape[0], self.n_params, n_free)
-            if not varying or not values.requires_grad:
+            f = free.detach().repeat(copies, 1).requires_grad_(True)  # (V b, F), copy-major
+            values = (self.to_user(f, fixed_rep, rows_rep) if internal
+                      else self.from_free_coordinates(f, fixed_rep, rows_rep))
+            if not values.requires_grad:
                 return out
-            picked = values[:, varying]  # (b, V)
-            basis = torch.eye(len(varying), dtype=picked.dtype, device=picked.device)[:, None, :]
-            rows_v = torch.autograd.grad(picked, f, grad_outputs=basis.expand(-1, f.shape[0], -1).contiguous(),
-                                         is_grads_batched=True, allow_unused=True)[0]  # (V, b, F)
-        if rows_v is not None:
-            out[:, varying, :] = rows_v.permute(1, 0, 2)
+            seed = torch.zeros(copies, bsz, self.n_params, dtype=values.dtype, device=values.device)
+            seed[torch.arange(copies), :, torch.as_tensor(varying)] = 1.0
+            # the gradient of a scalar: torch checks explicit grad_outputs with symbolic
+            # shapes, whose first use imports sympy
+            grad = torch.autograd.grad((values * seed.reshape(copies * bsz, self.n_params)).sum(), f,
+                                       allow_unused=True)[0]
+        if grad is not None:
+            out[:, varying, :] = grad.reshape(copies, bsz, n_free).permute(1, 0, 2)
         return out
 
     def step_limits(self) -> np.ndarray:
