@@ -180,7 +180,7 @@ def ray_integral(log_j, breakpoints, tail_scale=None, decay=None, nodes=None):
     Returns:
         The integral, shape (...,).
     """
-    shape = torch.broadcast_shapes(*(p.shape for p in breakpoints))
+    shape = np.broadcast_shapes(*(p.shape for p in breakpoints))
     sample = breakpoints[0]
     t, one_minus_t, w = tanh_sinh_nodes(nodes or _NODES_PER_PART, sample.dtype, sample.device)
     tiny = _floor(sample.dtype)
@@ -237,7 +237,7 @@ def disk_line_integral(log_density, u, v, d, breakpoints, tail_radius, tail_heig
         z_d = vv * sin_i - s * cos_i
         return log_density(torch.sqrt(uu * uu + y_d * y_d + tiny * tiny), z_d.abs(), ex)
 
-    shape = torch.broadcast_shapes(u.shape, *(p.shape for p in breakpoints))
+    shape = np.broadcast_shapes(u.shape, *(p.shape for p in breakpoints))
     tau = 1.0 / (d["cos_i"].abs() / tail_height + d["sin_i"].abs() / tail_radius)
     return ray_integral(log_j, [p.expand(shape) for p in breakpoints], tau.expand(shape))
 
@@ -374,7 +374,7 @@ class GaussianRing3D(_LineOfSight):
         crossings = [((-big_b + sign * root) / big_a - v * cos_i) / sin_i for sign in (-1.0, 1.0)]
         s_mid = (v * sin_i / cos_i).clamp(min=lo, max=hi)
         points = [lo, hi, s_mid] + [p.clamp(min=lo, max=hi) for p in crossings]
-        shape = torch.broadcast_shapes(*(p.shape for p in points))
+        shape = np.broadcast_shapes(*(p.shape for p in points))
         ex = {key: val.unsqueeze(-1) for key, val in d.items()}
         uu, vv = u.unsqueeze(-1), v.unsqueeze(-1)
 
