@@ -175,7 +175,8 @@ def fit(model: Model, image, *, sigma=None, mask=None, psf=None, psf_oversamplin
         # exact Jacobians throughout: stage 1's few long steps from a far start are where
         # rank-one updates approximate J worst (with broyden_updates=3 a start 1 in n and
         # 1.5x in R_e off ended stage 1 at 5x the chi^2 and stage 2 on n's bound)
-        stage_settings = replace(lm_settings, max_iterations=stage_iterations, ftol=STAGE_FTOL, broyden_updates=0)
+        stage_settings = replace(lm_settings, max_iterations=stage_iterations, ftol=STAGE_FTOL, broyden_updates=0,
+                                 final_trial=False)
     theta, best_fixed, iterations, converged_best = optimise_batch(layout, stage_layout, stage_settings, initial,
                                                               **optimise)
     at_bound_free = layout.at_bound(theta)

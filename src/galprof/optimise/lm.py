@@ -63,6 +63,10 @@ class LMSettings:
             float32 J carries float32 precision in its entries already, and its float32
             Gram matrix is within ~3e-6 of sqrt(D_i D_j) of the float64 one, so the
             fits agree with the float64 products' within the statistical errors.
+        final_trial: where the undamped step is predicted to lower chi^2 by less than the
+            tolerances, take that step if it lowers chi^2 (True, default: one more render)
+            or stop where the galaxy is (False: for a first stage whose end is only a
+            start, see :mod:`galprof.fitting.strategy`).
     """
 
     max_iterations: int = 100
@@ -75,6 +79,7 @@ class LMSettings:
     broyden_updates: int = 0
     pass_size: int = 512
     float64_products: bool = False
+    final_trial: bool = True
 
 
 @dataclass(frozen=True)
@@ -251,7 +256,7 @@ def levenberg_marquardt(problem: BatchProblem, theta0: torch.Tensor, settings: L
         new_residual = residual.clone() if keep_jacobian else None
         last_step = torch.zeros_like(th)
         for trial_number in range(settings.max_trials):
-            pending = ~accepted if trial_number == 0 else ~accepted & ~final
+            pending = ~accepted if trial_number == 0 and settings.final_trial else ~accepted & ~final
             sub = torch.nonzero(pending).squeeze(-1)
             if sub.numel() == 0:
                 break
