@@ -234,7 +234,7 @@ def starts_near_fit(layout: ParameterLayout, values: np.ndarray, rows: np.ndarra
 
 
 def has_perturbed_starts(layout: ParameterLayout) -> bool:
-    """True when :func:`fit` restarts every galaxy near its fit by default: a model with
+    """True when :func:`fit` restarts galaxies near their fit by default: a model with
     at least two luminous components (:func:`luminous_components`), one of them with a
     free Sersic index (bulge + disk: the index, size and flux split of the bulge have
     nearby minima that no local step leaves). Which galaxies and components are
@@ -277,7 +277,8 @@ def _optimise_part(layout: ParameterLayout, initial: np.ndarray, galaxies: torch
     the ``n_starts`` starts of each, ``retries`` rounds of further starts for galaxies
     whose fit lost a component (:func:`_lost_components`), then, with
     ``perturbed_starts``, two starts near the best fit of each galaxy with nested
-    components (:func:`restart_components`, :func:`starts_near_fit`). All of a round's starts are rows of one batch.
+    components (:func:`restart_components`, :func:`starts_near_fit`). All of a round's
+    starts are rows of one batch.
 
     Returns (theta (b, F), values (b, P) holding the fixed parameters, chi2 (b,),
     iterations (b,): summed over every attempt, converged (b,)).
