@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import time
 
 import numpy as np
@@ -146,6 +147,9 @@ def main():
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"peak host RSS = {own:.0f} MiB (this process) + {children:.0f} MiB (largest worker process)")
+    # a one-off cost to watch: torch's symbolic-shape module (tensor grad_outputs,
+    # torch.broadcast_shapes) imports sympy, 0.35 s in a process's first fit
+    print(f"sympy imported by the fit: {'yes' if 'sympy' in sys.modules else 'no'}")
     bad = np.flatnonzero(~ok)
     for b in bad[:10]:
         print("  failed:", {k: round(float(v[b]), 3) for k, v in truth.items()},
