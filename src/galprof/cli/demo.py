@@ -12,16 +12,8 @@ import time
 import numpy as np
 
 from ..pipeline.demo import run_quick_demo, run_survey_demo, truth_table
-from ..plots import (
-                     BatchResults,
-                     MultiBandView,
-                     compare_figure,
-                     compare_tables,
-                     fit_figure,
-                     multiband_figure,
-                     save_figure,
-                     write_report,
-)
+from ..plots import (BatchResults, MultiBandView, compare_figure, compare_tables, fit_figure, multiband_figure,
+                     save_figure, write_report)
 
 
 def add_parser(sub) -> None:

@@ -134,23 +134,23 @@ class _Samples:
         return value, columns
 
 
-def _stack(value: torch.Tensor, columns) -> torch.Tensor:
-    """(B, 1 + K, ...): the value and its columns (zeros where None), broadcast to one shape."""
-    # numpy's shape arithmetic: torch.broadcast_shapes imports sympy on its first call
-    shape = np.broadcast_shapes(value.shape, *[c.shape for c in columns if c is not None])
+def _stack(value: torch.Tensor, columns, shape=None) -> torch.Tensor:
+    """(B, 1 + K, ...): the value and its columns (zeros where None), broadcast to
+    ``shape``, by default the broadcast of their shapes (numpy's shape arithmetic:
+    torch.broadcast_shapes imports sympy on its first call). Given ``shape``, no
+    host-side shape arithmetic runs, so that ``torch.compile`` fuses the caller."""
+    if shape is None:
+        shape = np.broadcast_shapes(value.shape, *[c.shape for c in columns if c is not None])
     parts = [value.expand(shape)] + [value.new_zeros(shape) if c is None else c.expand(shape) for c in columns]
     return torch.stack(parts, dim=1)
 
 
 def _canvas_channels(profile, names, derived, d_derived, form, d_form, dx, dy) -> torch.Tensor:
     """(B, 1 + K, Ny, Nx): a component's light and its derivatives at pixel offsets dx
-    (B, 1, Nx) and dy (B, Ny, 1) from its centre: one elementwise chain per pixel, written
-    without host-side shape arithmetic so that ``torch.compile`` fuses it
-    (:func:`galprof.render.fusion.run_fused`)."""
+    (B, 1, Nx) and dy (B, Ny, 1) from its centre: one elementwise chain per pixel
+    (:func:`galprof.render.fusion.run_fused` compiles it)."""
     value, columns = _Samples(profile, names, derived, d_derived, form, d_form)(dx, dy)
-    shape = (dx.shape[0], dy.shape[-2], dx.shape[-1])
-    parts = [value.expand(shape)] + [value.new_zeros(shape) if c is None else c.expand(shape) for c in columns]
-    return torch.stack(parts, dim=1)
+    return _stack(value, columns, (dx.shape[0], dy.shape[-2], dx.shape[-1]))
 
 
 def _place_patches_(canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tensor, col0: torch.Tensor,
@@ -170,24 +170,19 @@ def _place_patches_(canvas: torch.Tensor, patch: torch.Tensor, row0: torch.Tenso
     return canvas
 
 
-def _gauss_cells(samples: _Samples, dx, dy, order: int, window=None) -> torch.Tensor:
+def _gauss_cells(samples: _Samples, dx, dy, order: int, window=None, fused: bool = False) -> torch.Tensor:
     """(B, 1 + K, Ny, Nx): unit-pixel integrals of the profile and of its derivatives by
     Gauss-Legendre quadrature (as :func:`galprof.render.quadrature.cell_integrals_gauss`),
-    optionally times 1 - window(r) with r the circular distance from the centre.
+    optionally times 1 - window(r) with r the circular distance from the centre; with
+    ``fused``, through :func:`galprof.render.fusion.run_fused`.
 
     ``dx`` (B, 1, Nx) and ``dy`` (B, Ny, 1) are the cells' centre offsets; the nodes
     stay a tensor grid of three dimensions, (B, 1, Nx * order) against (B, Ny * order,
     1), so that the per-galaxy (B, 1, 1) set-up broadcasts as it is."""
     nodes, weights = gauss_legendre_unit(order, dx.dtype, dx.device)
-    return _node_cells(samples.profile, samples.names, samples.derived, samples.d_derived, samples.form,
-                       samples.d_form, dx, dy, nodes, weights, window)
-
-
-def _fused_gauss_cells(samples: _Samples, dx, dy, order: int, window=None) -> torch.Tensor:
-    """:func:`_gauss_cells` through :func:`galprof.render.fusion.run_fused`."""
-    nodes, weights = gauss_legendre_unit(order, dx.dtype, dx.device)
-    return run_fused(_node_cells, samples.profile, samples.names, samples.derived, samples.d_derived, samples.form,
-                     samples.d_form, dx, dy, nodes, weights, window)
+    arguments = (samples.profile, samples.names, samples.derived, samples.d_derived, samples.form, samples.d_form,
+                 dx, dy, nodes, weights, window)
+    return run_fused(_node_cells, *arguments) if fused else _node_cells(*arguments)
 
 
 def _node_cells(profile, names, derived, d_derived, form, d_form, dx, dy, nodes, weights, window):
@@ -215,9 +210,7 @@ def _node_cells(profile, names, derived, d_derived, form, d_form, dx, dy, nodes,
                 columns[i] = col * keep
         value = value * keep
     weight = weights[:, None, None] * weights  # (oy, 1, ox)
-    shape = (bsz, ny * order, nx * order)
-    stack = torch.stack([value.expand(shape)] + [value.new_zeros(shape) if c is None else c.expand(shape)
-                                                 for c in columns], dim=1)
+    stack = _stack(value, columns, (bsz, ny * order, nx * order))
     return (stack.reshape(bsz, stack.shape[1], ny, order, nx, order) * weight).sum((-3, -1))
 
 
@@ -316,12 +309,11 @@ def _analytic_light(profile, params, names, xs, ys, config: RenderConfig):
     k = torch.arange(-half_box, half_box + 1, dtype=x0.dtype, device=x0.device)
     bdx = (cx - x0)[:, None, None] + k[None, None, :]
     bdy = (cy - y0)[:, None, None] + k[None, :, None]
-    cells = _fused_gauss_cells if config.fused else _gauss_cells
-    box = cells(samples, bdx, bdy, gl_outer)
+    box = _gauss_cells(samples, bdx, bdy, gl_outer, fused=config.fused)
     inner = config.fine_box // 2 + 2
     cut = slice(half_box - inner, half_box + inner + 1)
-    patch = cells(samples, bdx[..., cut], bdy[:, cut], config.gl_order,
-                         window=(config.window_inner, config.window_outer))
+    patch = _gauss_cells(samples, bdx[..., cut], bdy[:, cut], config.gl_order,
+                         window=(config.window_inner, config.window_outer), fused=config.fused)
     start = torch.full_like(cx, half_box - inner).long()
     box = deconvolve_pixel(_place_patches_(box, patch, start, start, accumulate=False))[..., 2:-2, 2:-2]
     nb = box.shape[-1]
